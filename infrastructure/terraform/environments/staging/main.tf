@@ -1,0 +1,103 @@
+# staging: two API droplets behind a load balancer (/health checks), PostgreSQL with a
+# standby node, Redis-compatible cache, alerts. deckhand deploys to the droplets host by host.
+
+locals {
+  environment = "staging"
+  name_prefix = "${var.project}-${local.environment}"
+  api_port    = 3001
+  deploy_user = "deploy"
+}
+
+# Every resource that can carry tags gets these two; the role tag selects the API droplets.
+resource "digitalocean_tag" "environment" {
+  name = "env:${local.environment}"
+}
+
+resource "digitalocean_tag" "project" {
+  name = "project:${var.project}"
+}
+
+resource "digitalocean_tag" "api" {
+  name = "${local.name_prefix}-api"
+}
+
+locals {
+  tags = [digitalocean_tag.environment.name, digitalocean_tag.project.name]
+}
+
+module "networking" {
+  source = "../../modules/networking"
+
+  name_prefix          = local.name_prefix
+  region               = var.region
+  vpc_ip_range         = var.vpc_ip_range
+  api_droplet_tag      = digitalocean_tag.api.name
+  admin_cidrs          = var.admin_cidrs
+  api_port             = local.api_port
+  load_balancer_uids   = module.api_cluster.load_balancer_ids
+  database_cluster_ids = { postgres = module.database.cluster_id, redis = module.redis.cluster_id }
+}
+
+module "api_cluster" {
+  source = "../../modules/api-cluster"
+
+  name_prefix            = local.name_prefix
+  region                 = var.region
+  vpc_id                 = module.networking.vpc_id
+  droplet_count          = var.droplet_count
+  droplet_size           = var.droplet_size
+  ssh_key_fingerprints   = var.ssh_key_fingerprints
+  ops_ssh_public_keys    = var.ops_ssh_public_keys
+  deploy_ssh_public_keys = var.deploy_ssh_public_keys
+  droplet_tag            = digitalocean_tag.api.name
+  tags                   = local.tags
+  backups                = true
+  api_port               = local.api_port
+  load_balancer_enabled  = true
+  certificate_name       = var.certificate_name
+}
+
+module "database" {
+  source = "../../modules/database"
+
+  name_prefix = local.name_prefix
+  region      = var.region
+  vpc_id      = module.networking.vpc_id
+  tags        = local.tags
+  size        = var.db_size
+  node_count  = var.db_node_count
+}
+
+module "redis" {
+  source = "../../modules/redis"
+
+  name_prefix = local.name_prefix
+  region      = var.region
+  vpc_id      = module.networking.vpc_id
+  tags        = local.tags
+  size        = var.redis_size
+}
+
+module "monitoring" {
+  source = "../../modules/monitoring"
+
+  name_prefix          = local.name_prefix
+  droplet_tag          = digitalocean_tag.api.name
+  alert_emails         = var.alert_emails
+  slack_channel        = var.slack_channel
+  slack_webhook_url    = var.slack_webhook_url
+  uptime_check_enabled = true
+  health_check_url     = "${var.certificate_name == "" ? "http" : "https"}://${module.api_cluster.load_balancer_ip}/health"
+}
+
+resource "digitalocean_project" "this" {
+  name        = local.name_prefix
+  description = "${var.project} ${local.environment} (managed by Terraform, deployed by deckhand)"
+  purpose     = "Service or API"
+  environment = "Staging"
+  resources = concat(
+    module.api_cluster.droplet_urns,
+    module.api_cluster.load_balancer_urns,
+    [module.database.cluster_urn, module.redis.cluster_urn],
+  )
+}

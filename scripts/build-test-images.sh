@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Builds deckhand's test images without Docker Hub and pushes them to the local test registry
+# (start it first: scripts/test-services.sh). Everything is FROM scratch:
+#
+#   REGISTRY/deckhand/demo:a000001 ... a000007   good releases, distinct images, built in this
+#                                                order at least 1 s apart (prune sorts by Created)
+#   REGISTRY/deckhand/demo:bad0001               always unhealthy (DEMO_UNHEALTHY=1)
+#   REGISTRY/deckhand/demo:5100001               slow: listens only after 600 s
+#   REGISTRY/deckhand/demo:e000001               exits with code 3 300 ms after start
+#   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch)
+#
+# The tags stay in the local image store too. Docker's layer cache keeps a re-run fast and the
+# images (and their Created times) unchanged when nothing changed.
+#
+#   bash scripts/build-test-images.sh
+#
+# Environment: DECKHAND_TEST_REGISTRY (default 127.0.0.1:5000), CARGO_TARGET_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REGISTRY=${DECKHAND_TEST_REGISTRY:-127.0.0.1:5000}
+TARGET=x86_64-unknown-linux-gnu
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/$TARGET/release/deckhand-demo
+DEMO_REPO=$REGISTRY/deckhand/demo
+NGINX_IMAGE=$REGISTRY/deckhand/nginx:stable
+
+# "TAG [KNOB=VALUE]", in build (= Created) order; a knob is a build-arg of
+# infrastructure/docker/demo/Dockerfile that ends up in the image's ENV.
+DEMO_SPECS=(a000001 a000002 a000003 a000004 a000005 a000006 a000007
+    "bad0001 DEMO_UNHEALTHY=1" "5100001 DEMO_START_DELAY_MS=600000" "e000001 DEMO_EXIT_AFTER_MS=300")
+
+say() { echo "build-test-images: $*"; }
+die() { echo "build-test-images: error: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"; }
+
+started=$(date +%s)
+need docker "install docker.io (apt-get install docker.io)"
+need cargo "install Rust (rustup, https://rustup.rs) with the $TARGET target"
+need curl "install curl (apt-get install curl)"
+need ldd "install libc-bin"
+need readelf "install binutils (apt-get install binutils)"
+[ -x /usr/sbin/nginx ] || die "/usr/sbin/nginx not found: install nginx-light (apt-get install nginx-light)"
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || die "static glibc not found: install libc6-dev (apt-get install libc6-dev)"
+docker info >/dev/null 2>&1 || die "dockerd does not answer: run scripts/test-services.sh (as root)"
+curl -fsS -o /dev/null --max-time 5 "http://$REGISTRY/v2/" \
+    || die "no registry answers at http://$REGISTRY/v2/: run scripts/test-services.sh"
+
+work=$(mktemp -d /tmp/deckhand-test-images.XXXXXX)
+trap 'rm -rf -- "$work"' EXIT
+source_url=$(git -C "$ROOT" remote get-url origin 2>/dev/null || echo deckhand)
+
+# --- 1. the static demo binary --------------------------------------------------------------
+say "building the static demo binary (cargo build --release -p deckhand-demo --target $TARGET)"
+t0=$(date +%s)
+# crt-static only for the target (build scripts and proc-macros stay dynamic host binaries).
+(cd "$ROOT" && env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release -p deckhand-demo --target "$TARGET")
+[ -x "$BIN" ] || die "cargo did not produce $BIN"
+# glibc static-pie: ldd says "statically linked" (a non-PIE one: "not a dynamic executable").
+if ldd "$BIN" 2>&1 | grep -qE 'not a dynamic executable|statically linked' \
+    && ! readelf -lW "$BIN" | grep -q 'Requesting program interpreter' \
+    && ! readelf -dW "$BIN" | grep -q '(NEEDED)'; then
+    say "binary is static: $BIN ($(ldd "$BIN" 2>&1 | xargs)), $(($(date +%s) - t0)) s"
+else
+    ldd "$BIN" >&2 || true
+    die "$BIN is not a static binary (a scratch image has no libc)"
+fi
+
+mkdir -p "$work/demo"
+if command -v strip >/dev/null; then
+    strip -o "$work/demo/deckhand-demo" "$BIN"
+else
+    cp "$BIN" "$work/demo/deckhand-demo"
+fi
+
+# --- 2. the nginx rootfs --------------------------------------------------------------------
+mkdir -p "$work/proxy"
+bash "$ROOT/infrastructure/docker/proxy/build-rootfs.sh" "$work/proxy/rootfs" | sed 's/^/  /'
+nginx_version=$(/usr/sbin/nginx -v 2>&1 | sed 's|^nginx version: nginx/||')
+
+# --- 3. images ------------------------------------------------------------------------------
+created_epoch() { date -d "$(docker image inspect -f '{{.Created}}' "$1")" +%s.%N; }
+now_epoch() { date +%s.%N; }
+gt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
+
+stamp=$( (sha256sum "$work/demo/deckhand-demo" "$ROOT/infrastructure/docker/demo/Dockerfile" | cut -c1-64
+    printf '%s\n' "${DEMO_SPECS[@]}") | sha256sum | cut -c1-16)
+
+# build_demo TAG [KNOB=VALUE]: one demo image, VERSION and GIT_SHA = TAG. Always from scratch
+# (--no-cache): Docker's cache would hand back an older image with its older Created time.
+build_demo() {
+    local tag=$1 knob=${2:-} image=$DEMO_REPO:$1 old id
+    local args=(--no-cache --build-arg "VERSION=$tag" --build-arg "GIT_SHA=$tag"
+        --build-arg "SOURCE=$source_url" --build-arg "BUILD_STAMP=$stamp")
+    if [ -n "$knob" ]; then args+=(--build-arg "$knob"); fi
+    old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+    if ! id=$(docker build -q "${args[@]}" -t "$image" \
+        -f "$ROOT/infrastructure/docker/demo/Dockerfile" "$work/demo" 2>"$work/build.err"); then
+        cat "$work/build.err" >&2
+        die "docker build of $image failed"
+    fi
+    remove_if_untagged "$old" "$id"
+}
+
+# The image a tag pointed to before a rebuild: removed if no tag and no container uses it.
+remove_if_untagged() {
+    local old=$1 new=$2
+    if [ -n "$old" ] && [ "$old" != "$new" ] \
+        && [ -z "$(docker image inspect -f '{{join .RepoTags ","}}' "$old" 2>/dev/null)" ]; then
+        docker rmi "$old" >/dev/null 2>&1 || true
+    fi
+}
+
+# All demo images present, built from this binary/Dockerfile/knobs, Created in order >= 1 s apart?
+demo_up_to_date() {
+    local prev=0 spec tag c s v
+    for spec in "${DEMO_SPECS[@]}"; do
+        read -r tag _ <<<"$spec"
+        read -r s v c < <(docker image inspect -f \
+            '{{index .Config.Labels "dev.deckhand.test-image.stamp"}} {{index .Config.Labels "org.opencontainers.image.version"}} {{.Created}}' \
+            "$DEMO_REPO:$tag" 2>/dev/null) || return 1
+        [ "$s" = "$stamp" ] && [ "$v" = "$tag" ] || return 1
+        c=$(date -d "$c" +%s.%N)
+        gt "$c" "$(awk -v p="$prev" 'BEGIN { printf "%.3f", p + 0.999 }')" || return 1
+        prev=$c
+    done
+}
+
+if demo_up_to_date; then
+    say "demo images are up to date (stamp $stamp): not rebuilding"
+else
+    say "building demo images (${DEMO_SPECS[*]%% *}), >= 1 s apart"
+    t0=$(date +%s)
+    last=0
+    for spec in "${DEMO_SPECS[@]}"; do
+        read -r tag knob <<<"$spec"
+        # Start only once the previous image's Created time is more than 1 s in the past.
+        while ! gt "$(now_epoch)" "$(awk -v l="$last" 'BEGIN { printf "%.3f", l + 1.05 }')"; do
+            sleep 0.1
+        done
+        build_demo "$tag" "$knob"
+        last=$(created_epoch "$DEMO_REPO:$tag")
+        env=$(docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$DEMO_REPO:$tag")
+        grep -qx "DEMO_VERSION=$tag" <<<"$env" || die "$DEMO_REPO:$tag lacks DEMO_VERSION=$tag"
+        [ -z "$knob" ] || grep -qx "$knob" <<<"$env" || die "$DEMO_REPO:$tag lacks $knob"
+    done
+    demo_up_to_date || die "demo images' Created times are not increasing 1 s apart (clock?)"
+    say "demo images built in $(($(date +%s) - t0)) s"
+fi
+
+say "building $NGINX_IMAGE (nginx $nginx_version)"
+old=$(docker image inspect -f '{{.Id}}' "$NGINX_IMAGE" 2>/dev/null || true)
+if ! docker build -q -t "$NGINX_IMAGE" \
+    --build-arg "NGINX_VERSION=$nginx_version" --build-arg "GIT_SHA=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --build-arg "SOURCE=$source_url" \
+    -f "$ROOT/infrastructure/docker/proxy/Dockerfile" "$work/proxy" >/dev/null 2>"$work/build.err"; then
+    cat "$work/build.err" >&2
+    die "docker build of $NGINX_IMAGE failed"
+fi
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$NGINX_IMAGE")"
+# Smoke tests: the demo binary runs in its image; nginx's config parses inside its image.
+docker run --rm "$DEMO_REPO:${DEMO_SPECS[0]}" --version >/dev/null 2>"$work/demo.err" || {
+    cat "$work/demo.err" >&2
+    die "deckhand-demo does not run inside $DEMO_REPO:${DEMO_SPECS[0]}"
+}
+docker run --rm "$NGINX_IMAGE" nginx -t >/dev/null 2>"$work/nginx-t.err" || {
+    cat "$work/nginx-t.err" >&2
+    die "nginx -t fails inside $NGINX_IMAGE"
+}
+
+# --- 4. push --------------------------------------------------------------------------------
+say "pushing to $REGISTRY"
+t0=$(date +%s)
+images=()
+for spec in "${DEMO_SPECS[@]}"; do
+    read -r tag _ <<<"$spec"
+    images+=("$DEMO_REPO:$tag")
+done
+images+=("$NGINX_IMAGE")
+for image in "${images[@]}"; do
+    docker push "$image" >"$work/push.log" 2>&1 || {
+        cat "$work/push.log" >&2
+        die "docker push $image failed"
+    }
+done
+tags=$(curl -fsS "http://$REGISTRY/v2/deckhand/demo/tags/list")
+for spec in "${DEMO_SPECS[@]}"; do
+    read -r tag _ <<<"$spec"
+    grep -q "\"$tag\"" <<<"$tags" || die "the registry does not list deckhand/demo:$tag ($tags)"
+done
+say "pushed ${#images[@]} images in $(($(date +%s) - t0)) s"
+
+# --- summary --------------------------------------------------------------------------------
+echo
+printf '%-40s %-19s %-30s %s\n' IMAGE ID CREATED SIZE
+for image in "${images[@]}"; do
+    read -r id created size < <(docker image inspect -f '{{.Id}} {{.Created}} {{.Size}}' "$image")
+    id=${id#sha256:}
+    printf '%-40s %-19s %-30s %s\n' "$image" "${id:0:12}" "$created" \
+        "$(awk -v s="$size" 'BEGIN { printf "%.2f MB", s / 1000000 }')"
+done
+echo
+say "done in $(($(date +%s) - started)) s"

@@ -1,0 +1,824 @@
+//! Finding, parsing and validating `deckhand.toml`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+use toml::Spanned;
+
+use super::model::{Config, Defaults, Environment, HostSpec, HostTarget, Service};
+use super::raw::{RawConfig, RawEnv, RawHost, RawService};
+use super::ConfigError;
+use crate::util::parse_duration;
+
+const DEFAULT_STATE_DIR: &str = "/var/lib/deckhand";
+const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// Where the config is looked for when `--config` is not given, in order.
+pub fn discover(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let mut candidates = vec![PathBuf::from("deckhand.toml")];
+    if let Some(dir) = xdg_config_home() {
+        candidates.push(dir.join("deckhand").join("config.toml"));
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or(ConfigError::NotFound {
+            looked_at: candidates,
+        })
+}
+
+fn xdg_config_home() -> Option<PathBuf> {
+    match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")),
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, path)
+}
+
+/// Validates config text; `path` is used for messages and to resolve relative paths.
+pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    Validator { text, path }.config(raw)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+static SERVICE_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]{0,39}$").expect("static regex"));
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9_-]{0,39}$").expect("static regex"));
+static VAR_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("static regex"));
+// OCI distribution: host[:port]/path components, lowercase, no tag or digest.
+static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+        .expect("static regex")
+});
+static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+        .expect("static regex")
+});
+static HOST_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.@:\[\]-]{1,253}$").expect("static regex"));
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> usize {
+        line_col(self.text, s.span().start).0
+    }
+
+    fn invalid<T>(
+        &self,
+        at: &Spanned<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: self.line(at),
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn invalid_at_line(
+        &self,
+        line: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let connect_timeout = match &raw.defaults.connect_timeout {
+            Some(s) => self.duration(s, "defaults.connect_timeout")?,
+            None => Duration::from_secs(10),
+        };
+        let defaults = Defaults {
+            user: raw.defaults.user.as_ref().map(|s| s.get_ref().clone()),
+            identity_file: raw
+                .defaults
+                .identity_file
+                .as_ref()
+                .map(|s| expand_home(s.get_ref())),
+            known_hosts: raw
+                .defaults
+                .known_hosts
+                .as_ref()
+                .map(|s| expand_home(s.get_ref())),
+            connect_timeout,
+        };
+        let default_socket = raw
+            .defaults
+            .docker_socket
+            .as_ref()
+            .map(|s| s.get_ref().clone());
+        let default_state_dir = raw
+            .defaults
+            .state_dir
+            .as_ref()
+            .map(|s| s.get_ref().clone());
+
+        if raw.service.is_empty() {
+            return Err(self.invalid_at_line(
+                1,
+                "service",
+                "no [[service]] is defined",
+                "add a [[service]] table with at least `name` and `image` (see assets/deckhand.example.toml)",
+            ));
+        }
+        let mut services = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+        for s in raw.service {
+            let svc = self.service(&s)?;
+            if !names.insert(svc.name.clone()) {
+                return Err(self.invalid(
+                    &s.get_ref().name,
+                    "service.name",
+                    format!("service `{}` is defined twice", svc.name),
+                    "give each [[service]] a unique name",
+                ));
+            }
+            if let Some(other) = ports.insert(svc.public_port, svc.name.clone()) {
+                return Err(self.invalid(
+                    &s,
+                    format!("service.{}.public_port", svc.name),
+                    format!(
+                        "port {} is already the public port of service `{other}`",
+                        svc.public_port
+                    ),
+                    "each service's proxy needs its own public port on the host",
+                ));
+            }
+            services.push(svc);
+        }
+
+        if raw.env.is_empty() {
+            return Err(self.invalid_at_line(
+                1,
+                "env",
+                "no environment is defined",
+                "add e.g. `[env.dev]` with `hosts = [\"local\"]`",
+            ));
+        }
+        let mut envs = BTreeMap::new();
+        for (name, env) in raw.env {
+            let ctx = HostDefaults {
+                defaults: &defaults,
+                docker_socket: default_socket.as_deref(),
+                state_dir: default_state_dir.as_deref(),
+            };
+            let e = self.environment(&name, &env, &ctx)?;
+            envs.insert(name, e);
+        }
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            defaults,
+            services,
+            envs,
+        })
+    }
+
+    fn duration(&self, s: &Spanned<String>, field: &str) -> Result<Duration, ConfigError> {
+        parse_duration(s.get_ref()).map_err(|m| {
+            self.invalid(
+                s,
+                field,
+                m,
+                "write a duration such as \"500ms\", \"30s\", \"5m\"",
+            )
+        })
+    }
+
+    fn port(&self, p: &Spanned<i64>, field: &str) -> Result<u16, ConfigError> {
+        u16::try_from(*p.get_ref())
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| {
+                self.invalid(
+                    p,
+                    field,
+                    format!("{} is not a TCP port", p.get_ref()),
+                    "use a number from 1 to 65535",
+                )
+            })
+    }
+
+    fn service(&self, s: &Spanned<RawService>) -> Result<Service, ConfigError> {
+        let r = s.get_ref();
+        let name = r.name.get_ref().clone();
+        if !SERVICE_NAME.is_match(&name) {
+            return Err(self.invalid(
+                &r.name,
+                "service.name",
+                format!("`{name}` is not a valid service name"),
+                "use lowercase letters, digits and `-` (it becomes part of container names), at most 40 characters",
+            ));
+        }
+        let f = |field: &str| format!("service.{name}.{field}");
+        let image = r.image.get_ref().clone();
+        if !REPOSITORY.is_match(&image) {
+            let fix = if image.contains('@') || image.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+                "give the repository without a tag or digest: tags are the git SHAs you deploy"
+            } else {
+                "use an image repository such as registry.example.com/acme/api (lowercase)"
+            };
+            return Err(self.invalid(
+                &r.image,
+                f("image"),
+                format!("`{image}` is not an image repository"),
+                fix,
+            ));
+        }
+        let app_port = match &r.app_port {
+            Some(p) => self.port(p, &f("app_port"))?,
+            None => 3000,
+        };
+        let public_port = match &r.public_port {
+            Some(p) => self.port(p, &f("public_port"))?,
+            None => 3001,
+        };
+        let health_path = match &r.health_path {
+            Some(p) if !p.get_ref().starts_with('/') || p.get_ref().contains(char::is_whitespace) => {
+                return Err(self.invalid(
+                    p,
+                    f("health_path"),
+                    format!("`{}` is not an HTTP path", p.get_ref()),
+                    "start it with `/`, e.g. \"/health\"",
+                ));
+            }
+            Some(p) => p.get_ref().clone(),
+            None => "/health".to_string(),
+        };
+        let proxy_image = match &r.proxy_image {
+            Some(p) if !IMAGE_REF.is_match(p.get_ref()) => {
+                return Err(self.invalid(
+                    p,
+                    f("proxy_image"),
+                    format!("`{}` is not an image reference", p.get_ref()),
+                    "use an nginx image such as \"nginx:stable-alpine\"",
+                ));
+            }
+            Some(p) => p.get_ref().clone(),
+            None => "nginx:stable-alpine".to_string(),
+        };
+        let keep_images = match &r.keep_images {
+            Some(k) if *k.get_ref() < 1 || *k.get_ref() > 1000 => {
+                return Err(self.invalid(
+                    k,
+                    f("keep_images"),
+                    format!("{} images is not a retention count", k.get_ref()),
+                    "keep at least 1 image (the default is 5)",
+                ));
+            }
+            Some(k) => usize::try_from(*k.get_ref()).unwrap_or(5),
+            None => 5,
+        };
+        let health_timeout = match &r.health_timeout {
+            Some(d) => self.duration(d, &f("health_timeout"))?,
+            None => Duration::from_secs(60),
+        };
+        if health_timeout.is_zero() {
+            return Err(self.invalid(
+                s,
+                f("health_timeout"),
+                "a zero health timeout can never pass",
+                "use e.g. \"60s\"",
+            ));
+        }
+        let drain = match &r.drain {
+            Some(d) => self.duration(d, &f("drain"))?,
+            None => Duration::from_secs(5),
+        };
+        let stop_timeout = match &r.stop_timeout {
+            Some(d) => self.duration(d, &f("stop_timeout"))?,
+            None => Duration::from_secs(10),
+        };
+        let protected_tags = match &r.protected_tags {
+            Some(t) => t.get_ref().clone(),
+            None => vec!["latest".into(), "stable".into(), "v*".into()],
+        };
+        let mut env = BTreeMap::new();
+        for (k, v) in &r.env {
+            if !VAR_NAME.is_match(k) {
+                return Err(self.invalid(
+                    v,
+                    f(&format!("env.{k}")),
+                    format!("`{k}` is not an environment variable name"),
+                    "use letters, digits and `_`, not starting with a digit",
+                ));
+            }
+            if crate::redact::is_secret_name(k) || crate::redact::redact_text(v.get_ref()) != *v.get_ref() {
+                return Err(self.invalid(
+                    v,
+                    f(&format!("env.{k}")),
+                    format!("`{k}` looks like a secret, and secrets never go in the config file"),
+                    format!(
+                        "remove it here and put it in the service's env file on the host ({})",
+                        r.env_file
+                            .as_ref()
+                            .map_or_else(|| format!("/etc/deckhand/{name}.env"), |p| p.get_ref().clone())
+                    ),
+                ));
+            }
+            env.insert(k.clone(), v.get_ref().clone());
+        }
+        let env_file = match &r.env_file {
+            Some(p) if !p.get_ref().starts_with('/') => {
+                return Err(self.invalid(
+                    p,
+                    f("env_file"),
+                    format!("`{}` is not an absolute path", p.get_ref()),
+                    "give the path on the host, e.g. \"/etc/deckhand/api.env\"",
+                ));
+            }
+            Some(p) => p.get_ref().clone(),
+            None => format!("/etc/deckhand/{name}.env"),
+        };
+        Ok(Service {
+            name,
+            image,
+            app_port,
+            health_path,
+            public_port,
+            proxy_image,
+            keep_images,
+            health_timeout,
+            drain,
+            stop_timeout,
+            protected_tags,
+            env,
+            env_file,
+            auto_prune: r.auto_prune.unwrap_or(false),
+        })
+    }
+
+    fn environment(
+        &self,
+        name: &str,
+        env: &Spanned<RawEnv>,
+        ctx: &HostDefaults<'_>,
+    ) -> Result<Environment, ConfigError> {
+        if !ENV_NAME.is_match(name) {
+            return Err(self.invalid(
+                env,
+                format!("env.{name}"),
+                format!("`{name}` is not a valid environment name"),
+                "use lowercase letters, digits, `-` and `_`",
+            ));
+        }
+        let r = env.get_ref();
+        let mut hosts = Vec::new();
+        for h in &r.hosts {
+            hosts.push(self.short_host(name, h, ctx)?);
+        }
+        for h in &r.host {
+            hosts.push(self.long_host(name, h, ctx)?);
+        }
+        if let Some(inv) = &r.ansible_inventory {
+            hosts.extend(self.inventory_hosts(name, inv, r.ansible_group.as_ref(), ctx)?);
+        }
+        if hosts.is_empty() {
+            return Err(self.invalid(
+                env,
+                format!("env.{name}.hosts"),
+                format!("environment `{name}` has no hosts"),
+                "add hosts = [\"local\"] or ssh destinations such as \"deploy@203.0.113.10\"",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for h in &hosts {
+            if !seen.insert(h.name.clone()) {
+                return Err(self.invalid(
+                    env,
+                    format!("env.{name}.hosts"),
+                    format!("host `{}` appears twice", h.name),
+                    "list each host once",
+                ));
+            }
+        }
+        Ok(Environment {
+            name: name.to_string(),
+            protected: r.protected,
+            read_only: r.read_only,
+            hosts,
+        })
+    }
+
+    fn check_destination(&self, env: &str, d: &Spanned<String>) -> Result<(), ConfigError> {
+        let v = d.get_ref();
+        if v.starts_with('-') || !HOST_NAME.is_match(v) {
+            return Err(self.invalid(
+                d,
+                format!("env.{env}.hosts"),
+                format!("`{v}` is not an ssh destination"),
+                "write user@host, host, or an alias from ~/.ssh/config (no spaces, not starting with `-`)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn short_host(
+        &self,
+        env: &str,
+        h: &Spanned<String>,
+        ctx: &HostDefaults<'_>,
+    ) -> Result<HostSpec, ConfigError> {
+        let v = h.get_ref();
+        if v == "local" {
+            return Ok(ctx.local());
+        }
+        self.check_destination(env, h)?;
+        Ok(ctx.ssh(v.clone(), v.clone(), None, None, None, None, None, None))
+    }
+
+    fn long_host(
+        &self,
+        env: &str,
+        h: &Spanned<RawHost>,
+        ctx: &HostDefaults<'_>,
+    ) -> Result<HostSpec, ConfigError> {
+        let r = h.get_ref();
+        let name = r.name.get_ref().clone();
+        if !HOST_NAME.is_match(&name) {
+            return Err(self.invalid(
+                &r.name,
+                format!("env.{env}.host.name"),
+                format!("`{name}` is not a usable host name"),
+                "use letters, digits, `.`, `-` and `_`",
+            ));
+        }
+        let destination = match &r.ssh {
+            Some(d) if d.get_ref() == "local" => {
+                let mut spec = ctx.local();
+                spec.name = name;
+                if let Some(s) = &r.docker_socket {
+                    spec.docker_socket = s.get_ref().clone();
+                }
+                if let Some(s) = &r.state_dir {
+                    spec.state_dir = s.get_ref().clone();
+                }
+                return Ok(spec);
+            }
+            Some(d) => {
+                self.check_destination(env, d)?;
+                d.get_ref().clone()
+            }
+            None => name.clone(),
+        };
+        let port = match &r.port {
+            Some(p) => Some(self.port(p, &format!("env.{env}.host.{name}.port"))?),
+            None => None,
+        };
+        Ok(ctx.ssh(
+            name,
+            destination,
+            r.user.as_ref().map(|s| s.get_ref().clone()),
+            port,
+            r.identity_file.as_ref().map(|s| expand_home(s.get_ref())),
+            r.known_hosts.as_ref().map(|s| expand_home(s.get_ref())),
+            r.docker_socket.as_ref().map(|s| s.get_ref().clone()),
+            r.state_dir.as_ref().map(|s| s.get_ref().clone()),
+        ))
+    }
+
+    fn inventory_hosts(
+        &self,
+        env: &str,
+        inv: &Spanned<String>,
+        group: Option<&Spanned<String>>,
+        ctx: &HostDefaults<'_>,
+    ) -> Result<Vec<HostSpec>, ConfigError> {
+        let field = format!("env.{env}.ansible_inventory");
+        // Relative to the config file, so the repository's inventory works from any directory.
+        let path = self
+            .path
+            .parent()
+            .map_or_else(|| PathBuf::from(inv.get_ref()), |d| d.join(inv.get_ref()));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.invalid(
+                inv,
+                &field,
+                format!("cannot read {}: {e}", path.display()),
+                "give the inventory's path relative to this config file",
+            )
+        })?;
+        let hosts = super::ansible_inventory::hosts_from_inventory(
+            &text,
+            group.map(|g| g.get_ref().as_str()),
+        )
+        .map_err(|e| {
+            self.invalid(
+                inv,
+                &field,
+                format!("{}: {e}", path.display()),
+                "fix the inventory, or list the hosts with `hosts = [...]`",
+            )
+        })?;
+        let mut out = Vec::new();
+        for h in hosts {
+            let destination = h.address.clone().unwrap_or_else(|| h.name.clone());
+            if destination.starts_with('-') || !HOST_NAME.is_match(&destination) {
+                return Err(self.invalid(
+                    inv,
+                    &field,
+                    format!("host `{}` has the unusable address `{destination}`", h.name),
+                    "set ansible_host to an IP or DNS name",
+                ));
+            }
+            out.push(ctx.ssh(
+                h.name,
+                destination,
+                h.user,
+                h.port,
+                h.identity_file.map(|p| expand_home(&p)),
+                None,
+                None,
+                None,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+struct HostDefaults<'a> {
+    defaults: &'a Defaults,
+    docker_socket: Option<&'a str>,
+    state_dir: Option<&'a str>,
+}
+
+impl HostDefaults<'_> {
+    fn local(&self) -> HostSpec {
+        HostSpec {
+            name: "local".into(),
+            target: HostTarget::Local,
+            docker_socket: self
+                .docker_socket
+                .unwrap_or(DEFAULT_DOCKER_SOCKET)
+                .to_string(),
+            state_dir: self
+                .state_dir
+                .map_or_else(local_state_dir, str::to_string),
+            connect_timeout: self.defaults.connect_timeout,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ssh(
+        &self,
+        name: String,
+        destination: String,
+        user: Option<String>,
+        port: Option<u16>,
+        identity_file: Option<PathBuf>,
+        known_hosts: Option<PathBuf>,
+        docker_socket: Option<String>,
+        state_dir: Option<String>,
+    ) -> HostSpec {
+        HostSpec {
+            name,
+            target: HostTarget::Ssh {
+                destination,
+                user: user.or_else(|| self.defaults.user.clone()),
+                port,
+                identity_file: identity_file.or_else(|| self.defaults.identity_file.clone()),
+                known_hosts: known_hosts.or_else(|| self.defaults.known_hosts.clone()),
+            },
+            docker_socket: docker_socket
+                .or_else(|| self.docker_socket.map(str::to_string))
+                .unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.to_string()),
+            state_dir: state_dir
+                .or_else(|| self.state_dir.map(str::to_string))
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string()),
+            connect_timeout: self.defaults.connect_timeout,
+        }
+    }
+}
+
+/// On the local machine root uses the droplet layout; anyone else keeps deckhand's host state
+/// under their own state directory, since `/var/lib` is not theirs to write.
+fn local_state_dir() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let is_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if is_root {
+        return DEFAULT_STATE_DIR.to_string();
+    }
+    let base = match std::env::var_os("XDG_STATE_HOME") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/state"))
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+    };
+    base.join("deckhand/local-host").display().to_string()
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        load_str(text, Path::new("deckhand.toml"))
+    }
+
+    const GOOD: &str = r#"
+[defaults]
+user = "deploy"
+identity_file = "/keys/id"
+
+[[service]]
+name = "api"
+image = "registry.example.com/acme/api"
+env = { NODE_ENV = "production" }
+
+[env.dev]
+hosts = ["local"]
+
+[env.staging]
+protected = true
+hosts = ["deploy@203.0.113.10", "staging-api-2"]
+
+[[env.lab.host]]
+name = "lab-1"
+ssh = "root@127.0.0.1"
+port = 2222
+known_hosts = "/tmp/kh"
+"#;
+
+    #[test]
+    fn the_design_example_loads_with_defaults() {
+        let c = parse(GOOD).expect("valid");
+        let api = c.service("api").expect("api");
+        assert_eq!(api.app_port, 3000);
+        assert_eq!(api.public_port, 3001);
+        assert_eq!(api.keep_images, 5);
+        assert_eq!(api.health_timeout, Duration::from_secs(60));
+        assert_eq!(api.env_file, "/etc/deckhand/api.env");
+        assert_eq!(c.default_env(), Some("dev"));
+        let staging = c.env("staging").expect("staging");
+        assert!(staging.protected);
+        assert_eq!(staging.hosts.len(), 2);
+        match &staging.hosts[1].target {
+            HostTarget::Ssh { destination, user, identity_file, .. } => {
+                assert_eq!(destination, "staging-api-2");
+                assert_eq!(user.as_deref(), Some("deploy"));
+                assert_eq!(identity_file.as_deref(), Some(Path::new("/keys/id")));
+            }
+            HostTarget::Local => panic!("expected ssh"),
+        }
+        let lab = &c.env("lab").expect("lab").hosts[0];
+        assert_eq!(lab.name, "lab-1");
+        assert!(matches!(&lab.target, HostTarget::Ssh { port: Some(2222), .. }));
+        assert_eq!(c.env("dev").expect("dev").hosts[0].target, HostTarget::Local);
+    }
+
+    #[test]
+    fn errors_name_file_line_field_and_fix() {
+        let text = GOOD.replace("name = \"api\"\n", "name = \"api\"\napp_port = 0\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("deckhand.toml:8: `service.api.app_port`"), "{e}");
+        assert!(e.contains("Fix: use a number from 1 to 65535"), "{e}");
+    }
+
+    #[test]
+    fn typos_are_syntax_errors_with_a_position() {
+        let text = GOOD.replace("name = \"api\"\n", "name = \"api\"\nhelth_path = \"/h\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("deckhand.toml:8:"), "{e}");
+        assert!(e.contains("helth_path"), "{e}");
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused() {
+        let text = GOOD.replace("NODE_ENV = \"production\"", "DB_PASSWORD = \"hunter2\"");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("looks like a secret"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let text = GOOD.replace("NODE_ENV = \"production\"", "DB = \"postgres://a:b@c/d\"");
+        assert!(parse(&text).unwrap_err().to_string().contains("looks like a secret"));
+    }
+
+    #[test]
+    fn an_image_with_a_tag_is_refused_with_the_reason() {
+        let text = GOOD.replace("acme/api\"", "acme/api:latest\"");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("without a tag"), "{e}");
+    }
+
+    #[test]
+    fn option_like_destinations_are_refused() {
+        let text = GOOD.replace("\"staging-api-2\"", "\"-oProxyCommand=evil\"");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("not an ssh destination"), "{e}");
+    }
+
+    #[test]
+    fn bad_durations_and_duplicate_ports() {
+        let text = GOOD.replace("name = \"api\"\n", "name = \"api\"\ndrain = \"5 minutes\"\n");
+        assert!(parse(&text).unwrap_err().to_string().contains("drain"));
+        let text = format!(
+            "{GOOD}\n[[service]]\nname = \"web\"\nimage = \"acme/web\"\n"
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("already the public port of service `api`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_env_lists_known_ones() {
+        let c = parse(GOOD).expect("valid");
+        let e = c.env("prod").unwrap_err().to_string();
+        assert!(e.contains("known: dev, lab, staging"), "{e}");
+    }
+
+    #[test]
+    fn hosts_can_come_from_the_ansible_inventory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("inv.yml"),
+            "all:\n  children:\n    api:\n      hosts:\n        api-1:\n          ansible_host: 203.0.113.7\n          ansible_user: ops\n          deckhand_user: deploy\n",
+        )
+        .expect("write");
+        let text = "[[service]]\nname=\"api\"\nimage=\"acme/api\"\n[env.staging]\nansible_inventory = \"inv.yml\"\nansible_group = \"api\"\n";
+        let c = load_str(text, &dir.path().join("deckhand.toml")).expect("valid");
+        let h = &c.env("staging").expect("env").hosts[0];
+        assert_eq!(h.name, "api-1");
+        match &h.target {
+            HostTarget::Ssh { destination, user, .. } => {
+                assert_eq!(destination, "203.0.113.7");
+                assert_eq!(user.as_deref(), Some("deploy"));
+            }
+            HostTarget::Local => panic!("ssh expected"),
+        }
+        let bad = text.replace("ansible_group = \"api\"", "ansible_group = \"web\"");
+        let e = load_str(&bad, &dir.path().join("deckhand.toml")).unwrap_err().to_string();
+        assert!(e.contains("ansible_inventory"), "{e}");
+        assert!(e.contains("api"), "lists the groups that exist: {e}");
+    }
+
+    #[test]
+    fn the_shipped_example_and_inventories_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = load(&root.join("assets/deckhand.example.toml")).expect("example config is valid");
+        assert!(!c.services.is_empty());
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,11 @@
+//! `deckhand.toml`: where it is found, what it may say, and the checked model the rest uses.
+
+pub mod ansible_inventory;
+mod error;
+mod load;
+mod model;
+mod raw;
+
+pub use error::ConfigError;
+pub use load::{discover, load, load_str};
+pub use model::{Config, Defaults, Environment, HostSpec, HostTarget, Service};

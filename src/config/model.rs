@@ -1,0 +1,121 @@
+//! The checked configuration: every value here has passed validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ConfigError;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (for messages), or `<inline>`.
+    pub path: PathBuf,
+    pub defaults: Defaults,
+    pub services: Vec<Service>,
+    pub envs: BTreeMap<String, Environment>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// Image repository; tags are git SHAs.
+    pub image: String,
+    pub app_port: u16,
+    pub health_path: String,
+    pub public_port: u16,
+    pub proxy_image: String,
+    pub keep_images: usize,
+    pub health_timeout: Duration,
+    pub drain: Duration,
+    pub stop_timeout: Duration,
+    /// Glob patterns (`*` only) of tags prune never removes.
+    pub protected_tags: Vec<String>,
+    /// Clear (non-secret) variables passed to the app.
+    pub env: BTreeMap<String, String>,
+    /// Path on the host of the secrets env file.
+    pub env_file: String,
+    pub auto_prune: bool,
+}
+
+impl Service {
+    pub fn network_name(&self) -> String {
+        format!("deckhand-{}", self.name)
+    }
+    pub fn proxy_container(&self) -> String {
+        format!("{}-proxy", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    /// Destructive actions need typed confirmation in the console.
+    pub protected: bool,
+    /// Nothing that changes a host may run.
+    pub read_only: bool,
+    pub hosts: Vec<HostSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSpec {
+    /// How the operator refers to the host (`--host NAME`, tables).
+    pub name: String,
+    pub target: HostTarget,
+    /// Path of the Docker socket on the host.
+    pub docker_socket: String,
+    /// Directory on the host for deckhand's audit log and locks.
+    pub state_dir: String,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTarget {
+    /// The Docker engine of this machine, no SSH.
+    Local,
+    Ssh {
+        /// An ssh destination or `~/.ssh/config` alias, passed to ssh as is.
+        destination: String,
+        user: Option<String>,
+        port: Option<u16>,
+        identity_file: Option<PathBuf>,
+        known_hosts: Option<PathBuf>,
+    },
+}
+
+impl Config {
+    pub fn env(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.envs.get(name).ok_or_else(|| ConfigError::UnknownEnv {
+            path: self.path.clone(),
+            name: name.to_string(),
+            known: self.envs.keys().cloned().collect(),
+        })
+    }
+
+    pub fn service(&self, name: &str) -> Result<&Service, ConfigError> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ConfigError::UnknownService {
+                path: self.path.clone(),
+                name: name.to_string(),
+                known: self.services.iter().map(|s| s.name.clone()).collect(),
+            })
+    }
+
+    /// The environment used when none is named: `dev` if present, else the first one.
+    pub fn default_env(&self) -> Option<&str> {
+        if self.envs.contains_key("dev") {
+            Some("dev")
+        } else {
+            self.envs.keys().next().map(String::as_str)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The file as written, with source spans, before validation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub service: Vec<Spanned<RawService>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<RawEnv>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub user: Option<Spanned<String>>,
+    pub identity_file: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub docker_socket: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: Spanned<String>,
+    pub image: Spanned<String>,
+    pub app_port: Option<Spanned<i64>>,
+    pub health_path: Option<Spanned<String>>,
+    pub public_port: Option<Spanned<i64>>,
+    pub proxy_image: Option<Spanned<String>>,
+    pub keep_images: Option<Spanned<i64>>,
+    pub health_timeout: Option<Spanned<String>>,
+    pub drain: Option<Spanned<String>>,
+    pub stop_timeout: Option<Spanned<String>>,
+    pub protected_tags: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    pub env_file: Option<Spanned<String>>,
+    pub auto_prune: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnv {
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub host: Vec<Spanned<RawHost>>,
+    pub ansible_inventory: Option<Spanned<String>>,
+    pub ansible_group: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub name: Spanned<String>,
+    pub ssh: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub identity_file: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub docker_socket: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
+}

@@ -1,0 +1,16 @@
+//! deckhand: blue/green releases of Docker services on a few droplets, as a console and a CLI.
+//!
+//! The layout follows the architecture (see `docs/architecture.md`): `config` reads and validates
+//! `deckhand.toml`; `transport` reaches a host (local engine or SSH); `state` reads a host back
+//! per the on-droplet contract; `release` changes it; `cli` prints; `monitor` and `tui` build on
+//! the same pieces.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod redact;
+pub mod release;
+pub mod state;
+pub mod transport;
+pub mod util;

@@ -1,0 +1,74 @@
+use thiserror::Error;
+
+use crate::transport::TransportError;
+
+/// Why an action did not complete. Each says what happened to the service: for everything but
+/// `Transport` and `Locked`, the previous release still serves.
+#[derive(Debug, Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+
+    #[error("{host}: {service} is locked by {holder}\n  {hint}")]
+    Locked {
+        host: String,
+        service: String,
+        holder: String,
+        hint: String,
+    },
+
+    #[error("{host}: {message}")]
+    Plan { host: String, message: String },
+
+    #[error("{host}: image {image} cannot be pulled: {detail}")]
+    Pull {
+        host: String,
+        image: String,
+        detail: String,
+    },
+
+    #[error("{host}: the new {color} container ({sha}) did not become healthy; {live_note}\n{report}")]
+    Unhealthy {
+        host: String,
+        color: String,
+        sha: String,
+        live_note: String,
+        report: String,
+    },
+
+    #[error("{host}: switching the proxy failed: {detail}; {live_note}")]
+    Switch {
+        host: String,
+        detail: String,
+        live_note: String,
+    },
+
+    #[error("{host}: Docker: {detail}")]
+    Docker { host: String, detail: String },
+
+    #[error("{host}: aborted by the operator before the switch; {live_note}")]
+    Aborted { host: String, live_note: String },
+
+    #[error("{0}")]
+    Refused(String),
+
+    /// A failure before the switch that does not say it itself: the old release still serves.
+    #[error("{source}\n  Nothing was switched: {live_note}.")]
+    BeforeSwitch {
+        #[source]
+        source: Box<ReleaseError>,
+        live_note: String,
+    },
+}
+
+impl ReleaseError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Transport(_) => crate::exit::UNREACHABLE,
+            Self::Locked { .. } => crate::exit::LOCKED,
+            Self::Refused(_) => crate::exit::USAGE,
+            Self::BeforeSwitch { source, .. } => source.exit_code(),
+            _ => crate::exit::ACTION_FAILED,
+        }
+    }
+}

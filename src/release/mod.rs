@@ -1,0 +1,20 @@
+//! The release engine: the one implementation of blue/green that the console and CI both use.
+//!
+//! `plan` decides (pure, unit-tested); `execute` carries a plan out on one host and reports
+//! typed `events`; `lock` and `audit` are the host-side records every operator shares.
+
+pub mod actor;
+pub mod audit;
+pub mod events;
+pub mod execute;
+pub mod lock;
+pub mod plan;
+pub mod prune;
+pub mod proxy;
+pub mod pull;
+mod error;
+
+pub use error::ReleaseError;
+pub use events::{Event, EventSink, Step};
+pub use execute::{ActionOptions, HostOutcome, deploy_on_host, rollback_on_host};
+pub use plan::{DeployPlan, Target, plan_deploy, plan_rollback};

@@ -1,0 +1,390 @@
+//! Deciding what an action will do, from what the host runs: a pure function of state.
+//!
+//! The confirmation dialog shows a plan and the executor runs exactly that plan, so what an
+//! operator approved is what happens.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+use super::Step;
+use crate::config::Service;
+use crate::state::{Color, ContainerState, ServiceStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Deploy,
+    Rollback,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+/// What to roll back or deploy to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Ref(String),
+    Previous,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployPlan {
+    pub action: Action,
+    pub host: String,
+    pub service: String,
+    pub from_color: Option<Color>,
+    pub from_sha: Option<String>,
+    pub to_color: Color,
+    pub to_sha: String,
+    pub image: String,
+    /// The target color's container already holds the target release: start it, no pull, no create.
+    pub reuse_existing: bool,
+    /// The target already serves and is healthy: nothing to change.
+    pub noop: bool,
+    /// No proxy yet (first deploy): create it after the new color is healthy.
+    pub create_proxy: bool,
+    pub steps: Vec<Step>,
+}
+
+impl DeployPlan {
+    /// One sentence for dialogs and prompts.
+    pub fn summary(&self) -> String {
+        if self.noop {
+            return format!(
+                "{}: {} already serves {} ({}); nothing to do",
+                self.host, self.service, self.to_sha, self.to_color
+            );
+        }
+        let from = match (&self.from_color, &self.from_sha) {
+            (Some(c), Some(s)) => format!("{s} ({c})"),
+            (Some(c), None) => format!("? ({c})"),
+            _ => "nothing".to_string(),
+        };
+        let how = if self.reuse_existing {
+            "restart the kept container"
+        } else {
+            "new container"
+        };
+        format!(
+            "{}: {} {} → {} ({}, {how})",
+            self.host, self.service, from, self.to_sha, self.to_color
+        )
+    }
+}
+
+static TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex"));
+
+/// A REF is a git SHA (7-40 hex) or an OCI image tag; anything else is refused before it gets
+/// near a host.
+pub fn validate_ref(r: &str) -> Result<(), String> {
+    if TAG.is_match(r) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{r}` is neither a git SHA (7-40 hex characters) nor an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"
+        ))
+    }
+}
+
+/// Plans deploying `tag` of `service` on a host whose current state is `status`.
+pub fn plan_deploy(
+    status: &ServiceStatus,
+    service: &Service,
+    host: &str,
+    tag: &str,
+    action: Action,
+) -> Result<DeployPlan, String> {
+    validate_ref(tag)?;
+    let running = |c: Color| {
+        status
+            .color(c)
+            .is_some_and(|s| s.state == ContainerState::Running)
+    };
+    // The live color is the one the proxy routes to, if that container actually runs.
+    let live = status.live_color.filter(|c| running(*c));
+    let to_color = match status.live_color {
+        Some(c) => c.other(),
+        None => Color::BOTH
+            .into_iter()
+            .find(|c| !running(*c))
+            .unwrap_or(Color::Blue),
+    };
+    let from_sha = live.and_then(|c| status.color(c).and_then(|s| s.sha.clone()));
+    let image = format!("{}:{tag}", service.image);
+
+    let live_is_target = live.is_some_and(|c| {
+        status.color(c).is_some_and(|s| {
+            s.sha.as_deref() == Some(tag)
+                && s.health.as_ref().is_none_or(crate::state::HealthReport::is_healthy)
+        })
+    });
+    let noop = live_is_target && status.proxy.running;
+    let reuse_existing = status
+        .color(to_color)
+        .is_some_and(|s| s.sha.as_deref() == Some(tag) && s.image == image);
+    let create_proxy = !status.proxy.exists;
+
+    let steps = if noop {
+        vec![Step::Lock, Step::Audit, Step::Unlock]
+    } else {
+        let mut s = vec![Step::Lock];
+        if !reuse_existing {
+            s.extend([Step::Pull, Step::Network, Step::Create]);
+        }
+        s.extend([Step::Start, Step::Health, Step::Proxy, Step::Switch, Step::Confirm]);
+        if live.is_some() {
+            s.extend([Step::Drain, Step::StopOld]);
+        }
+        if service.auto_prune && action == Action::Deploy {
+            s.push(Step::Prune);
+        }
+        s.extend([Step::Audit, Step::Unlock]);
+        s
+    };
+    Ok(DeployPlan {
+        action,
+        host: host.to_string(),
+        service: service.name.clone(),
+        from_color: live,
+        from_sha,
+        to_color: if noop { live.unwrap_or(to_color) } else { to_color },
+        to_sha: tag.to_string(),
+        image,
+        reuse_existing,
+        noop,
+        create_proxy,
+        steps,
+    })
+}
+
+/// Plans a rollback: by default to the release kept stopped in the idle color; with a REF, to
+/// any release whose image the host still has.
+pub fn plan_rollback(
+    status: &ServiceStatus,
+    service: &Service,
+    host: &str,
+    target: &Target,
+) -> Result<DeployPlan, String> {
+    let tag = match target {
+        Target::Previous => {
+            let live = status.live_color.ok_or_else(|| {
+                "nothing is live on this host, so there is no previous release; deploy a SHA instead"
+                    .to_string()
+            })?;
+            let idle = status.color(live.other()).ok_or_else(|| {
+                format!(
+                    "the {} color has no container, so there is no previous release here; name one: deckhand rollback <SHA> (retained: {})",
+                    live.other(),
+                    retained(status)
+                )
+            })?;
+            idle.sha.clone().ok_or_else(|| {
+                format!("the {} container has no deckhand.sha label", live.other())
+            })?
+        }
+        Target::Ref(r) => {
+            validate_ref(r)?;
+            let known = status.images.iter().any(|i| &i.tag == r)
+                || Color::BOTH
+                    .iter()
+                    .any(|c| status.color(*c).is_some_and(|s| s.sha.as_deref() == Some(r)));
+            if !known {
+                return Err(format!(
+                    "{r} is not retained on this host (retained: {}); deploy it instead to pull it",
+                    retained(status)
+                ));
+            }
+            r.clone()
+        }
+    };
+    plan_deploy(status, service, host, &tag, Action::Rollback)
+}
+
+fn retained(status: &ServiceStatus) -> String {
+    if status.images.is_empty() {
+        "none".into()
+    } else {
+        status
+            .images
+            .iter()
+            .map(|i| i.tag.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::{ColorStatus, ImageInfo, ProxyStatus};
+
+    fn service() -> Service {
+        crate::config::load_str(
+            "[[service]]\nname=\"api\"\nimage=\"reg/acme/api\"\n[env.dev]\nhosts=[\"local\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("valid")
+        .services[0]
+            .clone()
+    }
+
+    fn color(state: ContainerState, sha: &str) -> ColorStatus {
+        ColorStatus {
+            state,
+            sha: Some(sha.into()),
+            image: format!("reg/acme/api:{sha}"),
+            container_id: "id".into(),
+            deployed_at: None,
+            deployed_by: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            docker_health: None,
+            host_port: Some(1),
+            health: None,
+        }
+    }
+
+    fn status(live: Option<Color>, blue: Option<ColorStatus>, green: Option<ColorStatus>) -> ServiceStatus {
+        let mut colors = BTreeMap::new();
+        colors.insert(Color::Blue, blue);
+        colors.insert(Color::Green, green);
+        let images = ["c3", "b2", "a1"]
+            .iter()
+            .map(|t| ImageInfo {
+                tag: format!("{t}00000"),
+                id: (*t).into(),
+                created: String::new(),
+                created_unix: 0,
+                size_bytes: 1,
+                in_use_by: None,
+                protected: false,
+                also_tagged: vec![],
+            })
+            .collect();
+        ServiceStatus {
+            name: "api".into(),
+            live_color: live,
+            live_sha: None,
+            proxy: ProxyStatus {
+                exists: live.is_some(),
+                running: live.is_some(),
+                image: None,
+                public_port: Some(3001),
+                upstream: None,
+            },
+            colors,
+            images,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn first_deploy_goes_to_blue_and_creates_the_proxy() {
+        let p = plan_deploy(&status(None, None, None), &service(), "h", "a100000", Action::Deploy)
+            .expect("plan");
+        assert_eq!(p.to_color, Color::Blue);
+        assert!(p.create_proxy);
+        assert_eq!(p.from_color, None);
+        assert!(!p.steps.contains(&Step::StopOld), "nothing to stop");
+        assert!(p.steps.contains(&Step::Pull));
+        assert_eq!(p.summary(), "h: api nothing → a100000 (blue, new container)");
+    }
+
+    #[test]
+    fn a_deploy_goes_to_the_idle_color_and_stops_the_live_one() {
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "a100000")),
+            Some(color(ContainerState::Exited, "0900000")),
+        );
+        let p = plan_deploy(&s, &service(), "h", "b200000", Action::Deploy).expect("plan");
+        assert_eq!(p.to_color, Color::Green);
+        assert_eq!(p.from_color, Some(Color::Blue));
+        assert_eq!(p.from_sha.as_deref(), Some("a100000"));
+        assert!(!p.reuse_existing);
+        assert!(!p.create_proxy);
+        assert_eq!(
+            p.steps,
+            [
+                Step::Lock, Step::Pull, Step::Network, Step::Create, Step::Start, Step::Health,
+                Step::Proxy, Step::Switch, Step::Confirm, Step::Drain, Step::StopOld, Step::Audit,
+                Step::Unlock
+            ]
+        );
+    }
+
+    #[test]
+    fn rollback_defaults_to_the_stopped_color_without_pull_or_create() {
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "b200000")),
+            Some(color(ContainerState::Exited, "a100000")),
+        );
+        let p = plan_rollback(&s, &service(), "h", &Target::Previous).expect("plan");
+        assert_eq!(p.action, Action::Rollback);
+        assert_eq!(p.to_sha, "a100000");
+        assert_eq!(p.to_color, Color::Green);
+        assert!(p.reuse_existing);
+        assert!(!p.steps.contains(&Step::Pull));
+        assert!(!p.steps.contains(&Step::Create));
+    }
+
+    #[test]
+    fn rollback_without_a_previous_release_says_what_to_do() {
+        let s = status(Some(Color::Blue), Some(color(ContainerState::Running, "b200000")), None);
+        let e = plan_rollback(&s, &service(), "h", &Target::Previous).unwrap_err();
+        assert!(e.contains("deckhand rollback <SHA>"), "{e}");
+        assert!(e.contains("c300000, b200000, a100000"), "{e}");
+    }
+
+    #[test]
+    fn rollback_to_an_unretained_sha_is_refused() {
+        let s = status(Some(Color::Blue), Some(color(ContainerState::Running, "b200000")), None);
+        let e = plan_rollback(&s, &service(), "h", &Target::Ref("dddddd0".into())).unwrap_err();
+        assert!(e.contains("not retained"), "{e}");
+        assert!(plan_rollback(&s, &service(), "h", &Target::Ref("a100000".into())).is_ok());
+    }
+
+    #[test]
+    fn deploying_what_already_serves_is_a_noop() {
+        let s = status(Some(Color::Blue), Some(color(ContainerState::Running, "b200000")), None);
+        let p = plan_deploy(&s, &service(), "h", "b200000", Action::Deploy).expect("plan");
+        assert!(p.noop);
+        assert_eq!(p.steps, [Step::Lock, Step::Audit, Step::Unlock]);
+    }
+
+    #[test]
+    fn a_dead_live_color_is_replaced_from_the_other_side() {
+        // Proxy routes to blue but blue was stopped by hand: deploy to green, nothing to stop.
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Exited, "b200000")),
+            None,
+        );
+        let p = plan_deploy(&s, &service(), "h", "c300000", Action::Deploy).expect("plan");
+        assert_eq!(p.to_color, Color::Green);
+        assert_eq!(p.from_color, None);
+        assert!(!p.steps.contains(&Step::StopOld));
+    }
+
+    #[test]
+    fn refs_are_validated() {
+        assert!(validate_ref("abc1234").is_ok());
+        assert!(validate_ref("v1.2.3").is_ok());
+        for bad in ["", "-rf", "a b", "x;rm -rf /", "$(id)", "../etc", &"a".repeat(129)] {
+            assert!(validate_ref(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Image retention: keep the N most recent, never an image a color uses, never a protected tag.
+
+use serde::Serialize;
+
+use super::proxy::docker_err;
+use super::ReleaseError;
+use crate::config::Service;
+use crate::state::{ImageInfo, ServiceStatus};
+use crate::transport::Host;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PruneItem {
+    pub tag: String,
+    pub size_bytes: u64,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrunePlan {
+    pub host: String,
+    pub keep: usize,
+    pub kept: Vec<String>,
+    pub remove: Vec<PruneItem>,
+    /// Bytes freed: images whose every tag in the repository goes.
+    pub reclaim_bytes: u64,
+}
+
+/// The retention rule, as a pure function of the host's images (newest first).
+pub fn plan_prune(host: &str, status: &ServiceStatus, keep: usize) -> PrunePlan {
+    let mut kept = Vec::new();
+    let mut remove = Vec::new();
+    let mut recent = 0usize;
+    let images: &[ImageInfo] = &status.images;
+    for img in images {
+        let in_use = img.in_use_by.is_some()
+            || crate::state::Color::BOTH
+                .iter()
+                .any(|c| status.color(*c).is_some_and(|s| s.sha.as_deref() == Some(img.tag.as_str())));
+        if in_use || img.protected {
+            kept.push(img.tag.clone());
+            continue;
+        }
+        if recent < keep {
+            recent += 1;
+            kept.push(img.tag.clone());
+            continue;
+        }
+        remove.push(img);
+    }
+    // An image is freed only when all its tags go (a kept tag keeps the layers).
+    let mut reclaim = 0u64;
+    let mut counted = std::collections::BTreeSet::new();
+    for img in &remove {
+        let all_tags_go = img
+            .also_tagged
+            .iter()
+            .all(|t| remove.iter().any(|r| &r.tag == t));
+        if all_tags_go && counted.insert(img.id.clone()) {
+            reclaim += img.size_bytes;
+        }
+    }
+    PrunePlan {
+        host: host.to_string(),
+        keep,
+        kept,
+        remove: remove
+            .into_iter()
+            .map(|i| PruneItem {
+                tag: i.tag.clone(),
+                size_bytes: i.size_bytes,
+                created: i.created.clone(),
+            })
+            .collect(),
+        reclaim_bytes: reclaim,
+    }
+}
+
+/// Removes what the plan names (untagging; Docker frees the layers with the last tag).
+/// Returns the tags actually removed.
+pub async fn execute(host: &Host, service: &Service, plan: &PrunePlan) -> Result<Vec<String>, ReleaseError> {
+    let mut removed = Vec::new();
+    for item in &plan.remove {
+        let image = format!("{}:{}", service.image, item.tag);
+        match host.docker.remove_image(&image, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
+            Ok(_) => removed.push(item.tag.clone()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(docker_err(host, &format!("remove {image}"), &e)),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::{Color, ProxyStatus};
+
+    fn img(tag: &str, created: i64, in_use: Option<Color>, protected: bool) -> ImageInfo {
+        ImageInfo {
+            tag: tag.into(),
+            id: format!("id-{tag}"),
+            created: String::new(),
+            created_unix: created,
+            size_bytes: 100,
+            in_use_by: in_use,
+            protected,
+            also_tagged: vec![],
+        }
+    }
+
+    fn status(images: Vec<ImageInfo>) -> ServiceStatus {
+        let mut colors = BTreeMap::new();
+        colors.insert(Color::Blue, None);
+        colors.insert(Color::Green, None);
+        ServiceStatus {
+            name: "api".into(),
+            live_color: None,
+            live_sha: None,
+            proxy: ProxyStatus { exists: false, running: false, image: None, public_port: None, upstream: None },
+            colors,
+            images,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_n_plus_in_use_and_protected() {
+        let s = status(vec![
+            img("a7", 7, None, false),
+            img("a6", 6, Some(Color::Blue), false),
+            img("a5", 5, None, false),
+            img("latest", 4, None, true),
+            img("a3", 3, None, false),
+            img("a2", 2, Some(Color::Green), false),
+            img("a1", 1, None, false),
+        ]);
+        let p = plan_prune("h", &s, 2);
+        let removed: Vec<&str> = p.remove.iter().map(|r| r.tag.as_str()).collect();
+        assert_eq!(removed, ["a3", "a1"]);
+        assert_eq!(p.kept, ["a7", "a6", "a5", "latest", "a2"]);
+        assert_eq!(p.reclaim_bytes, 200);
+    }
+
+    #[test]
+    fn shared_images_free_nothing_while_a_tag_stays() {
+        let mut a = img("old1", 1, None, false);
+        a.id = "same".into();
+        a.also_tagged = vec!["v1.0.0".into()];
+        let mut b = img("v1.0.0", 1, None, true);
+        b.id = "same".into();
+        b.also_tagged = vec!["old1".into()];
+        let s = status(vec![img("new", 9, None, false), a, b]);
+        let p = plan_prune("h", &s, 1);
+        assert_eq!(p.remove.len(), 1);
+        assert_eq!(p.reclaim_bytes, 0);
+    }
+
+    #[test]
+    fn nothing_to_do_when_under_the_limit() {
+        let s = status(vec![img("a2", 2, None, false), img("a1", 1, None, false)]);
+        assert!(plan_prune("h", &s, 5).remove.is_empty());
+    }
+}

@@ -1,0 +1,17 @@
+//! A read-only model of what a host runs, built from Docker, the proxy's live config and the
+//! host's deckhand files. Nothing here changes a host.
+
+pub mod contract;
+pub mod health;
+mod images;
+mod model;
+pub mod proxy_conf;
+mod read;
+
+pub use health::{HealthBody, HealthReport, probe_health};
+pub use images::{image_tag, is_protected_tag};
+pub use model::{
+    Color, ColorStatus, ContainerState, EnvStatus, HostFacts, HostStatus, ImageInfo, ProxyStatus,
+    ServiceStatus,
+};
+pub use read::{read_env, read_file_from_container as read_file_from_container_pub, read_host, read_service, status_of_host};

@@ -1,0 +1,480 @@
+//! Reading hosts back: containers, proxy route, images, health and host facts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary};
+use bollard::query_parameters::{
+    DownloadFromContainerOptions, ListContainersOptions, ListImagesOptions,
+};
+use futures_util::{StreamExt, future::join_all};
+
+use super::contract::{
+    LABEL_COLOR, LABEL_DEPLOYED_AT, LABEL_DEPLOYED_BY, LABEL_SERVICE, LABEL_SHA, PROXY_CONF_DIR,
+    PROXY_CONF_FILE,
+};
+use super::model::{DiskUse, HostFacts};
+use super::{
+    Color, ColorStatus, ContainerState, EnvStatus, HostStatus, ImageInfo, ProxyStatus,
+    ServiceStatus, image_tag, is_protected_tag, probe_health, proxy_conf,
+};
+use crate::config::{Environment, HostSpec, Service};
+use crate::transport::Host;
+
+/// How long one `/health` probe may take during a status read.
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Reads every host of an environment concurrently; a slow or dead host only delays its own row
+/// (each connect is bounded by the host's connect timeout).
+pub async fn read_env(env: &Environment, services: &[Service]) -> EnvStatus {
+    let hosts = join_all(env.hosts.iter().map(|h| status_of_host(h, services))).await;
+    EnvStatus {
+        env: env.name.clone(),
+        hosts,
+    }
+}
+
+/// Connects, reads and disconnects one host. Never fails: an unreachable host is a row too.
+pub async fn status_of_host(spec: &HostSpec, services: &[Service]) -> HostStatus {
+    let started = Instant::now();
+    match Host::connect(spec).await {
+        Ok(host) => {
+            let mut status = read_host(&host, services).await;
+            host.close().await;
+            status.read_ms = elapsed_ms(started);
+            status
+        }
+        Err(e) => HostStatus {
+            name: spec.name.clone(),
+            reachable: false,
+            error: Some(e.to_string()),
+            facts: None,
+            services: Vec::new(),
+            read_ms: elapsed_ms(started),
+        },
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a connected host.
+pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
+    let started = Instant::now();
+    let (facts, svc_results) = tokio::join!(
+        read_facts(host),
+        join_all(services.iter().map(|s| read_service(host, s)))
+    );
+    let mut error = None;
+    let mut out = Vec::new();
+    for (svc, r) in services.iter().zip(svc_results) {
+        match r {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                error = Some(format!("{}: reading service `{}` failed: {e}", host.name(), svc.name));
+            }
+        }
+    }
+    HostStatus {
+        name: host.name().to_string(),
+        reachable: true,
+        error,
+        facts: Some(facts),
+        services: out,
+        read_ms: elapsed_ms(started),
+    }
+}
+
+/// Reads one service on a connected host.
+pub async fn read_service(host: &Host, service: &Service) -> Result<ServiceStatus, bollard::errors::Error> {
+    let docker = &host.docker;
+    let mut filters = HashMap::new();
+    filters.insert(
+        "label".to_string(),
+        vec![format!("{LABEL_SERVICE}={}", service.name)],
+    );
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+
+    let mut colors: BTreeMap<Color, Option<ColorStatus>> =
+        Color::BOTH.iter().map(|c| (*c, None)).collect();
+    let mut inspections = Vec::new();
+    for c in &containers {
+        let Some(color) = label(c, LABEL_COLOR).and_then(Color::parse) else {
+            continue;
+        };
+        // Only the contract's own names count: a stray labelled container is not a color.
+        let expected = format!("/{}-{}", service.name, color);
+        if !c.names.as_ref().is_some_and(|n| n.iter().any(|x| *x == expected)) {
+            continue;
+        }
+        if let Some(id) = &c.id {
+            inspections.push((color, id.clone()));
+        }
+    }
+    let inspected = join_all(
+        inspections
+            .iter()
+            .map(|(_, id)| docker.inspect_container(id, None)),
+    )
+    .await;
+    for ((color, _), ins) in inspections.into_iter().zip(inspected) {
+        let ins = ins?;
+        colors.insert(color, Some(color_status(&ins, service)));
+    }
+
+    // Health of every running color, concurrently.
+    let probes: Vec<(Color, u16)> = colors
+        .iter()
+        .filter_map(|(c, s)| {
+            s.as_ref()
+                .filter(|s| s.state == ContainerState::Running)
+                .and_then(|s| s.host_port.map(|p| (*c, p)))
+        })
+        .collect();
+    let reports = join_all(
+        probes
+            .iter()
+            .map(|(_, port)| probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)),
+    )
+    .await;
+    for ((color, _), report) in probes.into_iter().zip(reports) {
+        if let Some(Some(s)) = colors.get_mut(&color) {
+            s.health = Some(report);
+        }
+    }
+
+    let proxy = read_proxy(host, service).await?;
+    let route = match &proxy.upstream {
+        Some(conf) => proxy_conf::parse(service, conf),
+        None => None,
+    };
+    let live_color = route.as_ref().map(|(c, _)| *c);
+    let live_sha = live_color.and_then(|c| {
+        colors
+            .get(&c)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.sha.clone())
+            .or_else(|| route.as_ref().and_then(|(_, sha)| sha.clone()))
+    });
+    let proxy = ProxyStatus {
+        upstream: live_color.map(|c| format!("{}-{c}:{}", service.name, service.app_port)),
+        ..proxy
+    };
+
+    let images = read_images(host, service, &colors).await?;
+    let mut status = ServiceStatus {
+        name: service.name.clone(),
+        live_color,
+        live_sha,
+        proxy,
+        colors,
+        images,
+        problems: Vec::new(),
+    };
+    status.problems = problems(&status);
+    Ok(status)
+}
+
+fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
+    c.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatus {
+    let labels = ins.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+    let state = ins.state.as_ref();
+    let host_port = ins
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .and_then(|p| p.get(&format!("{}/tcp", service.app_port)))
+        .and_then(Option::as_ref)
+        .and_then(|bindings| {
+            bindings
+                .iter()
+                .find_map(|b| b.host_port.as_deref().and_then(|p| p.parse().ok()))
+        });
+    ColorStatus {
+        state: state
+            .and_then(|s| s.status)
+            .map_or(ContainerState::Unknown, |s| ContainerState::parse(&s.to_string())),
+        sha: labels.get(LABEL_SHA).cloned(),
+        image: ins
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
+        container_id: ins.id.clone().unwrap_or_default(),
+        deployed_at: labels.get(LABEL_DEPLOYED_AT).cloned(),
+        deployed_by: labels.get(LABEL_DEPLOYED_BY).cloned(),
+        started_at: state.and_then(|s| s.started_at.clone()).filter(|t| !t.starts_with("0001")),
+        finished_at: state.and_then(|s| s.finished_at.clone()).filter(|t| !t.starts_with("0001")),
+        exit_code: state.and_then(|s| s.exit_code),
+        docker_health: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status)
+            .map(|s| s.to_string()),
+        host_port,
+        health: None,
+    }
+}
+
+async fn read_proxy(host: &Host, service: &Service) -> Result<ProxyStatus, bollard::errors::Error> {
+    let name = service.proxy_container();
+    let ins = match host.docker.inspect_container(&name, None).await {
+        Ok(i) => i,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            return Ok(ProxyStatus {
+                exists: false,
+                running: false,
+                image: None,
+                public_port: None,
+                upstream: None,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let running = ins.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+    let public_port = ins
+        .host_config
+        .as_ref()
+        .and_then(|h| h.port_bindings.as_ref())
+        .and_then(|p| p.get("80/tcp"))
+        .and_then(Option::as_ref)
+        .and_then(|b| b.iter().find_map(|b| b.host_port.as_deref()?.parse().ok()));
+    // The config is read from the container's filesystem, which works whether or not nginx runs.
+    let conf = read_file_from_container(host, &name, PROXY_CONF_DIR, PROXY_CONF_FILE).await;
+    Ok(ProxyStatus {
+        exists: true,
+        running,
+        image: ins.config.as_ref().and_then(|c| c.image.clone()),
+        public_port,
+        upstream: conf,
+    })
+}
+
+/// Reads one small file out of a container through the archive API (works for any image,
+/// shell or not). `None` when it does not exist.
+pub async fn read_file_from_container(
+    host: &Host,
+    container: &str,
+    dir: &str,
+    file: &str,
+) -> Option<String> {
+    let path = format!("{dir}/{file}");
+    let mut stream = host.docker.download_from_container(
+        container,
+        Some(DownloadFromContainerOptions { path }),
+    );
+    let mut tar_bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        tar_bytes.extend_from_slice(&chunk.ok()?);
+        if tar_bytes.len() > 4 * 1024 * 1024 {
+            return None;
+        }
+    }
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let mut entry = archive.entries().ok()?.next()?.ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+    Some(text)
+}
+
+async fn read_images(
+    host: &Host,
+    service: &Service,
+    colors: &BTreeMap<Color, Option<ColorStatus>>,
+) -> Result<Vec<ImageInfo>, bollard::errors::Error> {
+    let mut filters = HashMap::new();
+    filters.insert("reference".to_string(), vec![service.image.clone()]);
+    let images = host
+        .docker
+        .list_images(Some(ListImagesOptions {
+            all: false,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    let mut out = Vec::new();
+    for img in images {
+        let tags: Vec<&str> = img
+            .repo_tags
+            .iter()
+            .filter_map(|t| image_tag(&service.image, t))
+            .collect();
+        for tag in &tags {
+            let in_use_by = colors.iter().find_map(|(c, s)| {
+                s.as_ref()
+                    .filter(|s| s.image == format!("{}:{tag}", service.image) || s.sha.as_deref() == Some(tag))
+                    .map(|_| *c)
+            });
+            out.push(ImageInfo {
+                tag: (*tag).to_string(),
+                id: img.id.clone(),
+                created: unix_to_rfc3339(img.created),
+                created_unix: img.created,
+                size_bytes: u64::try_from(img.size).unwrap_or(0),
+                in_use_by,
+                protected: is_protected_tag(tag, &service.protected_tags),
+                also_tagged: tags.iter().filter(|t| *t != tag).map(|t| (*t).to_string()).collect(),
+            });
+        }
+    }
+    // Newest first; ties (same image, several tags) by tag for a stable order.
+    out.sort_by(|a, b| b.created_unix.cmp(&a.created_unix).then_with(|| a.tag.cmp(&b.tag)));
+    Ok(out)
+}
+
+pub(crate) fn unix_to_rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn problems(s: &ServiceStatus) -> Vec<String> {
+    let mut p = Vec::new();
+    if !s.proxy.exists {
+        if s.colors.values().any(Option::is_some) {
+            p.push(format!("proxy container {}-proxy is missing", s.name));
+        } else {
+            p.push("not deployed on this host".to_string());
+        }
+        return p;
+    }
+    if !s.proxy.running {
+        p.push(format!("proxy container {}-proxy is not running", s.name));
+    }
+    let Some(live) = s.live_color else {
+        p.push("the proxy config names no live color".to_string());
+        return p;
+    };
+    match s.color(live) {
+        None => p.push(format!("live color {live} has no container")),
+        Some(c) if c.state != ContainerState::Running => {
+            p.push(format!("live color {live} is {}", c.state.as_str()));
+        }
+        Some(c) => {
+            if let Some(h) = &c.health
+                && let Some(e) = &h.error
+            {
+                p.push(format!("live color {live} is unhealthy: {e}"));
+            }
+        }
+    }
+    p
+}
+
+async fn read_facts(host: &Host) -> HostFacts {
+    let (version, info, meminfo, loadavg) = tokio::join!(
+        host.docker.version(),
+        host.docker.info(),
+        host.exec("cat", &["/proc/meminfo"], None),
+        host.exec("cat", &["/proc/loadavg"], None),
+    );
+    let mut facts = HostFacts::default();
+    if let Ok(v) = version {
+        facts.docker_version = v.version;
+        facts.docker_api_version = v.api_version;
+    }
+    if let Ok(i) = info {
+        facts.docker_root = i.docker_root_dir;
+    }
+    if let Ok(m) = meminfo {
+        let (total, avail) = parse_meminfo(&m.stdout_text());
+        facts.mem_total_bytes = total;
+        facts.mem_available_bytes = avail;
+    }
+    if let Ok(l) = loadavg {
+        facts.load_average = parse_loadavg(&l.stdout_text());
+    }
+    let mut df_args = vec!["-P", "-k", "/"];
+    if let Some(root) = facts.docker_root.as_deref() {
+        df_args.push(root);
+    }
+    if let Ok(out) = host.exec("df", &df_args, None).await {
+        let disks = parse_df(&out.stdout_text());
+        facts.disk_root = disks.first().cloned();
+        facts.disk_docker = disks.get(1).cloned();
+    }
+    facts
+}
+
+pub(crate) fn parse_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    (field("MemTotal:"), field("MemAvailable:"))
+}
+
+fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+/// `df -P -k` output, one entry per argument, in order.
+pub(crate) fn parse_df(text: &str) -> Vec<DiskUse> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 6 {
+                return None;
+            }
+            let total = f[1].parse::<u64>().ok()? * 1024;
+            let used = f[2].parse::<u64>().ok()? * 1024;
+            let avail = f[3].parse::<u64>().ok()? * 1024;
+            // df's own percentage: used / (used + available), reserved blocks excluded.
+            let denom = used + avail;
+            let percent = if denom == 0 { 0.0 } else { used as f64 * 100.0 / denom as f64 };
+            Some(DiskUse {
+                mount: f[5..].join(" "),
+                total_bytes: total,
+                used_bytes: used,
+                percent: (percent * 10.0).round() / 10.0,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn df_output_parses() {
+        let text = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 1000 250 750 25% /\noverlay 2000 1800 200 90% /var/lib/docker\n";
+        let d = parse_df(text);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].mount, "/");
+        assert_eq!(d[0].percent, 25.0);
+        assert_eq!(d[1].used_bytes, 1800 * 1024);
+        assert_eq!(d[1].percent, 90.0);
+        assert!(parse_df("garbage\nmore garbage").is_empty());
+    }
+
+    #[test]
+    fn meminfo_parses() {
+        let (t, a) = parse_meminfo("MemTotal:  2048 kB\nMemFree: 10 kB\nMemAvailable:   1024 kB\n");
+        assert_eq!(t, Some(2048 * 1024));
+        assert_eq!(a, Some(1024 * 1024));
+        assert_eq!(parse_meminfo(""), (None, None));
+    }
+
+    #[test]
+    fn loadavg_parses() {
+        assert_eq!(parse_loadavg("0.50 0.25 0.10 1/100 42"), Some([0.5, 0.25, 0.1]));
+        assert_eq!(parse_loadavg("x"), None);
+    }
+}

@@ -1,0 +1,67 @@
+use thiserror::Error;
+
+/// Why a host could not be used. Every message names the host and, where there is one, the fix.
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error(
+        "{host}: the host key is unknown or has changed, so deckhand refused to connect (strict host key checking).\n  ssh said: {detail}\n  Fix: verify the key out of band, e.g. `ssh-keyscan {keyscan_args} | ssh-keygen -lf -` and compare the fingerprint with the droplet console; if it is right, add it to your known_hosts{known_hosts_hint}"
+    )]
+    HostKey {
+        host: String,
+        detail: String,
+        keyscan_args: String,
+        known_hosts_hint: String,
+    },
+
+    #[error("{host}: ssh connection failed: {detail}")]
+    Connect { host: String, detail: String },
+
+    #[error("{host}: no answer within {secs}s ({what})")]
+    Timeout {
+        host: String,
+        secs: u64,
+        what: &'static str,
+    },
+
+    #[error(
+        "{host}: the Docker engine at {socket} does not answer: {detail}\n  Fix: check that dockerd runs on the host and that the ssh user may use the socket (member of the `docker` group)"
+    )]
+    Docker {
+        host: String,
+        socket: String,
+        detail: String,
+    },
+
+    #[error(
+        "{host}: ssh refused to forward {what}: {detail}\n  Fix: the server must allow forwarding (sshd_config: AllowTcpForwarding yes, AllowStreamLocalForwarding yes)"
+    )]
+    Forward {
+        host: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("{host}: running `{program}` failed: {detail}")]
+    Exec {
+        host: String,
+        program: String,
+        detail: String,
+    },
+
+    #[error("{host}: {detail}")]
+    Other { host: String, detail: String },
+}
+
+impl TransportError {
+    pub fn host(&self) -> &str {
+        match self {
+            Self::HostKey { host, .. }
+            | Self::Connect { host, .. }
+            | Self::Timeout { host, .. }
+            | Self::Docker { host, .. }
+            | Self::Forward { host, .. }
+            | Self::Exec { host, .. }
+            | Self::Other { host, .. } => host,
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! One connected host: Docker client, HTTP to its loopback ports, fixed commands.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bollard::{API_DEFAULT_VERSION, Docker};
+use tokio::io::AsyncWriteExt;
+
+use super::ssh::SshLink;
+use super::{HttpEndpoint, TransportError};
+use crate::config::{HostSpec, HostTarget};
+
+/// Seconds bollard allows one Docker request; long pulls are bounded by the caller instead.
+const DOCKER_REQUEST_TIMEOUT_SECS: u64 = 900;
+
+pub struct Host {
+    pub spec: HostSpec,
+    pub docker: Docker,
+    link: Link,
+}
+
+enum Link {
+    Local,
+    Ssh(Box<SshLink>),
+}
+
+/// What a command on the host printed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+impl Host {
+    /// Connects within the host's connect timeout (ssh handshake, forward, first Docker call),
+    /// so a dead host costs a bounded wait and its own error.
+    pub async fn connect(spec: &HostSpec) -> Result<Self, TransportError> {
+        let budget = spec.connect_timeout + Duration::from_secs(5);
+        match tokio::time::timeout(budget, Self::connect_inner(spec)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout {
+                host: spec.name.clone(),
+                secs: budget.as_secs(),
+                what: "connect",
+            }),
+        }
+    }
+
+    async fn connect_inner(spec: &HostSpec) -> Result<Self, TransportError> {
+        let docker_err = |detail: String| TransportError::Docker {
+            host: spec.name.clone(),
+            socket: spec.docker_socket.clone(),
+            detail,
+        };
+        let (docker, link) = match &spec.target {
+            HostTarget::Local => {
+                let d = Docker::connect_with_unix(
+                    &spec.docker_socket,
+                    DOCKER_REQUEST_TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                )
+                .map_err(|e| docker_err(e.to_string()))?;
+                (d, Link::Local)
+            }
+            HostTarget::Ssh { .. } => {
+                let link = SshLink::connect(spec).await?;
+                let local = link
+                    .forward_unix(&spec.name, "docker.sock", &spec.docker_socket)
+                    .await?;
+                let d = Docker::connect_with_unix(
+                    &local.display().to_string(),
+                    DOCKER_REQUEST_TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                )
+                .map_err(|e| docker_err(e.to_string()))?;
+                (d, Link::Ssh(Box::new(link)))
+            }
+        };
+        // A server that refuses stream-local forwarding is only noticed at the first request,
+        // and old engines (Debian's 20.10 speaks 1.41) need the version negotiated.
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| docker_err(crate::util::error_chain(&e)))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| docker_err(crate::util::error_chain(&e)))?;
+        Ok(Self {
+            spec: spec.clone(),
+            docker,
+            link,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.link, Link::Local)
+    }
+
+    /// HTTP to `127.0.0.1:port` on the host.
+    pub async fn http(&self, port: u16, timeout: Duration) -> Result<HttpEndpoint, TransportError> {
+        let build_err = |e: reqwest::Error| TransportError::Other {
+            host: self.spec.name.clone(),
+            detail: format!("cannot build an HTTP client: {e}"),
+        };
+        match &self.link {
+            Link::Local => HttpEndpoint::direct(port, timeout).map_err(build_err),
+            Link::Ssh(link) => {
+                let sock = link.forward_tcp(&self.spec.name, port).await?;
+                HttpEndpoint::via_unix_socket(&sock, port, timeout).map_err(build_err)
+            }
+        }
+    }
+
+    /// Runs a fixed program with arguments on the host. Arguments are passed as separate words
+    /// (quoted for the remote shell by openssh), never spliced into a shell string.
+    pub async fn exec(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        let err = |detail: String| TransportError::Exec {
+            host: self.spec.name.clone(),
+            program: program.to_string(),
+            detail,
+        };
+        match &self.link {
+            Link::Local => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args)
+                    .stdin(if stdin.is_some() {
+                        Stdio::piped()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true);
+                let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
+                if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                    pipe.write_all(data).await.map_err(|e| err(e.to_string()))?;
+                    drop(pipe);
+                }
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                Ok(ExecOutput {
+                    status: out.status.code(),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                })
+            }
+            Link::Ssh(link) => {
+                let mut cmd = link.session.command(program);
+                cmd.args(args)
+                    .stdin(if stdin.is_some() {
+                        openssh::Stdio::piped()
+                    } else {
+                        openssh::Stdio::null()
+                    })
+                    .stdout(openssh::Stdio::piped())
+                    .stderr(openssh::Stdio::piped());
+                let mut child = cmd
+                    .spawn()
+                    .await
+                    .map_err(|e| err(crate::util::error_chain(&e)))?;
+                if let (Some(data), Some(mut pipe)) = (stdin, child.stdin().take()) {
+                    pipe.write_all(data).await.map_err(|e| err(e.to_string()))?;
+                    pipe.shutdown().await.map_err(|e| err(e.to_string()))?;
+                    drop(pipe);
+                }
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| err(crate::util::error_chain(&e)))?;
+                Ok(ExecOutput {
+                    status: out.status.code(),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                })
+            }
+        }
+    }
+
+    /// Like [`exec`](Self::exec) but a non-zero exit is an error carrying stderr.
+    pub async fn exec_ok(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        let out = self.exec(program, args, stdin).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(TransportError::Exec {
+                host: self.spec.name.clone(),
+                program: format!("{program} {}", args.join(" ")),
+                detail: format!(
+                    "exit {}: {}",
+                    out.status.map_or_else(|| "signal".into(), |c| c.to_string()),
+                    crate::redact::redact_text(&out.stderr_text())
+                ),
+            })
+        }
+    }
+
+    /// Ends the SSH master and removes its sockets. Dropping a `Host` does the same, less politely.
+    pub async fn close(self) {
+        if let Link::Ssh(link) = self.link {
+            link.close().await;
+        }
+    }
+}

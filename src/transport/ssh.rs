@@ -1,0 +1,206 @@
+//! The SSH link of a host: one native-mux master, forwards as unix sockets in a private directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssh::{ForwardType, KnownHosts, Session, SessionBuilder, Socket};
+use tempfile::TempDir;
+use tokio::sync::Mutex;
+
+use super::TransportError;
+use crate::config::{HostSpec, HostTarget};
+
+pub(crate) struct SshLink {
+    pub session: Session,
+    /// Holds the control socket and every forwarded socket; removing it cleans them all, which
+    /// matters because ssh itself never unlinks forwarded unix sockets.
+    dir: TempDir,
+    tcp_forwards: Mutex<HashMap<u16, PathBuf>>,
+}
+
+impl SshLink {
+    pub async fn connect(spec: &HostSpec) -> Result<Self, TransportError> {
+        let HostTarget::Ssh {
+            destination,
+            user,
+            port,
+            identity_file,
+            known_hosts,
+        } = &spec.target
+        else {
+            return Err(TransportError::Other {
+                host: spec.name.clone(),
+                detail: "not an ssh host".into(),
+            });
+        };
+        // Unix socket paths are limited to 108 bytes and openssh appends ~40 characters, so the
+        // directory must be short; one per host keeps masters independent.
+        let dir = tempfile::Builder::new()
+            .prefix("dh")
+            .tempdir_in(short_tmp())
+            .map_err(|e| TransportError::Other {
+                host: spec.name.clone(),
+                detail: format!("cannot create a socket directory: {e}"),
+            })?;
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(KnownHosts::Strict)
+            .control_directory(dir.path())
+            .connect_timeout(spec.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15));
+        if let Some(u) = user {
+            b.user(u.clone());
+        }
+        if let Some(p) = port {
+            b.port(*p);
+        }
+        if let Some(k) = identity_file {
+            b.keyfile(k);
+        }
+        if let Some(k) = known_hosts {
+            b.user_known_hosts_file(k);
+        }
+        let session = b
+            .connect_mux(destination)
+            .await
+            .map_err(|e| classify_connect_error(spec, &e))?;
+        Ok(Self {
+            session,
+            dir,
+            tcp_forwards: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Forwards a local unix socket to a unix socket on the host (the Docker socket).
+    pub async fn forward_unix(
+        &self,
+        host: &str,
+        name: &str,
+        remote: &str,
+    ) -> Result<PathBuf, TransportError> {
+        let local = self.dir.path().join(name);
+        let _ = std::fs::remove_file(&local);
+        self.session
+            .request_port_forward(
+                ForwardType::Local,
+                Socket::UnixSocket {
+                    path: local.as_path().into(),
+                },
+                Socket::UnixSocket {
+                    path: Path::new(remote).into(),
+                },
+            )
+            .await
+            .map_err(|e| TransportError::Forward {
+                host: host.to_string(),
+                what: format!("the unix socket {remote}"),
+                detail: e.to_string(),
+            })?;
+        Ok(local)
+    }
+
+    /// A local unix socket reaching `127.0.0.1:port` on the host, made once per port.
+    pub async fn forward_tcp(&self, host: &str, port: u16) -> Result<PathBuf, TransportError> {
+        let mut map = self.tcp_forwards.lock().await;
+        if let Some(p) = map.get(&port) {
+            return Ok(p.clone());
+        }
+        let local = self.dir.path().join(format!("p{port}.sock"));
+        let _ = std::fs::remove_file(&local);
+        self.session
+            .request_port_forward(
+                ForwardType::Local,
+                Socket::UnixSocket {
+                    path: local.as_path().into(),
+                },
+                Socket::TcpSocket {
+                    host: "127.0.0.1".into(),
+                    port,
+                },
+            )
+            .await
+            .map_err(|e| TransportError::Forward {
+                host: host.to_string(),
+                what: format!("TCP port {port}"),
+                detail: e.to_string(),
+            })?;
+        map.insert(port, local.clone());
+        Ok(local)
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+        drop(self.dir);
+    }
+}
+
+fn short_tmp() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() && Path::new(&d).join("x").as_os_str().len() < 40 => {
+            PathBuf::from(d)
+        }
+        _ => PathBuf::from("/tmp"),
+    }
+}
+
+fn classify_connect_error(spec: &HostSpec, e: &openssh::Error) -> TransportError {
+    let detail = crate::util::error_chain(e);
+    let host = spec.name.clone();
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("host key verification failed")
+        || lower.contains("remote host identification has changed")
+        || lower.contains("no matching host key")
+        || lower.contains("host key is known")
+    {
+        let (dest, port, kh) = match &spec.target {
+            HostTarget::Ssh {
+                destination,
+                port,
+                known_hosts,
+                ..
+            } => (destination.clone(), *port, known_hosts.clone()),
+            HostTarget::Local => (host.clone(), None, None),
+        };
+        let bare = dest.rsplit('@').next().unwrap_or(&dest).to_string();
+        let keyscan_args = match port {
+            Some(p) => format!("-p {p} {bare}"),
+            None => bare,
+        };
+        let known_hosts_hint = match kh {
+            Some(p) => format!(" ({})", p.display()),
+            None => " (~/.ssh/known_hosts)".to_string(),
+        };
+        return TransportError::HostKey {
+            host,
+            detail: last_meaningful_line(&detail),
+            keyscan_args,
+            known_hosts_hint,
+        };
+    }
+    if lower.contains("timed out") || lower.contains("timeout") {
+        return TransportError::Timeout {
+            host,
+            secs: spec.connect_timeout.as_secs(),
+            what: "ssh connect",
+        };
+    }
+    TransportError::Connect {
+        host,
+        detail: last_meaningful_line(&detail),
+    }
+}
+
+
+/// ssh prints banners and warnings before the reason; the reason is what an operator needs.
+fn last_meaningful_line(detail: &str) -> String {
+    let lines: Vec<&str> = detail
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("@@@"))
+        .collect();
+    if lines.len() <= 3 {
+        lines.join(" ")
+    } else {
+        lines[lines.len() - 3..].join(" ")
+    }
+}

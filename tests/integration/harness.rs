@@ -1,0 +1,426 @@
+#![allow(dead_code)] // shared by test modules; not every test uses every helper
+//! Test harness: a real sshd on a loopback port with throw-away keys, the real local dockerd,
+//! and per-test services with unique names so tests run in parallel without meeting.
+//!
+//! Nothing here skips: a missing dockerd, sshd or test image fails the test and says what to do.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const REGISTRY: &str = "127.0.0.1:5000";
+pub const DEMO_REPO: &str = "127.0.0.1:5000/deckhand/demo";
+pub const PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/nginx:stable";
+/// Good releases built by scripts/build-test-images.sh, oldest first.
+pub const GOOD_SHAS: [&str; 7] = [
+    "a000001", "a000002", "a000003", "a000004", "a000005", "a000006", "a000007",
+];
+pub const UNHEALTHY_SHA: &str = "bad0001";
+pub const SLOW_SHA: &str = "5100001";
+pub const EXITING_SHA: &str = "e000001";
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `docker`: {e}. Install docker.io (apt-get install docker.io)"))
+}
+
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Fails loudly unless dockerd answers and the test images exist.
+pub fn require_docker_and_images() {
+    let out = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "dockerd does not answer: {}\nStart it: `bash scripts/test-services.sh` (installs nothing; needs docker.io)",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!("no docker client ({e}): apt-get install docker.io, then bash scripts/test-services.sh"),
+    }
+    for image in [format!("{DEMO_REPO}:{}", GOOD_SHAS[0]), PROXY_IMAGE.to_string()] {
+        let o = docker(&["image", "inspect", "--format", "{{.Id}}", &image]);
+        assert!(
+            o.status.success(),
+            "test image {image} is missing: run `bash scripts/build-test-images.sh` (after scripts/test-services.sh)"
+        );
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique, valid service name for one test.
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}{n}{:x}", std::process::id() % 10_000, nanos % 0xfff)
+}
+
+/// A real OpenSSH server on 127.0.0.1 with generated host and client keys. The client trusts
+/// exactly its host key (strict checking). Killed on drop.
+pub struct SshServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub client_key: PathBuf,
+    pub known_hosts: PathBuf,
+    child: Child,
+}
+
+fn sshd_binary() -> PathBuf {
+    for p in ["/usr/sbin/sshd", "/usr/bin/sshd"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("sshd not found: install openssh-server (apt-get install openssh-server)");
+}
+
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "deckhand-test", "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen (openssh-client) must be installed");
+    assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl SshServer {
+    pub fn start() -> SshServer {
+        let sshd = sshd_binary();
+        // Privilege separation directory; missing on machines where sshd never ran.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let dir = tempfile::Builder::new().prefix("dhssh").tempdir().expect("tempdir");
+        let host_key = dir.path().join("host_key");
+        let client_key = dir.path().join("client_key");
+        keygen(&host_key);
+        keygen(&client_key);
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::copy(client_key.with_extension("pub"), &authorized).expect("authorized_keys");
+        let port = free_port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
+                 StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
+                 AllowStreamLocalForwarding yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n",
+                hk = host_key.display(),
+                pid = dir.path().join("sshd.pid").display(),
+                ak = authorized.display(),
+            ),
+        )
+        .expect("sshd_config");
+        let pubkey = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub key");
+        let mut parts = pubkey.split_whitespace();
+        let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {kind} {key}\n")).expect("known_hosts");
+        let child = Command::new(&sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("sshd.log")).map_or_else(|_| Stdio::null(), Stdio::from))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", sshd.display()));
+        let server = SshServer {
+            dir,
+            port,
+            client_key,
+            known_hosts,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on port {port} within 10s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The long-form host table for deckhand.toml.
+    pub fn host_toml(&self, env: &str, name: &str) -> String {
+        format!(
+            "[[env.{env}.host]]\nname = \"{name}\"\nssh = \"root@127.0.0.1\"\nport = {port}\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\nstate_dir = \"{state}\"\n",
+            port = self.port,
+            key = self.client_key.display(),
+            kh = self.known_hosts.display(),
+            state = self.dir.path().join("host-state").display(),
+        )
+    }
+
+    /// The host's deckhand state directory (audit log, locks) as the test configured it.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("host-state")
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One service's worth of host objects, named uniquely, removed on drop.
+pub struct TestService {
+    pub name: String,
+    /// Image repository of this test (tags copied from the demo images).
+    pub repo: String,
+    pub public_port: u16,
+}
+
+impl TestService {
+    pub fn new(prefix: &str) -> TestService {
+        require_docker_and_images();
+        let name = unique_name(prefix);
+        let repo = format!("{REGISTRY}/{name}/demo");
+        TestService {
+            public_port: free_port(),
+            repo,
+            name,
+        }
+    }
+
+    /// Tags demo images into this test's repository (locally only).
+    pub fn tag_local(&self, shas: &[&str]) {
+        for sha in shas {
+            docker_ok(&["tag", &format!("{DEMO_REPO}:{sha}"), &format!("{}:{sha}", self.repo)]);
+        }
+    }
+
+    /// The `[[service]]` table for deckhand.toml; `extra` is appended inside the table.
+    pub fn service_toml(&self, extra: &str) -> String {
+        format!(
+            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"1s\"\n{extra}\n",
+            self.name, self.repo, self.public_port
+        )
+    }
+
+    /// Lays the service out by hand per the on-droplet contract (no release engine involved):
+    /// network, `live` running, `idle` stopped, proxy routing to `live`.
+    pub fn lay_out_by_hand(&self, service: &deckhand::config::Service, live: (&str, &str), idle: Option<(&str, &str)>) {
+        let net = format!("deckhand-{}", self.name);
+        docker_ok(&["network", "create", &net]);
+        let run = |color: &str, sha: &str| {
+            docker_ok(&[
+                "create", "--name", &format!("{}-{color}", self.name), "--network", &net,
+                "-p", "127.0.0.1::3000",
+                "--label", &format!("deckhand.service={}", self.name),
+                "--label", &format!("deckhand.color={color}"),
+                "--label", &format!("deckhand.sha={sha}"),
+                "--label", "deckhand.deployed-at=2026-11-20T10:00:00Z",
+                "--label", "deckhand.deployed-by=tester@ci",
+                &format!("{}:{sha}", self.repo),
+            ]);
+            docker_ok(&["start", &format!("{}-{color}", self.name)]);
+        };
+        run(live.0, live.1);
+        if let Some((color, sha)) = idle {
+            run(color, sha);
+            docker_ok(&["stop", "-t", "5", &format!("{}-{color}", self.name)]);
+        }
+        let proxy = format!("{}-proxy", self.name);
+        docker_ok(&[
+            "create", "--name", &proxy, "--network", &net,
+            "-p", &format!("127.0.0.1:{}:80", self.public_port),
+            "--label", &format!("deckhand.service={}", self.name),
+            "--label", "deckhand.role=proxy",
+            PROXY_IMAGE,
+        ]);
+        let conf = deckhand::state::proxy_conf::render(
+            service,
+            &deckhand::state::proxy_conf::ProxyRoute {
+                color: deckhand::state::Color::parse(live.0).expect("color"),
+                sha: live.1.to_string(),
+            },
+        );
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(conf.as_bytes()).expect("write conf");
+        docker_ok(&["cp", &f.path().display().to_string(), &format!("{proxy}:/etc/nginx/nginx.conf")]);
+        docker_ok(&["start", &proxy]);
+    }
+
+    pub fn container_state(&self, color: &str) -> Option<String> {
+        let o = docker(&["inspect", "--format", "{{.State.Status}}", &format!("{}-{color}", self.name)]);
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        let ids = docker(&["ps", "-aq", "--filter", &format!("label=deckhand.service={}", self.name)]);
+        let ids = String::from_utf8_lossy(&ids.stdout).to_string();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids);
+            let _ = docker(&args);
+        }
+        for suffix in ["blue", "green", "proxy"] {
+            let _ = docker(&["rm", "-f", &format!("{}-{suffix}", self.name)]);
+        }
+        let _ = docker(&["network", "rm", &format!("deckhand-{}", self.name)]);
+        let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", &self.repo]);
+        for t in String::from_utf8_lossy(&tags.stdout).split_whitespace() {
+            let _ = docker(&["rmi", t]);
+        }
+    }
+}
+
+/// Writes a config file in a temp dir and returns both (keep the dir alive).
+pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deckhand.toml");
+    std::fs::write(&path, text).expect("write config");
+    (dir, path)
+}
+
+/// Runs the real `deckhand` binary.
+pub fn deckhand(config: &Path, args: &[&str]) -> std::process::Output {
+    let state = tempfile::tempdir().expect("state dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run deckhand");
+    out
+}
+
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl TestService {
+    /// Pushes demo images into this test's repository in the registry, then removes the local
+    /// tags so a deploy has to pull them.
+    pub fn push(&self, shas: &[&str]) {
+        for sha in shas {
+            let image = format!("{}:{sha}", self.repo);
+            docker_ok(&["tag", &format!("{DEMO_REPO}:{sha}"), &image]);
+            docker_ok(&["push", "-q", &image]);
+            docker_ok(&["rmi", &image]);
+        }
+    }
+
+    pub fn container_id(&self, color: &str) -> Option<String> {
+        let o = docker(&["inspect", "--format", "{{.Id}}", &format!("{}-{color}", self.name)]);
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+/// One request through the public port on a fresh connection: (status code, X-Deckhand-Color).
+pub fn public_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("no status line in {:?}", text.chars().take(80).collect::<String>()))?;
+    let color = text
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Deckhand-Color: "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok((code, color))
+}
+
+/// A client hammering the public port from a thread until stopped: what a user sees.
+pub struct LoadClient {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<LoadReport>>,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub sent: u64,
+    pub failed: u64,
+    pub failures: Vec<String>,
+    pub colors_seen: std::collections::BTreeSet<String>,
+}
+
+impl LoadClient {
+    pub fn start(port: u16) -> LoadClient {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut r = LoadReport::default();
+            while !flag.load(Ordering::Relaxed) {
+                r.sent += 1;
+                match public_get(port, "/") {
+                    Ok((200, color)) => {
+                        r.colors_seen.insert(color);
+                    }
+                    Ok((code, color)) => {
+                        r.failed += 1;
+                        r.failures.push(format!("HTTP {code} from `{color}`"));
+                    }
+                    Err(e) => {
+                        r.failed += 1;
+                        r.failures.push(e);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r
+        });
+        LoadClient {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn finish(mut self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .map(|h| h.join().expect("load thread"))
+            .unwrap_or_default()
+    }
+}
+
+/// A config with one test service and the ssh host `lab-1` in env `lab` (and `local` in dev).
+pub fn ssh_config(svc: &TestService, sshd: &SshServer, service_extra: &str) -> (tempfile::TempDir, PathBuf) {
+    write_config(&format!(
+        "{}\n[env.dev]\nhosts = [\"local\"]\n\n{}",
+        svc.service_toml(service_extra),
+        sshd.host_toml("lab", "lab-1")
+    ))
+}

@@ -1,0 +1,5 @@
+//! Integration tests against a real dockerd, a real sshd and a real registry (see harness.rs).
+
+mod harness;
+mod release;
+mod status;

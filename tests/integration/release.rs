@@ -1,0 +1,346 @@
+//! The release engine against real dockerd + sshd + registry + nginx.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn live_of(path: &std::path::Path) -> (String, String) {
+    let out = deckhand(path, &["status", "--env", "lab", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let s = &v["hosts"][0]["services"][0];
+    (
+        s["live_color"].as_str().unwrap_or("").to_string(),
+        s["live_sha"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn audit_lines(sshd: &SshServer) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(sshd.state_dir().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}
+
+#[test]
+fn deploy_v1_v2_v3_over_ssh_then_rollback() {
+    let svc = TestService::new("dp");
+    svc.push(&["a000001", "a000002", "a000003"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+
+    // v1 on an empty host: network, blue, proxy.
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("pulled"), "{}", text(&out));
+    assert_eq!(live_of(&path), ("blue".into(), "a000001".into()));
+    assert_eq!(svc.container_state("blue").as_deref(), Some("running"));
+    assert_eq!(svc.container_state("green"), None);
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
+
+    // v2: green, blue stopped and kept.
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live_of(&path), ("green".into(), "a000002".into()));
+    assert_eq!(svc.container_state("blue").as_deref(), Some("exited"));
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, "green");
+
+    // v3: blue again (replacing v1), green stopped.
+    let out = deckhand(&path, &["deploy", "a000003", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live_of(&path), ("blue".into(), "a000003".into()));
+    assert_eq!(svc.container_state("green").as_deref(), Some("exited"));
+
+    // Rollback: the stopped green (v2) starts again, no pull, no new container.
+    let green_id = svc.container_id("green");
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(!t.contains("make sure the image is present"), "rollback must not pull: {t}");
+    assert_eq!(svc.container_id("green"), green_id, "same container, restarted");
+    assert_eq!(live_of(&path), ("green".into(), "a000002".into()));
+
+    // Deploying what serves is a no-op.
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+
+    // The audit log has a start and an end for every action.
+    let audit = audit_lines(&sshd);
+    let ends: Vec<(String, String, String)> = audit
+        .iter()
+        .filter(|r| r["outcome"] != "started")
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or("").to_string(),
+                r["to_sha"].as_str().unwrap_or("").to_string(),
+                r["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expect = |a: &str, s: &str, o: &str| (a.to_string(), s.to_string(), o.to_string());
+    assert_eq!(
+        ends,
+        [
+            expect("deploy", "a000001", "success"),
+            expect("deploy", "a000002", "success"),
+            expect("deploy", "a000003", "success"),
+            expect("rollback", "a000002", "success"),
+            expect("deploy", "a000002", "noop"),
+        ]
+    );
+    assert_eq!(audit.iter().filter(|r| r["outcome"] == "started").count(), 5);
+    assert_eq!(audit[2]["from_sha"], "a000001");
+    assert!(audit[2]["actor"].as_str().is_some_and(|a| !a.is_empty()));
+
+    // history lists what one can roll back to, with who deployed it.
+    let out = deckhand(&path, &["history", "--env", "lab"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("a000002  live"), "{t}");
+    assert!(t.contains("a000003  previous"), "{t}");
+    assert!(t.contains("a000001  retained"), "{t}");
+}
+
+#[test]
+fn zero_downtime_through_ten_deploy_rollback_cycles() {
+    let svc = TestService::new("zd");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let load = LoadClient::start(svc.public_port);
+    for cycle in 0..10 {
+        let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "cycle {cycle} rollback: {}", text(&out));
+        let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "cycle {cycle} deploy: {}", text(&out));
+    }
+    let report = load.finish();
+    eprintln!(
+        "zero downtime: {} requests sent, {} failed, colors seen {:?}",
+        report.sent, report.failed, report.colors_seen
+    );
+    assert!(report.sent > 200, "the client must really have been sending: {report:?}");
+    assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
+    assert_eq!(report.colors_seen.len(), 2, "traffic moved between colors");
+}
+
+/// Deploys `sha` over a healthy a000001 and checks the old release kept serving.
+fn failing_deploy(prefix: &str, sha: &str, extra_args: &[&str], push: bool) -> (String, TestService) {
+    let svc = TestService::new(prefix);
+    svc.push(&["a000001"]);
+    if push {
+        svc.push(&[sha]);
+    }
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let load = LoadClient::start(svc.public_port);
+    let mut args = vec!["deploy", sha, "--env", "lab", "--yes"];
+    args.extend_from_slice(extra_args);
+    let out = deckhand(&path, &args);
+    let report = load.finish();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert_eq!(report.failed, 0, "the old color must serve throughout: {:?}", report.failures);
+    assert!(report.sent > 0);
+    assert_eq!(live_of(&path), ("blue".into(), "a000001".into()), "{t}");
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
+    assert!(t.contains("a000001 (blue) still serves") || t.contains("still serves"), "{t}");
+    let audit = audit_lines(&sshd);
+    assert_eq!(audit.last().map(|r| r["outcome"].clone()), Some("failed".into()), "{audit:?}");
+    (t, svc)
+}
+
+#[test]
+fn an_unhealthy_release_is_reverted_with_the_reason() {
+    let (t, svc) = failing_deploy("fu", UNHEALTHY_SHA, &["--timeout", "4s"], true);
+    assert!(t.contains("did not become healthy"), "{t}");
+    assert!(t.contains("HTTP 503, status \"unhealthy\""), "{t}");
+    assert!(t.contains("database disconnected"), "{t}");
+    assert!(t.contains("last log lines of"), "{t}");
+    // Kept for inspection, stopped.
+    assert_eq!(svc.container_state("green").as_deref(), Some("exited"));
+}
+
+#[test]
+fn a_slow_release_times_out_and_is_reverted() {
+    let (t, _svc) = failing_deploy("fs", SLOW_SHA, &["--timeout", "3s"], true);
+    assert!(t.contains("not healthy within 3.0s"), "{t}");
+    assert!(t.contains("the app does not answer"), "{t}");
+    assert!(t.contains("waiting 600000 ms before listening"), "the app's own log is shown: {t}");
+}
+
+#[test]
+fn a_release_that_exits_is_reverted_at_once() {
+    let (t, _svc) = failing_deploy("fx", EXITING_SHA, &["--timeout", "30s"], true);
+    assert!(t.contains("the container is exited (exit code 3)"), "{t}");
+    assert!(!t.contains("not healthy within"), "a crash is reported at once, not after the timeout: {t}");
+    assert!(t.contains("exiting"), "the app's own last words are shown: {t}");
+}
+
+#[test]
+fn a_sha_missing_from_the_registry_names_the_cause() {
+    let (t, _svc) = failing_deploy("fm", "dddddd1", &[], false);
+    assert!(t.contains("cannot be pulled"), "{t}");
+    assert!(t.contains("is the SHA pushed?"), "{t}");
+}
+
+#[test]
+fn an_unreachable_registry_names_the_cause() {
+    let svc = TestService::new("fr");
+    svc.push(&["a000001"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Same service, now pointing at a registry that is not there.
+    let dead = free_port();
+    let cfg = std::fs::read_to_string(&path).expect("cfg").replace(
+        &format!("image = \"{}\"", svc.repo),
+        &format!("image = \"127.0.0.1:{dead}/{}/demo\"", svc.name),
+    );
+    std::fs::write(&path, cfg).expect("cfg");
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("registry is unreachable"), "{t}");
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
+}
+
+#[test]
+fn two_concurrent_deploys_exactly_one_proceeds() {
+    let svc = TestService::new("cc");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .arg("--config")
+            .arg(&path)
+            .args(["deploy", "a000002", "--env", "lab", "--yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().expect("a"), b.wait_with_output().expect("b"));
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(codes, [Some(0), Some(3)], "a: {}\nb: {}", text(&a), text(&b));
+    let loser = if a.status.code() == Some(3) { &a } else { &b };
+    let t = text(loser);
+    assert!(t.contains("is locked by"), "{t}");
+    assert!(t.contains("doing deploy a000002"), "{t}");
+    assert!(t.contains(" since "), "{t}");
+}
+
+#[test]
+fn lock_wait_queues_behind_the_holder() {
+    let svc = TestService::new("lw");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(&path)
+        .args(["deploy", "a000002", "--env", "lab", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes", "--lock-wait", "60s"]);
+    let first = first.wait_with_output().expect("first");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert_eq!(live_of(&path), ("blue".into(), "a000001".into()));
+}
+
+#[test]
+fn prune_keeps_exactly_what_the_rule_says_and_rollback_still_works() {
+    let svc = TestService::new("pr");
+    svc.push(&GOOD_SHAS);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "keep_images = 2\n");
+    // Pull all seven onto the host by deploying them in order (oldest first).
+    for sha in GOOD_SHAS {
+        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    // A protected tag on an old image.
+    docker_ok(&["tag", &format!("{}:a000001", svc.repo), &format!("{}:v1.0.0", svc.repo)]);
+
+    let out = deckhand(&path, &["prune", "--env", "lab", "--dry-run", "--keep", "2"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("dry run"), "{t}");
+    let tags_now = || {
+        let mut v: Vec<String> = docker_ok(&["images", "--format", "{{.Tag}}", &svc.repo])
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(tags_now().len(), 8, "dry run removed nothing");
+
+    let out = deckhand(&path, &["prune", "--env", "lab", "--yes", "--keep", "2"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    // Live a000007 (blue) and previous a000006 (green) are in use and count among the 2 most
+    // recent? No: in-use images are kept on top of the N most recent unused ones.
+    // Unused by age: a000005, a000004 kept; a000003, a000002 removed; a000001 protected by v1.0.0
+    // but its own tag `a000001` is not protected and goes, the image stays via v1.0.0.
+    assert_eq!(tags_now(), ["a000004", "a000005", "a000006", "a000007", "v1.0.0"], "{t}");
+
+    // Rollback right after a prune: to the previous release (kept, in use).
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live_of(&path).1, "a000006");
+    // And to an older retained SHA.
+    let out = deckhand(&path, &["rollback", "a000004", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live_of(&path).1, "a000004");
+    // A pruned one is refused with the list of what is retained.
+    let out = deckhand(&path, &["rollback", "a000002", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("not retained"), "{t}");
+    let audit = audit_lines(&sshd);
+    assert!(audit.iter().any(|r| r["action"] == "prune" && r["outcome"] == "success"));
+}
+
+#[test]
+fn actions_refuse_without_yes_when_stdin_is_not_a_terminal_and_in_read_only() {
+    let svc = TestService::new("ry");
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("pass --yes"), "{t}");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes", "--read-only"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--read-only"));
+    let out = deckhand(&path, &["deploy", "x;rm -rf /", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("neither a git SHA"));
+    assert_eq!(svc.container_state("blue"), None, "nothing was created");
+}
