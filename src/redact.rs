@@ -9,7 +9,15 @@ use regex::Regex;
 pub const MASK: &str = "[redacted]";
 
 const SECRET_WORDS: [&str; 9] = [
-    "PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "PRIVATE", "DSN",
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "DSN",
 ];
 
 /// Does a variable or label name look like it holds a secret?
@@ -61,9 +69,15 @@ mod tests {
 
     #[test]
     fn secret_env_entries_are_masked() {
-        assert_eq!(redact_env_entry("DB_PASSWORD=hunter2"), "DB_PASSWORD=[redacted]");
+        assert_eq!(
+            redact_env_entry("DB_PASSWORD=hunter2"),
+            "DB_PASSWORD=[redacted]"
+        );
         assert_eq!(redact_env_entry("API_KEY=abc"), "API_KEY=[redacted]");
-        assert_eq!(redact_env_entry("NODE_ENV=production"), "NODE_ENV=production");
+        assert_eq!(
+            redact_env_entry("NODE_ENV=production"),
+            "NODE_ENV=production"
+        );
         assert_eq!(
             redact_env_entry("DATABASE_URL=postgres://u:p@h/db"),
             "DATABASE_URL=postgres://u:[redacted]@h/db"

@@ -28,7 +28,11 @@ fn refuse_if_read_only(ctx: &Context) -> Option<i32> {
             if ctx.global.read_only {
                 "--read-only is set".to_string()
             } else {
-                format!("environment `{}` is read_only in {}", ctx.env.name, ctx.config.path.display())
+                format!(
+                    "environment `{}` is read_only in {}",
+                    ctx.env.name,
+                    ctx.config.path.display()
+                )
             }
         );
         return Some(exit::USAGE);
@@ -43,13 +47,23 @@ fn select_hosts(ctx: &Context, names: &[String]) -> Result<Vec<HostSpec>, String
     names
         .iter()
         .map(|n| {
-            ctx.env.hosts.iter().find(|h| &h.name == n).cloned().ok_or_else(|| {
-                format!(
-                    "host `{n}` is not in environment `{}` (hosts: {})",
-                    ctx.env.name,
-                    ctx.env.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            })
+            ctx.env
+                .hosts
+                .iter()
+                .find(|h| &h.name == n)
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "host `{n}` is not in environment `{}` (hosts: {})",
+                        ctx.env.name,
+                        ctx.env
+                            .hosts
+                            .iter()
+                            .map(|h| h.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
         })
         .collect()
 }
@@ -59,7 +73,10 @@ fn one_service(ctx: &Context) -> Result<&Service, String> {
         [s] => Ok(s),
         many => Err(format!(
             "this config has several services ({}); name one with --service",
-            many.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -79,7 +96,9 @@ async fn connect_all(specs: &[HostSpec]) -> Result<Vec<Arc<Host>>, i32> {
         }
     }
     if failed {
-        eprintln!("nothing was changed on any host: every host must be reachable before an action starts");
+        eprintln!(
+            "nothing was changed on any host: every host must be reachable before an action starts"
+        );
         for h in hosts {
             if let Ok(h) = Arc::try_unwrap(h) {
                 h.close().await;
@@ -99,7 +118,12 @@ async fn close_all(hosts: Vec<Arc<Host>>) {
 }
 
 /// Asks the operator, unless `--yes`. Protected environments want the environment's name typed.
-fn confirm(ctx: &Context, args: &ActionArgs, question: &str, equivalent: &str) -> Result<bool, i32> {
+fn confirm(
+    ctx: &Context,
+    args: &ActionArgs,
+    question: &str,
+    equivalent: &str,
+) -> Result<bool, i32> {
     if args.yes {
         return Ok(true);
     }
@@ -111,7 +135,11 @@ fn confirm(ctx: &Context, args: &ActionArgs, question: &str, equivalent: &str) -
     }
     let mut stderr = std::io::stderr();
     if ctx.env.protected {
-        let _ = write!(stderr, "{question}\nEnvironment `{0}` is protected: type `{0}` to confirm: ", ctx.env.name);
+        let _ = write!(
+            stderr,
+            "{question}\nEnvironment `{0}` is protected: type `{0}` to confirm: ",
+            ctx.env.name
+        );
     } else {
         let _ = write!(stderr, "{question}\nProceed? [y/N] ");
     }
@@ -142,20 +170,37 @@ fn spawn_printer(format: OutputFormat) -> (EventSink, tokio::task::JoinHandle<()
                 Event::StepStarted { host, step, detail } => {
                     format!("[{host}] ▸ {}{}", step.label(), suffix(detail))
                 }
-                Event::StepFinished { host, step, elapsed_ms, detail } => format!(
+                Event::StepFinished {
+                    host,
+                    step,
+                    elapsed_ms,
+                    detail,
+                } => format!(
                     "[{host}] ✓ {} ({}){}",
                     step.label(),
                     format_duration(std::time::Duration::from_millis(*elapsed_ms)),
                     suffix(detail)
                 ),
                 Event::StepFailed { host, step, .. } => format!("[{host}] ✗ {}", step.label()),
-                Event::PullProgress { host, layer, status, current, .. } => {
+                Event::PullProgress {
+                    host,
+                    layer,
+                    status,
+                    current,
+                    ..
+                } => {
                     if current.is_some() {
                         continue;
                     }
                     format!("[{host}]   pull {layer} {status}")
                 }
-                Event::HealthAttempt { host, color, attempt, healthy, detail } => {
+                Event::HealthAttempt {
+                    host,
+                    color,
+                    attempt,
+                    healthy,
+                    detail,
+                } => {
                     // One line per change of answer, not one per probe.
                     if *detail == last_health && !healthy {
                         continue;
@@ -188,7 +233,9 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     let t = token.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nCtrl-C: aborting before the switch; the live color keeps serving. (A switch already under way completes.)");
+            eprintln!(
+                "\nCtrl-C: aborting before the switch; the live color keeps serving. (A switch already under way completes.)"
+            );
             t.cancel();
         }
     });
@@ -200,7 +247,13 @@ pub async fn deploy(ctx: &Context, reference: &str, args: &ActionArgs) -> Result
         eprintln!("error: {e}");
         return Ok(exit::USAGE);
     }
-    release(ctx, Action::Deploy, Target::Ref(reference.to_string()), args).await
+    release(
+        ctx,
+        Action::Deploy,
+        Target::Ref(reference.to_string()),
+        args,
+    )
+    .await
 }
 
 pub async fn rollback(ctx: &Context, reference: Option<&str>, args: &ActionArgs) -> Result<i32> {
@@ -234,7 +287,12 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
     };
     // Plan everywhere first: the operator confirms the whole picture, and a plan that cannot
     // work on one host stops the action before any host changed.
-    let plans = join_all(hosts.iter().map(|h| plan_on_host(h, &service, &target, action))).await;
+    let plans = join_all(
+        hosts
+            .iter()
+            .map(|h| plan_on_host(h, &service, &target, action)),
+    )
+    .await;
     let mut planned: Vec<DeployPlan> = Vec::new();
     for p in plans {
         match p {
@@ -242,7 +300,11 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
             Err(e) => {
                 eprintln!("error: {e}");
                 close_all(hosts).await;
-                return Ok(if matches!(e, ReleaseError::Plan { .. }) { exit::USAGE } else { e.exit_code() });
+                return Ok(if matches!(e, ReleaseError::Plan { .. }) {
+                    exit::USAGE
+                } else {
+                    e.exit_code()
+                });
             }
         }
     }
@@ -299,12 +361,20 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
             (Target::Ref(tag), Action::Deploy) => {
                 crate::release::deploy_on_host(host.clone(), &service, tag, &opts, &events).await
             }
-            (t, _) => crate::release::rollback_on_host(host.clone(), &service, t.clone(), &opts, &events).await,
+            (t, _) => {
+                crate::release::rollback_on_host(host.clone(), &service, t.clone(), &opts, &events)
+                    .await
+            }
         };
         match r {
             Ok(outcome) => results.push((
                 outcome.host.clone(),
-                format!("{} ({}) in {}", outcome.plan.to_sha, outcome.plan.to_color, format_duration(std::time::Duration::from_millis(outcome.duration_ms))),
+                format!(
+                    "{} ({}) in {}",
+                    outcome.plan.to_sha,
+                    outcome.plan.to_color,
+                    format_duration(std::time::Duration::from_millis(outcome.duration_ms))
+                ),
             )),
             Err(e) => {
                 drop(events);
@@ -329,7 +399,12 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
 }
 
 /// After an action: exactly which host runs which SHA now, read back from the hosts.
-async fn print_where(ctx: &Context, service: &Service, hosts: &[Arc<Host>], results: &[(String, String)]) {
+async fn print_where(
+    ctx: &Context,
+    service: &Service,
+    hosts: &[Arc<Host>],
+    results: &[(String, String)],
+) {
     let now = join_all(hosts.iter().map(|h| read_service(h, service))).await;
     let mut t = Table::new(["HOST", "THIS RUN", "LIVE NOW"]);
     for ((h, st), (_, result)) in hosts.iter().zip(now).zip(results) {
@@ -348,7 +423,12 @@ async fn print_where(ctx: &Context, service: &Service, hosts: &[Arc<Host>], resu
     }
 }
 
-pub async fn prune(ctx: &Context, keep: Option<usize>, dry_run: bool, args: &ActionArgs) -> Result<i32> {
+pub async fn prune(
+    ctx: &Context,
+    keep: Option<usize>,
+    dry_run: bool,
+    args: &ActionArgs,
+) -> Result<i32> {
     if !dry_run && let Some(code) = refuse_if_read_only(ctx) {
         return Ok(code);
     }
@@ -386,14 +466,19 @@ pub async fn prune(ctx: &Context, keep: Option<usize>, dry_run: bool, args: &Act
             format_bytes(p.reclaim_bytes)
         ));
         for r in &p.remove {
-            text.push_str(&format!("  - {} ({}, {})\n", r.tag, r.created, format_bytes(r.size_bytes)));
+            text.push_str(&format!(
+                "  - {} ({}, {})\n",
+                r.tag,
+                r.created,
+                format_bytes(r.size_bytes)
+            ));
         }
     }
     if dry_run {
         if ctx.global.output == OutputFormat::Json {
             println!("{}", serde_json::to_string_pretty(&plans)?);
         } else {
-            print!("{text}(dry run: nothing removed)\n");
+            println!("{text}(dry run: nothing removed)");
         }
         close_all(hosts).await;
         return Ok(exit::OK);
@@ -403,8 +488,21 @@ pub async fn prune(ctx: &Context, keep: Option<usize>, dry_run: bool, args: &Act
         close_all(hosts).await;
         return Ok(exit::OK);
     }
-    let equivalent = format!("deckhand prune --keep {keep} --env {} --service {}", ctx.env.name, service.name);
-    match confirm(ctx, args, &format!("prune {} in {}:\n{}", service.name, ctx.env.name, text.trim_end()), &equivalent) {
+    let equivalent = format!(
+        "deckhand prune --keep {keep} --env {} --service {}",
+        ctx.env.name, service.name
+    );
+    match confirm(
+        ctx,
+        args,
+        &format!(
+            "prune {} in {}:\n{}",
+            service.name,
+            ctx.env.name,
+            text.trim_end()
+        ),
+        &equivalent,
+    ) {
         Ok(true) => {}
         Ok(false) => {
             eprintln!("cancelled; nothing removed");
@@ -433,7 +531,9 @@ pub async fn prune(ctx: &Context, keep: Option<usize>, dry_run: bool, args: &Act
         let result = match read_service(h, &service).await {
             Ok(st) => {
                 let p = prune::plan_prune(h.name(), &st, keep);
-                prune::execute(h, &service, &p).await.map(|removed| (p, removed))
+                prune::execute(h, &service, &p)
+                    .await
+                    .map(|removed| (p, removed))
             }
             Err(e) => Err(crate::release::proxy::docker_err(h, "read the service", &e)),
         };
@@ -442,7 +542,11 @@ pub async fn prune(ctx: &Context, keep: Option<usize>, dry_run: bool, args: &Act
         match &result {
             Ok((p, removed)) => {
                 rec.outcome = "success".into();
-                rec.details = Some(format!("kept {}; removed {}", p.kept.join(","), removed.join(",")));
+                rec.details = Some(format!(
+                    "kept {}; removed {}",
+                    p.kept.join(","),
+                    removed.join(",")
+                ));
             }
             Err(e) => {
                 rec.outcome = "failed".into();
@@ -453,7 +557,13 @@ pub async fn prune(ctx: &Context, keep: Option<usize>, dry_run: bool, args: &Act
         let _ = held.release(h).await;
         match result {
             Ok((p, removed)) => {
-                println!("{}: removed {} image(s): {} ({} reclaimed)", h.name(), removed.len(), removed.join(", "), format_bytes(p.reclaim_bytes));
+                println!(
+                    "{}: removed {} image(s): {} ({} reclaimed)",
+                    h.name(),
+                    removed.len(),
+                    removed.join(", "),
+                    format_bytes(p.reclaim_bytes)
+                );
                 report.push(p);
             }
             Err(e) => {
@@ -503,7 +613,12 @@ pub async fn unlock(ctx: &Context, args: &ActionArgs) -> Result<i32> {
             service.name,
             state.holder()
         );
-        let equivalent = format!("deckhand unlock --env {} --service {} --host {}", ctx.env.name, service.name, h.name());
+        let equivalent = format!(
+            "deckhand unlock --env {} --service {} --host {}",
+            ctx.env.name,
+            service.name,
+            h.name()
+        );
         match confirm(ctx, args, &q, &equivalent) {
             Ok(true) => {}
             Ok(false) => {
@@ -517,7 +632,8 @@ pub async fn unlock(ctx: &Context, args: &ActionArgs) -> Result<i32> {
         }
         match lock::force_remove(h, &service.name).await {
             Ok(()) => {
-                let mut rec = AuditRecord::now(&who, &ctx.env.name, h.name(), &service.name, "unlock");
+                let mut rec =
+                    AuditRecord::now(&who, &ctx.env.name, h.name(), &service.name, "unlock");
                 rec.outcome = "success".into();
                 rec.details = Some(format!("removed the lock of {}", state.holder()));
                 let _ = audit::append(h, &rec).await;

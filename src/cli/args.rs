@@ -86,6 +86,12 @@ pub enum Command {
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
+    /// Bring up a local demo service (both colors, a few releases) and show it
+    Demo {
+        /// Public port of the demo's proxy
+        #[arg(long, default_value_t = 3001)]
+        port: u16,
+    },
     /// Clear a deploy lock (after confirmation), e.g. one left by a killed process
     Unlock {
         #[command(flatten)]

@@ -75,7 +75,12 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
             match &log {
                 Ok(l) => {
                     h.malformed_audit_lines = l.malformed.len();
-                    h.audit = l.records.iter().filter(|r| r.service == s.name).cloned().collect();
+                    h.audit = l
+                        .records
+                        .iter()
+                        .filter(|r| r.service == s.name)
+                        .cloned()
+                        .collect();
                 }
                 Err(e) => h.error = Some(e.to_string()),
             }
@@ -142,7 +147,13 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                 (Some(b), Some(a)) => format!("{b} at {a}"),
                 _ => "-".into(),
             };
-            t.row([r.sha.clone(), r.role.to_string(), age, format_bytes(r.size_bytes), by]);
+            t.row([
+                r.sha.clone(),
+                r.role.to_string(),
+                age,
+                format_bytes(r.size_bytes),
+                by,
+            ]);
         }
         print!("{}", t.render("  "));
         if !h.audit.is_empty() {
@@ -156,13 +167,19 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                     r.from_sha.clone().unwrap_or_else(|| "-".into()),
                     r.to_sha.clone().unwrap_or_else(|| "-".into()),
                     r.outcome.clone(),
-                    r.error.as_deref().map(|e| e.lines().next().unwrap_or("").to_string()).unwrap_or_default(),
+                    r.error
+                        .as_deref()
+                        .map(|e| e.lines().next().unwrap_or("").to_string())
+                        .unwrap_or_default(),
                 ]);
             }
             print!("{}", t.render("    "));
         }
         if h.malformed_audit_lines > 0 {
-            println!("  warning: {} malformed audit line(s) skipped", h.malformed_audit_lines);
+            println!(
+                "  warning: {} malformed audit line(s) skipped",
+                h.malformed_audit_lines
+            );
         }
     }
     Ok(code)

@@ -2,6 +2,7 @@
 
 mod action;
 mod args;
+mod demo;
 mod history;
 pub mod output;
 mod status;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::config::{self, Config, Environment, Service};
+use crate::exit;
 
 /// What every command needs: the loaded config and the chosen environment and services.
 pub struct Context {
@@ -46,7 +48,15 @@ impl Context {
 
 /// Runs a parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
-    let ctx = match Context::load(&cli.global) {
+    let mut global = cli.global.clone();
+    if let Some(Command::Demo { port }) = cli.command {
+        // The demo writes its own config, then shows it like any other.
+        global.config = Some(demo::run(port).await?);
+        global.env = Some("dev".into());
+        let ctx = Context::load(&global)?;
+        return status::run(&ctx).await;
+    }
+    let ctx = match Context::load(&global) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -67,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::History { limit, hosts } => history::history(&ctx, limit, &hosts).await,
         Command::Lock { hosts } => history::locks(&ctx, &hosts).await,
         Command::Unlock { action } => action::unlock(&ctx, &action).await,
+        Command::Demo { .. } => Ok(exit::OK),
     }
 }
 
@@ -96,8 +107,9 @@ pub fn init_logging(level: &str) -> Result<tracing_appender::non_blocking::Worke
         .build(&dir)
         .wrap_err("cannot open the log file")?;
     let (writer, guard) = tracing_appender::non_blocking(output::RedactingWriter(appender));
-    let filter = EnvFilter::try_new(format!("deckhand={level},warn"))
-        .wrap_err_with(|| format!("`{level}` is not a log level (error, warn, info, debug, trace)"))?;
+    let filter = EnvFilter::try_new(format!("deckhand={level},warn")).wrap_err_with(|| {
+        format!("`{level}` is not a log level (error, warn, info, debug, trace)")
+    })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -54,7 +54,8 @@ pub struct RedactingWriter<W>(pub W);
 impl<W: Write> Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(crate::redact::redact_text(&text).as_bytes())?;
+        self.0
+            .write_all(crate::redact::redact_text(&text).as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -76,7 +77,11 @@ mod tests {
     #[test]
     fn log_writer_redacts() {
         let mut w = RedactingWriter(Vec::new());
-        w.write_all(b"pull with DOCKER_PASSWORD=abc failed").expect("write");
-        assert_eq!(String::from_utf8_lossy(&w.0), "pull with DOCKER_PASSWORD=[redacted] failed");
+        w.write_all(b"pull with DOCKER_PASSWORD=abc failed")
+            .expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&w.0),
+            "pull with DOCKER_PASSWORD=[redacted] failed"
+        );
     }
 }

@@ -39,7 +39,9 @@ pub fn render_table(status: &EnvStatus, now: i64) -> String {
         status.hosts.len(),
         if status.hosts.len() == 1 { "" } else { "s" }
     );
-    let mut t = Table::new(["HOST", "SERVICE", "LIVE", "BLUE", "GREEN", "PROXY", "VERDICT"]);
+    let mut t = Table::new([
+        "HOST", "SERVICE", "LIVE", "BLUE", "GREEN", "PROXY", "VERDICT",
+    ]);
     for h in &status.hosts {
         if !h.reachable {
             t.row([h.name.as_str(), "-", "-", "-", "-", "-", "UNREACHABLE"]);
@@ -53,7 +55,11 @@ pub fn render_table(status: &EnvStatus, now: i64) -> String {
                 color_cell(s, Color::Blue),
                 color_cell(s, Color::Green),
                 proxy_cell(s),
-                if s.problems.is_empty() { "ok".into() } else { "PROBLEM".into() },
+                if s.problems.is_empty() {
+                    "ok".into()
+                } else {
+                    "PROBLEM".into()
+                },
             ]);
         }
     }
@@ -76,9 +82,17 @@ fn color_cell(s: &ServiceStatus, color: Color) -> String {
     let Some(c) = s.color(color) else {
         return "-".into();
     };
-    let mut cell = format!("{} {}", c.state.as_str(), c.sha.as_deref().map_or("?", short));
+    let mut cell = format!(
+        "{} {}",
+        c.state.as_str(),
+        c.sha.as_deref().map_or("?", short)
+    );
     if let Some(h) = &c.health {
-        cell.push_str(if h.is_healthy() { " healthy" } else { " UNHEALTHY" });
+        cell.push_str(if h.is_healthy() {
+            " healthy"
+        } else {
+            " UNHEALTHY"
+        });
         if h.is_healthy() {
             cell.push_str(&format!(" {}ms", h.latency_ms));
         }
@@ -93,7 +107,11 @@ fn proxy_cell(s: &ServiceStatus) -> String {
     if !s.proxy.exists {
         return "absent".into();
     }
-    let state = if s.proxy.running { "running" } else { "STOPPED" };
+    let state = if s.proxy.running {
+        "running"
+    } else {
+        "STOPPED"
+    };
     match s.proxy.public_port {
         Some(p) => format!("{state} :{p}"),
         None => state.into(),
@@ -113,7 +131,10 @@ fn host_details(h: &HostStatus, now: i64) -> String {
     if !h.reachable {
         out.push_str(&format!(
             ": unreachable\n  {}\n",
-            h.error.as_deref().unwrap_or("unknown error").replace('\n', "\n  ")
+            h.error
+                .as_deref()
+                .unwrap_or("unknown error")
+                .replace('\n', "\n  ")
         ));
         return out;
     }
@@ -150,7 +171,11 @@ fn host_details(h: &HostStatus, now: i64) -> String {
         }
         for color in Color::BOTH {
             if let Some(c) = s.color(color) {
-                let live = if s.live_color == Some(color) { " LIVE" } else { "" };
+                let live = if s.live_color == Some(color) {
+                    " LIVE"
+                } else {
+                    ""
+                };
                 let by = match (&c.deployed_by, &c.deployed_at) {
                     (Some(b), Some(a)) => format!(", deployed {a} by {b}"),
                     _ => String::new(),
@@ -183,7 +208,11 @@ fn host_details(h: &HostStatus, now: i64) -> String {
                     format_age(now - i.created_unix),
                     format_bytes(i.size_bytes),
                     i.in_use_by.map_or_else(|| "-".into(), |c| c.to_string()),
-                    if i.protected { "yes".into() } else { "-".into() },
+                    if i.protected {
+                        "yes".into()
+                    } else {
+                        "-".into()
+                    },
                 ]);
             }
             out.push_str(&t.render("    "));

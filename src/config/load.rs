@@ -8,9 +8,9 @@ use std::time::Duration;
 use regex::Regex;
 use toml::Spanned;
 
+use super::ConfigError;
 use super::model::{Config, Defaults, Environment, HostSpec, HostTarget, Service};
 use super::raw::{RawConfig, RawEnv, RawHost, RawService};
-use super::ConfigError;
 use crate::util::parse_duration;
 
 const DEFAULT_STATE_DIR: &str = "/var/lib/deckhand";
@@ -53,10 +53,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Validates config text; `path` is used for messages and to resolve relative paths.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ConfigError::Syntax {
             path: path.to_path_buf(),
             line,
@@ -82,8 +79,10 @@ static VAR_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("static regex"));
 // OCI distribution: host[:port]/path components, lowercase, no tag or digest.
 static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-        .expect("static regex")
+    Regex::new(
+        r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
+    )
+    .expect("static regex")
 });
 static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
@@ -158,11 +157,7 @@ impl Validator<'_> {
             .docker_socket
             .as_ref()
             .map(|s| s.get_ref().clone());
-        let default_state_dir = raw
-            .defaults
-            .state_dir
-            .as_ref()
-            .map(|s| s.get_ref().clone());
+        let default_state_dir = raw.defaults.state_dir.as_ref().map(|s| s.get_ref().clone());
 
         if raw.service.is_empty() {
             return Err(self.invalid_at_line(
@@ -264,7 +259,9 @@ impl Validator<'_> {
         let f = |field: &str| format!("service.{name}.{field}");
         let image = r.image.get_ref().clone();
         if !REPOSITORY.is_match(&image) {
-            let fix = if image.contains('@') || image.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+            let fix = if image.contains('@')
+                || image.rsplit('/').next().is_some_and(|l| l.contains(':'))
+            {
                 "give the repository without a tag or digest: tags are the git SHAs you deploy"
             } else {
                 "use an image repository such as registry.example.com/acme/api (lowercase)"
@@ -285,7 +282,9 @@ impl Validator<'_> {
             None => 3001,
         };
         let health_path = match &r.health_path {
-            Some(p) if !p.get_ref().starts_with('/') || p.get_ref().contains(char::is_whitespace) => {
+            Some(p)
+                if !p.get_ref().starts_with('/') || p.get_ref().contains(char::is_whitespace) =>
+            {
                 return Err(self.invalid(
                     p,
                     f("health_path"),
@@ -354,16 +353,19 @@ impl Validator<'_> {
                     "use letters, digits and `_`, not starting with a digit",
                 ));
             }
-            if crate::redact::is_secret_name(k) || crate::redact::redact_text(v.get_ref()) != *v.get_ref() {
+            if crate::redact::is_secret_name(k)
+                || crate::redact::redact_text(v.get_ref()) != *v.get_ref()
+            {
                 return Err(self.invalid(
                     v,
                     f(&format!("env.{k}")),
                     format!("`{k}` looks like a secret, and secrets never go in the config file"),
                     format!(
                         "remove it here and put it in the service's env file on the host ({})",
-                        r.env_file
-                            .as_ref()
-                            .map_or_else(|| format!("/etc/deckhand/{name}.env"), |p| p.get_ref().clone())
+                        r.env_file.as_ref().map_or_else(
+                            || format!("/etc/deckhand/{name}.env"),
+                            |p| p.get_ref().clone()
+                        )
                     ),
                 ));
             }
@@ -602,9 +604,7 @@ impl HostDefaults<'_> {
                 .docker_socket
                 .unwrap_or(DEFAULT_DOCKER_SOCKET)
                 .to_string(),
-            state_dir: self
-                .state_dir
-                .map_or_else(local_state_dir, str::to_string),
+            state_dir: self.state_dir.map_or_else(local_state_dir, str::to_string),
             connect_timeout: self.defaults.connect_timeout,
         }
     }
@@ -713,7 +713,12 @@ known_hosts = "/tmp/kh"
         assert!(staging.protected);
         assert_eq!(staging.hosts.len(), 2);
         match &staging.hosts[1].target {
-            HostTarget::Ssh { destination, user, identity_file, .. } => {
+            HostTarget::Ssh {
+                destination,
+                user,
+                identity_file,
+                ..
+            } => {
                 assert_eq!(destination, "staging-api-2");
                 assert_eq!(user.as_deref(), Some("deploy"));
                 assert_eq!(identity_file.as_deref(), Some(Path::new("/keys/id")));
@@ -722,15 +727,27 @@ known_hosts = "/tmp/kh"
         }
         let lab = &c.env("lab").expect("lab").hosts[0];
         assert_eq!(lab.name, "lab-1");
-        assert!(matches!(&lab.target, HostTarget::Ssh { port: Some(2222), .. }));
-        assert_eq!(c.env("dev").expect("dev").hosts[0].target, HostTarget::Local);
+        assert!(matches!(
+            &lab.target,
+            HostTarget::Ssh {
+                port: Some(2222),
+                ..
+            }
+        ));
+        assert_eq!(
+            c.env("dev").expect("dev").hosts[0].target,
+            HostTarget::Local
+        );
     }
 
     #[test]
     fn errors_name_file_line_field_and_fix() {
         let text = GOOD.replace("name = \"api\"\n", "name = \"api\"\napp_port = 0\n");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.starts_with("deckhand.toml:8: `service.api.app_port`"), "{e}");
+        assert!(
+            e.starts_with("deckhand.toml:8: `service.api.app_port`"),
+            "{e}"
+        );
         assert!(e.contains("Fix: use a number from 1 to 65535"), "{e}");
     }
 
@@ -749,7 +766,12 @@ known_hosts = "/tmp/kh"
         assert!(e.contains("looks like a secret"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
         let text = GOOD.replace("NODE_ENV = \"production\"", "DB = \"postgres://a:b@c/d\"");
-        assert!(parse(&text).unwrap_err().to_string().contains("looks like a secret"));
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("looks like a secret")
+        );
     }
 
     #[test]
@@ -768,13 +790,17 @@ known_hosts = "/tmp/kh"
 
     #[test]
     fn bad_durations_and_duplicate_ports() {
-        let text = GOOD.replace("name = \"api\"\n", "name = \"api\"\ndrain = \"5 minutes\"\n");
-        assert!(parse(&text).unwrap_err().to_string().contains("drain"));
-        let text = format!(
-            "{GOOD}\n[[service]]\nname = \"web\"\nimage = \"acme/web\"\n"
+        let text = GOOD.replace(
+            "name = \"api\"\n",
+            "name = \"api\"\ndrain = \"5 minutes\"\n",
         );
+        assert!(parse(&text).unwrap_err().to_string().contains("drain"));
+        let text = format!("{GOOD}\n[[service]]\nname = \"web\"\nimage = \"acme/web\"\n");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("already the public port of service `api`"), "{e}");
+        assert!(
+            e.contains("already the public port of service `api`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -797,14 +823,18 @@ known_hosts = "/tmp/kh"
         let h = &c.env("staging").expect("env").hosts[0];
         assert_eq!(h.name, "api-1");
         match &h.target {
-            HostTarget::Ssh { destination, user, .. } => {
+            HostTarget::Ssh {
+                destination, user, ..
+            } => {
                 assert_eq!(destination, "203.0.113.7");
                 assert_eq!(user.as_deref(), Some("deploy"));
             }
             HostTarget::Local => panic!("ssh expected"),
         }
         let bad = text.replace("ansible_group = \"api\"", "ansible_group = \"web\"");
-        let e = load_str(&bad, &dir.path().join("deckhand.toml")).unwrap_err().to_string();
+        let e = load_str(&bad, &dir.path().join("deckhand.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ansible_inventory"), "{e}");
         assert!(e.contains("api"), "lists the groups that exist: {e}");
     }

@@ -62,8 +62,12 @@ pub async fn append(host: &Host, record: &AuditRecord) -> Result<(), ReleaseErro
     let mut line = serde_json::to_vec(&r).map_err(|e| ReleaseError::Refused(e.to_string()))?;
     line.push(b'\n');
     let (dir, path) = audit_path(host);
-    host.exec_ok("sh", &["-c", APPEND, "deckhand-audit", &dir, &path], Some(&line))
-        .await?;
+    host.exec_ok(
+        "sh",
+        &["-c", APPEND, "deckhand-audit", &dir, &path],
+        Some(&line),
+    )
+    .await?;
     Ok(())
 }
 
@@ -79,7 +83,17 @@ pub async fn read(host: &Host, limit: usize) -> Result<AuditLog, ReleaseError> {
     let (_, path) = audit_path(host);
     let n = limit.to_string();
     let out = host
-        .exec("sh", &["-c", r#"[ -f "$1" ] && tail -n "$2" "$1" || true"#, "deckhand-audit", &path, &n], None)
+        .exec(
+            "sh",
+            &[
+                "-c",
+                r#"[ -f "$1" ] && tail -n "$2" "$1" || true"#,
+                "deckhand-audit",
+                &path,
+                &n,
+            ],
+            None,
+        )
         .await?;
     Ok(parse(&out.stdout_text()))
 }

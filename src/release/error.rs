@@ -27,7 +27,9 @@ pub enum ReleaseError {
         detail: String,
     },
 
-    #[error("{host}: the new {color} container ({sha}) did not become healthy; {live_note}\n{report}")]
+    #[error(
+        "{host}: the new {color} container ({sha}) did not become healthy; {live_note}\n{report}"
+    )]
     Unhealthy {
         host: String,
         color: String,

@@ -62,7 +62,15 @@ pub async fn deploy_on_host(
     opts: &ActionOptions,
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
-    run(host, service, Target::Ref(tag.to_string()), Action::Deploy, opts, events).await
+    run(
+        host,
+        service,
+        Target::Ref(tag.to_string()),
+        Action::Deploy,
+        opts,
+        events,
+    )
+    .await
 }
 
 /// Rolls back on one host: to the previous release by default.
@@ -87,7 +95,9 @@ pub async fn plan_on_host(
         .await
         .map_err(|e| docker_err(host, "read the service", &e))?;
     let plan = match (action, target) {
-        (Action::Deploy, Target::Ref(tag)) => plan_deploy(&status, service, host.name(), tag, action),
+        (Action::Deploy, Target::Ref(tag)) => {
+            plan_deploy(&status, service, host.name(), tag, action)
+        }
         (Action::Deploy, Target::Previous) => Err("deploy needs a SHA or tag".to_string()),
         (Action::Rollback, t) => plan_rollback(&status, service, host.name(), t),
     }
@@ -169,7 +179,13 @@ async fn run(
     };
     r.finish(Step::Lock, t, "");
 
-    let mut record = AuditRecord::now(&opts.actor, &opts.env, host.name(), &service.name, action.as_str());
+    let mut record = AuditRecord::now(
+        &opts.actor,
+        &opts.env,
+        host.name(),
+        &service.name,
+        action.as_str(),
+    );
     let result = run_locked(&mut r, service, &target, action, opts, &mut record).await;
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
@@ -238,6 +254,11 @@ async fn run_locked(
         r.info(plan.summary());
         return Ok((plan, false));
     }
+    if plan.finish_only {
+        r.info(plan.summary());
+        drain_and_stop_old(r, service, &plan).await;
+        return Ok((plan, false));
+    }
     let live_note = match (&plan.from_color, &plan.from_sha) {
         (Some(c), Some(s)) => format!("{s} ({c}) still serves"),
         (Some(c), None) => format!("{c} still serves"),
@@ -250,16 +271,26 @@ async fn run_locked(
     let pre_switch = async {
         if !plan.reuse_existing {
             let t = r.start(Step::Pull, plan.image.clone());
-            pulled = pull::ensure_image(host, &plan.image, r.events).await.inspect_err(|e| r.fail(Step::Pull, e))?;
-            r.finish(Step::Pull, t, if pulled { "pulled" } else { "already present" });
+            pulled = pull::ensure_image(host, &plan.image, r.events)
+                .await
+                .inspect_err(|e| r.fail(Step::Pull, e))?;
+            r.finish(
+                Step::Pull,
+                t,
+                if pulled { "pulled" } else { "already present" },
+            );
             check_cancel(opts, host, &live_note)?;
 
             let t = r.start(Step::Network, service.network_name());
-            proxy::ensure_network(host, service).await.inspect_err(|e| r.fail(Step::Network, e))?;
+            proxy::ensure_network(host, service)
+                .await
+                .inspect_err(|e| r.fail(Step::Network, e))?;
             r.finish(Step::Network, t, "");
 
             let t = r.start(Step::Create, new_name.clone());
-            create_app(host, service, &plan, opts).await.inspect_err(|e| r.fail(Step::Create, e))?;
+            create_app(host, service, &plan, opts)
+                .await
+                .inspect_err(|e| r.fail(Step::Create, e))?;
             r.finish(Step::Create, t, "");
         }
         check_cancel(opts, host, &live_note)?;
@@ -269,7 +300,9 @@ async fn run_locked(
             .await
             .or_else(|e| match e {
                 // Already running (a converging re-run): fine.
-                bollard::errors::Error::DockerResponseServerError { status_code: 304, .. } => Ok(()),
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304, ..
+                } => Ok(()),
                 e => Err(docker_err(host, &format!("start {new_name}"), &e)),
             })
             .inspect_err(|e| r.fail(Step::Start, e))?;
@@ -288,7 +321,9 @@ async fn run_locked(
     if let Err(e) = pre_switch.await {
         if started_new || matches!(e, ReleaseError::Unhealthy { .. }) {
             stop_quietly(host, &new_name, service).await;
-            r.info(format!("stopped {new_name}; it is kept for inspection (docker logs {new_name})"));
+            r.info(format!(
+                "stopped {new_name}; it is kept for inspection (docker logs {new_name})"
+            ));
         }
         return Err(match e {
             e @ (ReleaseError::Unhealthy { .. } | ReleaseError::Aborted { .. }) => e,
@@ -323,15 +358,26 @@ async fn run_locked(
             return Err(e);
         }
     };
-    r.finish(Step::Proxy, t, if proxy_started { "started" } else { "running" });
+    r.finish(
+        Step::Proxy,
+        t,
+        if proxy_started { "started" } else { "running" },
+    );
 
-    let t = r.start(Step::Switch, format!("{} → {}", plan.from_color.map_or("-", Color::as_str), plan.to_color));
-    if !proxy_started {
-        if let Err(e) = proxy::switch(host, service, &route, previous_conf.as_deref()).await {
-            r.fail(Step::Switch, &e);
-            stop_quietly(host, &new_name, service).await;
-            return Err(e);
-        }
+    let t = r.start(
+        Step::Switch,
+        format!(
+            "{} → {}",
+            plan.from_color.map_or("-", Color::as_str),
+            plan.to_color
+        ),
+    );
+    if !proxy_started
+        && let Err(e) = proxy::switch(host, service, &route, previous_conf.as_deref()).await
+    {
+        r.fail(Step::Switch, &e);
+        stop_quietly(host, &new_name, service).await;
+        return Err(e);
     }
     r.finish(Step::Switch, t, "");
     r.events.emit(Event::Switched {
@@ -341,7 +387,8 @@ async fn run_locked(
     });
 
     let t = r.start(Step::Confirm, format!("port {}", service.public_port));
-    if let Err(detail) = proxy::confirm(host, service, plan.to_color, Duration::from_secs(10)).await {
+    if let Err(detail) = proxy::confirm(host, service, plan.to_color, Duration::from_secs(10)).await
+    {
         // Put the old route back if there was one; the new color is not answering publicly.
         let mut note = "nothing was serving before".to_string();
         if let (Some(prev), Some(_)) = (&previous_conf, plan.from_color) {
@@ -360,21 +407,7 @@ async fn run_locked(
     }
     r.finish(Step::Confirm, t, format!("{} answers", plan.to_color));
 
-    if let Some(old) = plan.from_color {
-        let t = r.start(Step::Drain, format_duration(service.drain));
-        tokio::time::sleep(service.drain).await;
-        r.finish(Step::Drain, t, "");
-        let old_name = app_container(service, old);
-        let t = r.start(Step::StopOld, old_name.clone());
-        match stop(host, &old_name, service).await {
-            Ok(()) => r.finish(Step::StopOld, t, "kept stopped for rollback"),
-            Err(e) => {
-                // The new release serves; a stuck old container is worth a warning, not a failure.
-                r.info(format!("WARNING: could not stop {old_name}: {e}"));
-                r.finish(Step::StopOld, t, "failed");
-            }
-        }
-    }
+    drain_and_stop_old(r, service, &plan).await;
 
     if service.auto_prune && action == Action::Deploy {
         let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
@@ -394,6 +427,26 @@ async fn run_locked(
     }
     let _ = status;
     Ok((plan, pulled))
+}
+
+async fn drain_and_stop_old(r: &mut Runner<'_>, service: &Service, plan: &DeployPlan) {
+    let Some(old) = plan.from_color else {
+        return;
+    };
+    let host = r.host;
+    let t = r.start(Step::Drain, format_duration(service.drain));
+    tokio::time::sleep(service.drain).await;
+    r.finish(Step::Drain, t, "");
+    let old_name = app_container(service, old);
+    let t = r.start(Step::StopOld, old_name.clone());
+    match stop(host, &old_name, service).await {
+        Ok(()) => r.finish(Step::StopOld, t, "kept stopped for rollback"),
+        Err(e) => {
+            // The new release serves; a stuck old container is worth a warning, not a failure.
+            r.info(format!("WARNING: could not stop {old_name}: {e}"));
+            r.finish(Step::StopOld, t, "failed");
+        }
+    }
 }
 
 fn check_cancel(opts: &ActionOptions, host: &Host, live_note: &str) -> Result<(), ReleaseError> {
@@ -418,7 +471,12 @@ async fn read_env_file(host: &Host, service: &Service) -> Result<Vec<String>, Re
     let out = host
         .exec(
             "sh",
-            &["-c", r#"if [ -f "$1" ]; then cat "$1"; fi"#, "deckhand-env", &service.env_file],
+            &[
+                "-c",
+                r#"if [ -f "$1" ]; then cat "$1"; fi"#,
+                "deckhand-env",
+                &service.env_file,
+            ],
             None,
         )
         .await?;
@@ -475,10 +533,17 @@ async fn create_app(
         )
         .await
     {
-        Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+        Ok(())
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
         Err(e) => return Err(docker_err(host, &format!("remove the old {name}"), &e)),
     }
-    let mut env: Vec<String> = service.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut env: Vec<String> = service
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     env.extend(read_env_file(host, service).await?);
     let mut labels = HashMap::new();
     labels.insert(LABEL_SERVICE.to_string(), service.name.clone());
@@ -606,7 +671,11 @@ async fn wait_healthy(
             .await
             .map_err(|e| docker_err(host, &format!("inspect {name}"), &e))?;
         let state = ins.state.clone().unwrap_or_default();
-        let docker_health = state.health.as_ref().and_then(|h| h.status).map(|s| s.to_string());
+        let docker_health = state
+            .health
+            .as_ref()
+            .and_then(|h| h.status)
+            .map(|s| s.to_string());
         let docker_log = state
             .health
             .as_ref()
@@ -631,12 +700,26 @@ async fn wait_healthy(
                 if restarted || state.restarting == Some(true) {
                     "crashed and is being restarted".to_string()
                 } else {
-                    format!("is {}", state.status.map_or_else(|| "gone".to_string(), |s| s.to_string()))
+                    format!(
+                        "is {}",
+                        state
+                            .status
+                            .map_or_else(|| "gone".to_string(), |s| s.to_string())
+                    )
                 },
                 state.exit_code.unwrap_or(-1),
-                if state.oom_killed == Some(true) { ", OOM-killed" } else { "" }
+                if state.oom_killed == Some(true) {
+                    ", OOM-killed"
+                } else {
+                    ""
+                }
             );
-            return Err(unhealthy(why, &last, docker_log, tail_logs(host, &name).await));
+            return Err(unhealthy(
+                why,
+                &last,
+                docker_log,
+                tail_logs(host, &name).await,
+            ));
         }
         let port = ins
             .network_settings
@@ -644,7 +727,10 @@ async fn wait_healthy(
             .and_then(|n| n.ports.as_ref())
             .and_then(|p| p.get(&format!("{}/tcp", service.app_port)))
             .and_then(Option::as_ref)
-            .and_then(|b| b.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok()));
+            .and_then(|b| {
+                b.iter()
+                    .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
+            });
         let report = match port {
             Some(p) => probe_health(host, p, &service.health_path, Duration::from_secs(2)).await,
             None => HealthReport {
@@ -684,7 +770,12 @@ async fn wait_healthy(
                     .map(|d| format!(" (docker health: {d})"))
                     .unwrap_or_default()
             );
-            return Err(unhealthy(why, &last, docker_log, tail_logs(host, &name).await));
+            return Err(unhealthy(
+                why,
+                &last,
+                docker_log,
+                tail_logs(host, &name).await,
+            ));
         }
         if opts.cancel.is_cancelled() {
             return Err(ReleaseError::Aborted {
@@ -733,7 +824,10 @@ async fn stop(host: &Host, name: &str, service: &Service) -> Result<(), ReleaseE
         .await
     {
         Ok(())
-        | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304 | 404,
+            ..
+        }) => Ok(()),
         Err(e) => Err(docker_err(host, &format!("stop {name}"), &e)),
     }
 }
@@ -750,7 +844,9 @@ mod tests {
 
     #[test]
     fn env_files_parse() {
-        let v = parse_env_file("# secrets\nDB_PASSWORD=hunter2\nexport TOKEN=\"abc def\"\n\nBAD LINE\nQ='x'\n");
+        let v = parse_env_file(
+            "# secrets\nDB_PASSWORD=hunter2\nexport TOKEN=\"abc def\"\n\nBAD LINE\nQ='x'\n",
+        );
         assert_eq!(v, ["DB_PASSWORD=hunter2", "TOKEN=abc def", "Q=x"]);
     }
 }

@@ -67,7 +67,8 @@ fn lock_path(host: &Host, service: &str) -> (String, String) {
 const ACQUIRE: &str = r#"set -e; umask 022; mkdir -p "$1"; t="$1/.tmp.$$"; cat > "$t"; if ln "$t" "$2" 2>/dev/null; then rm -f "$t"; echo acquired; else rm -f "$t"; echo held; fi"#;
 const READ: &str = r#"if [ -f "$1" ]; then date +%s; stat -c %Y "$1"; cat "$1"; fi"#;
 const RELEASE: &str = r#"if [ -f "$1" ] && grep -q -F "$2" "$1"; then rm -f "$1"; echo released; else echo not-ours; fi"#;
-const HEARTBEAT_SCRIPT: &str = r#"if [ -f "$1" ] && grep -q -F "$2" "$1"; then touch "$1"; echo ok; else echo lost; fi"#;
+const HEARTBEAT_SCRIPT: &str =
+    r#"if [ -f "$1" ] && grep -q -F "$2" "$1"; then touch "$1"; echo ok; else echo lost; fi"#;
 
 /// Reads the lock of a service, if any.
 pub async fn read(host: &Host, service: &str) -> Result<Option<LockState>, ReleaseError> {
@@ -123,7 +124,11 @@ pub async fn acquire(
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let out = host
-            .exec_ok("sh", &["-c", ACQUIRE, "deckhand-lock", &dir, &path], Some(&body))
+            .exec_ok(
+                "sh",
+                &["-c", ACQUIRE, "deckhand-lock", &dir, &path],
+                Some(&body),
+            )
             .await?;
         if out.stdout_text().trim() == "acquired" {
             break;
@@ -160,7 +165,11 @@ pub async fn acquire(
         loop {
             tokio::time::sleep(HEARTBEAT).await;
             match hb_host
-                .exec("sh", &["-c", HEARTBEAT_SCRIPT, "deckhand-lock", &hb_path, &token], None)
+                .exec(
+                    "sh",
+                    &["-c", HEARTBEAT_SCRIPT, "deckhand-lock", &hb_path, &token],
+                    None,
+                )
                 .await
             {
                 Ok(o) if o.stdout_text().trim() == "lost" => {

@@ -5,14 +5,14 @@
 
 pub mod actor;
 pub mod audit;
+mod error;
 pub mod events;
 pub mod execute;
 pub mod lock;
 pub mod plan;
-pub mod prune;
 pub mod proxy;
+pub mod prune;
 pub mod pull;
-mod error;
 
 pub use error::ReleaseError;
 pub use events::{Event, EventSink, Step};

@@ -49,6 +49,9 @@ pub struct DeployPlan {
     pub reuse_existing: bool,
     /// The target already serves and is healthy: nothing to change.
     pub noop: bool,
+    /// The target already serves but the other color still runs (a deploy was interrupted
+    /// after its switch): only drain and stop the other color.
+    pub finish_only: bool,
     /// No proxy yet (first deploy): create it after the new color is healthy.
     pub create_proxy: bool,
     pub steps: Vec<Step>,
@@ -68,6 +71,12 @@ impl DeployPlan {
             (Some(c), None) => format!("? ({c})"),
             _ => "nothing".to_string(),
         };
+        if self.finish_only {
+            return format!(
+                "{}: {} already serves {} ({}); stop the other color, which still runs",
+                self.host, self.service, self.to_sha, self.to_color
+            );
+        }
         let how = if self.reuse_existing {
             "restart the kept container"
         } else {
@@ -124,10 +133,14 @@ pub fn plan_deploy(
     let live_is_target = live.is_some_and(|c| {
         status.color(c).is_some_and(|s| {
             s.sha.as_deref() == Some(tag)
-                && s.health.as_ref().is_none_or(crate::state::HealthReport::is_healthy)
+                && s.health
+                    .as_ref()
+                    .is_none_or(crate::state::HealthReport::is_healthy)
         })
     });
-    let noop = live_is_target && status.proxy.running;
+    let other_running = live.is_some_and(|c| running(c.other()));
+    let noop = live_is_target && status.proxy.running && !other_running;
+    let finish_only = live_is_target && status.proxy.running && other_running;
     let reuse_existing = status
         .color(to_color)
         .is_some_and(|s| s.sha.as_deref() == Some(tag) && s.image == image);
@@ -135,12 +148,26 @@ pub fn plan_deploy(
 
     let steps = if noop {
         vec![Step::Lock, Step::Audit, Step::Unlock]
+    } else if finish_only {
+        vec![
+            Step::Lock,
+            Step::Drain,
+            Step::StopOld,
+            Step::Audit,
+            Step::Unlock,
+        ]
     } else {
         let mut s = vec![Step::Lock];
         if !reuse_existing {
             s.extend([Step::Pull, Step::Network, Step::Create]);
         }
-        s.extend([Step::Start, Step::Health, Step::Proxy, Step::Switch, Step::Confirm]);
+        s.extend([
+            Step::Start,
+            Step::Health,
+            Step::Proxy,
+            Step::Switch,
+            Step::Confirm,
+        ]);
         if live.is_some() {
             s.extend([Step::Drain, Step::StopOld]);
         }
@@ -150,17 +177,39 @@ pub fn plan_deploy(
         s.extend([Step::Audit, Step::Unlock]);
         s
     };
+    if finish_only && let Some(l) = live {
+        return Ok(DeployPlan {
+            action,
+            host: host.to_string(),
+            service: service.name.clone(),
+            from_color: Some(l.other()),
+            from_sha: status.color(l.other()).and_then(|s| s.sha.clone()),
+            to_color: l,
+            to_sha: tag.to_string(),
+            image,
+            reuse_existing: true,
+            noop: false,
+            finish_only: true,
+            create_proxy: false,
+            steps,
+        });
+    }
     Ok(DeployPlan {
         action,
         host: host.to_string(),
         service: service.name.clone(),
         from_color: live,
         from_sha,
-        to_color: if noop { live.unwrap_or(to_color) } else { to_color },
+        to_color: if noop {
+            live.unwrap_or(to_color)
+        } else {
+            to_color
+        },
         to_sha: tag.to_string(),
         image,
         reuse_existing,
         noop,
+        finish_only: false,
         create_proxy,
         steps,
     })
@@ -194,9 +243,11 @@ pub fn plan_rollback(
         Target::Ref(r) => {
             validate_ref(r)?;
             let known = status.images.iter().any(|i| &i.tag == r)
-                || Color::BOTH
-                    .iter()
-                    .any(|c| status.color(*c).is_some_and(|s| s.sha.as_deref() == Some(r)));
+                || Color::BOTH.iter().any(|c| {
+                    status
+                        .color(*c)
+                        .is_some_and(|s| s.sha.as_deref() == Some(r))
+                });
             if !known {
                 return Err(format!(
                     "{r} is not retained on this host (retained: {}); deploy it instead to pull it",
@@ -256,7 +307,11 @@ mod tests {
         }
     }
 
-    fn status(live: Option<Color>, blue: Option<ColorStatus>, green: Option<ColorStatus>) -> ServiceStatus {
+    fn status(
+        live: Option<Color>,
+        blue: Option<ColorStatus>,
+        green: Option<ColorStatus>,
+    ) -> ServiceStatus {
         let mut colors = BTreeMap::new();
         colors.insert(Color::Blue, blue);
         colors.insert(Color::Green, green);
@@ -292,14 +347,23 @@ mod tests {
 
     #[test]
     fn first_deploy_goes_to_blue_and_creates_the_proxy() {
-        let p = plan_deploy(&status(None, None, None), &service(), "h", "a100000", Action::Deploy)
-            .expect("plan");
+        let p = plan_deploy(
+            &status(None, None, None),
+            &service(),
+            "h",
+            "a100000",
+            Action::Deploy,
+        )
+        .expect("plan");
         assert_eq!(p.to_color, Color::Blue);
         assert!(p.create_proxy);
         assert_eq!(p.from_color, None);
         assert!(!p.steps.contains(&Step::StopOld), "nothing to stop");
         assert!(p.steps.contains(&Step::Pull));
-        assert_eq!(p.summary(), "h: api nothing → a100000 (blue, new container)");
+        assert_eq!(
+            p.summary(),
+            "h: api nothing → a100000 (blue, new container)"
+        );
     }
 
     #[test]
@@ -318,8 +382,18 @@ mod tests {
         assert_eq!(
             p.steps,
             [
-                Step::Lock, Step::Pull, Step::Network, Step::Create, Step::Start, Step::Health,
-                Step::Proxy, Step::Switch, Step::Confirm, Step::Drain, Step::StopOld, Step::Audit,
+                Step::Lock,
+                Step::Pull,
+                Step::Network,
+                Step::Create,
+                Step::Start,
+                Step::Health,
+                Step::Proxy,
+                Step::Switch,
+                Step::Confirm,
+                Step::Drain,
+                Step::StopOld,
+                Step::Audit,
                 Step::Unlock
             ]
         );
@@ -343,7 +417,11 @@ mod tests {
 
     #[test]
     fn rollback_without_a_previous_release_says_what_to_do() {
-        let s = status(Some(Color::Blue), Some(color(ContainerState::Running, "b200000")), None);
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "b200000")),
+            None,
+        );
         let e = plan_rollback(&s, &service(), "h", &Target::Previous).unwrap_err();
         assert!(e.contains("deckhand rollback <SHA>"), "{e}");
         assert!(e.contains("c300000, b200000, a100000"), "{e}");
@@ -351,7 +429,11 @@ mod tests {
 
     #[test]
     fn rollback_to_an_unretained_sha_is_refused() {
-        let s = status(Some(Color::Blue), Some(color(ContainerState::Running, "b200000")), None);
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "b200000")),
+            None,
+        );
         let e = plan_rollback(&s, &service(), "h", &Target::Ref("dddddd0".into())).unwrap_err();
         assert!(e.contains("not retained"), "{e}");
         assert!(plan_rollback(&s, &service(), "h", &Target::Ref("a100000".into())).is_ok());
@@ -359,7 +441,11 @@ mod tests {
 
     #[test]
     fn deploying_what_already_serves_is_a_noop() {
-        let s = status(Some(Color::Blue), Some(color(ContainerState::Running, "b200000")), None);
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "b200000")),
+            None,
+        );
         let p = plan_deploy(&s, &service(), "h", "b200000", Action::Deploy).expect("plan");
         assert!(p.noop);
         assert_eq!(p.steps, [Step::Lock, Step::Audit, Step::Unlock]);
@@ -380,10 +466,41 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_deploy_is_finished_not_repeated() {
+        // Killed after the switch, before the old color stopped: both run, green is live.
+        let s = status(
+            Some(Color::Green),
+            Some(color(ContainerState::Running, "a100000")),
+            Some(color(ContainerState::Running, "b200000")),
+        );
+        let p = plan_deploy(&s, &service(), "h", "b200000", Action::Deploy).expect("plan");
+        assert!(p.finish_only && !p.noop);
+        assert_eq!(p.from_color, Some(Color::Blue));
+        assert_eq!(
+            p.steps,
+            [
+                Step::Lock,
+                Step::Drain,
+                Step::StopOld,
+                Step::Audit,
+                Step::Unlock
+            ]
+        );
+    }
+
+    #[test]
     fn refs_are_validated() {
         assert!(validate_ref("abc1234").is_ok());
         assert!(validate_ref("v1.2.3").is_ok());
-        for bad in ["", "-rf", "a b", "x;rm -rf /", "$(id)", "../etc", &"a".repeat(129)] {
+        for bad in [
+            "",
+            "-rf",
+            "a b",
+            "x;rm -rf /",
+            "$(id)",
+            "../etc",
+            &"a".repeat(129),
+        ] {
             assert!(validate_ref(bad).is_err(), "{bad}");
         }
     }

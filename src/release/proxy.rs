@@ -14,11 +14,11 @@ use futures_util::StreamExt;
 
 use super::{EventSink, ReleaseError};
 use crate::config::Service;
+use crate::state::Color;
 use crate::state::contract::{
     COLOR_HEADER, LABEL_ROLE, LABEL_SERVICE, PROXY_CONF_DIR, PROXY_CONF_FILE,
 };
 use crate::state::proxy_conf::{self, ProxyRoute};
-use crate::state::Color;
 use crate::transport::Host;
 
 pub(crate) fn docker_err(host: &Host, what: &str, e: &bollard::errors::Error) -> ReleaseError {
@@ -47,13 +47,19 @@ pub async fn ensure_network(host: &Host, service: &Service) -> Result<(), Releas
     {
         Ok(_) => Ok(()),
         // Another deckhand created it in between: fine.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
         Err(e) => Err(docker_err(host, &format!("create network {name}"), &e)),
     }
 }
 
 /// Runs a command inside a container; returns exit code and combined output.
-pub async fn exec_in(host: &Host, container: &str, cmd: &[&str]) -> Result<(i64, String), ReleaseError> {
+pub async fn exec_in(
+    host: &Host,
+    container: &str,
+    cmd: &[&str],
+) -> Result<(i64, String), ReleaseError> {
     let exec = host
         .docker
         .create_exec(
@@ -88,7 +94,11 @@ pub async fn exec_in(host: &Host, container: &str, cmd: &[&str]) -> Result<(i64,
     Ok((code, text.trim().to_string()))
 }
 
-pub(crate) async fn upload_conf(host: &Host, container: &str, conf: &str) -> Result<(), ReleaseError> {
+pub(crate) async fn upload_conf(
+    host: &Host,
+    container: &str,
+    conf: &str,
+) -> Result<(), ReleaseError> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(conf.len() as u64);
@@ -125,7 +135,9 @@ pub async fn ensure_proxy(
     let name = service.proxy_container();
     let exists = match host.docker.inspect_container(&name, None).await {
         Ok(ins) => Some(ins.state.and_then(|s| s.running).unwrap_or(false)),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => None,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => None,
         Err(e) => return Err(docker_err(host, "inspect the proxy", &e)),
     };
     match exists {
@@ -233,7 +245,12 @@ pub async fn switch(
 
 /// Waits until requests through the public port are answered by `color` (reload hands over
 /// to new workers asynchronously, so the first answers may still come from the old ones).
-pub async fn confirm(host: &Host, service: &Service, color: Color, within: Duration) -> Result<(), String> {
+pub async fn confirm(
+    host: &Host,
+    service: &Service,
+    color: Color,
+    within: Duration,
+) -> Result<(), String> {
     let endpoint = host
         .http(service.public_port, Duration::from_secs(3))
         .await
@@ -241,7 +258,12 @@ pub async fn confirm(host: &Host, service: &Service, color: Color, within: Durat
     let deadline = tokio::time::Instant::now() + within;
     let mut last;
     loop {
-        match endpoint.client.get(endpoint.url(&service.health_path)).send().await {
+        match endpoint
+            .client
+            .get(endpoint.url(&service.health_path))
+            .send()
+            .await
+        {
             Ok(resp) => {
                 let seen = resp
                     .headers()

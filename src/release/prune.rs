@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::proxy::docker_err;
 use super::ReleaseError;
+use super::proxy::docker_err;
 use crate::config::Service;
 use crate::state::{ImageInfo, ServiceStatus};
 use crate::transport::Host;
@@ -33,9 +33,11 @@ pub fn plan_prune(host: &str, status: &ServiceStatus, keep: usize) -> PrunePlan 
     let images: &[ImageInfo] = &status.images;
     for img in images {
         let in_use = img.in_use_by.is_some()
-            || crate::state::Color::BOTH
-                .iter()
-                .any(|c| status.color(*c).is_some_and(|s| s.sha.as_deref() == Some(img.tag.as_str())));
+            || crate::state::Color::BOTH.iter().any(|c| {
+                status
+                    .color(*c)
+                    .is_some_and(|s| s.sha.as_deref() == Some(img.tag.as_str()))
+            });
         if in_use || img.protected {
             kept.push(img.tag.clone());
             continue;
@@ -77,13 +79,27 @@ pub fn plan_prune(host: &str, status: &ServiceStatus, keep: usize) -> PrunePlan 
 
 /// Removes what the plan names (untagging; Docker frees the layers with the last tag).
 /// Returns the tags actually removed.
-pub async fn execute(host: &Host, service: &Service, plan: &PrunePlan) -> Result<Vec<String>, ReleaseError> {
+pub async fn execute(
+    host: &Host,
+    service: &Service,
+    plan: &PrunePlan,
+) -> Result<Vec<String>, ReleaseError> {
     let mut removed = Vec::new();
     for item in &plan.remove {
         let image = format!("{}:{}", service.image, item.tag);
-        match host.docker.remove_image(&image, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
+        match host
+            .docker
+            .remove_image(
+                &image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
             Ok(_) => removed.push(item.tag.clone()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
             Err(e) => return Err(docker_err(host, &format!("remove {image}"), &e)),
         }
     }
@@ -118,7 +134,13 @@ mod tests {
             name: "api".into(),
             live_color: None,
             live_sha: None,
-            proxy: ProxyStatus { exists: false, running: false, image: None, public_port: None, upstream: None },
+            proxy: ProxyStatus {
+                exists: false,
+                running: false,
+                image: None,
+                public_port: None,
+                upstream: None,
+            },
             colors,
             images,
             problems: vec![],

@@ -9,7 +9,11 @@ use super::{Event, EventSink, ReleaseError};
 use crate::transport::Host;
 
 /// Returns true when the image had to be pulled.
-pub async fn ensure_image(host: &Host, image: &str, events: &EventSink) -> Result<bool, ReleaseError> {
+pub async fn ensure_image(
+    host: &Host,
+    image: &str,
+    events: &EventSink,
+) -> Result<bool, ReleaseError> {
     if host.docker.inspect_image(image).await.is_ok() {
         return Ok(false);
     }
@@ -62,7 +66,10 @@ fn pull_error(host: &Host, image: &str, detail: &str) -> ReleaseError {
     let lower = detail.to_ascii_lowercase();
     let hint = if lower.contains("not found") || lower.contains("manifest unknown") {
         " (is the SHA pushed? CI tags images with the full or short SHA; check the registry)"
-    } else if lower.contains("connection refused") || lower.contains("no such host") || lower.contains("timeout") {
+    } else if lower.contains("connection refused")
+        || lower.contains("no such host")
+        || lower.contains("timeout")
+    {
         " (the registry is unreachable from the host)"
     } else if lower.contains("unauthorized") || lower.contains("denied") {
         " (set DECKHAND_REGISTRY_USERNAME/DECKHAND_REGISTRY_PASSWORD or `docker login` on this machine)"
@@ -88,7 +95,9 @@ pub fn split_image(image: &str) -> (&str, &str) {
 /// The registry host of a repository (`docker.io` when the first part is not a host).
 pub fn registry_of(repo: &str) -> &str {
     match repo.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
         _ => "docker.io",
     }
 }
@@ -114,7 +123,9 @@ fn credentials_for(registry: &str) -> Option<DockerCredentials> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let auth = v.get("auths")?.get(registry)?.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some(DockerCredentials {
@@ -131,11 +142,20 @@ mod tests {
 
     #[test]
     fn images_split() {
-        assert_eq!(split_image("127.0.0.1:5000/a/b:abc1234"), ("127.0.0.1:5000/a/b", "abc1234"));
-        assert_eq!(split_image("nginx:stable-alpine"), ("nginx", "stable-alpine"));
+        assert_eq!(
+            split_image("127.0.0.1:5000/a/b:abc1234"),
+            ("127.0.0.1:5000/a/b", "abc1234")
+        );
+        assert_eq!(
+            split_image("nginx:stable-alpine"),
+            ("nginx", "stable-alpine")
+        );
         assert_eq!(split_image("reg:5000/a/b"), ("reg:5000/a/b", "latest"));
         assert_eq!(registry_of("127.0.0.1:5000/a/b"), "127.0.0.1:5000");
-        assert_eq!(registry_of("registry.example.com/acme/api"), "registry.example.com");
+        assert_eq!(
+            registry_of("registry.example.com/acme/api"),
+            "registry.example.com"
+        );
         assert_eq!(registry_of("acme/api"), "docker.io");
     }
 }

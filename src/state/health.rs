@@ -179,13 +179,17 @@ mod tests {
         assert!(r.is_healthy());
         assert_eq!(r.status.as_deref(), Some("healthy"));
         assert_eq!(r.uptime, Some(3600.0));
-        assert_eq!(r.services.get("redis").map(String::as_str), Some("connected"));
+        assert_eq!(
+            r.services.get("redis").map(String::as_str),
+            Some("connected")
+        );
         assert_eq!(r.summary(), "healthy (200, 3ms)");
     }
 
     #[test]
     fn unhealthy_answer_names_what_is_down() {
-        let body = br#"{"status":"unhealthy","services":{"database":"disconnected","redis":"connected"}}"#;
+        let body =
+            br#"{"status":"unhealthy","services":{"database":"disconnected","redis":"connected"}}"#;
         let r = interpret(503, body, 2);
         assert!(!r.is_healthy());
         assert_eq!(
@@ -196,12 +200,22 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors_not_panics() {
-        for body in [&b""[..], b"{", b"<html>oops</html>", b"null", b"[1,2]", b"{\"status\":3}"] {
+        for body in [
+            &b""[..],
+            b"{",
+            b"<html>oops</html>",
+            b"null",
+            b"[1,2]",
+            b"{\"status\":3}",
+        ] {
             let r = interpret(200, body, 1);
             assert!(!r.is_healthy(), "{body:?}");
         }
         let r = interpret(502, b"Bad Gateway", 1);
-        assert_eq!(r.error.as_deref(), Some("HTTP 502 with a body that is not the health JSON"));
+        assert_eq!(
+            r.error.as_deref(),
+            Some("HTTP 502 with a body that is not the health JSON")
+        );
         assert_eq!(r.body.as_deref(), Some("Bad Gateway"));
     }
 

@@ -59,7 +59,12 @@ mod tests {
     use super::*;
 
     fn pats() -> Vec<String> {
-        vec!["latest".into(), "stable".into(), "v*".into(), "release-*".into()]
+        vec![
+            "latest".into(),
+            "stable".into(),
+            "v*".into(),
+            "release-*".into(),
+        ]
     }
 
     #[test]
@@ -77,7 +82,13 @@ mod tests {
 
     #[test]
     fn tags_of_a_repository() {
-        assert_eq!(image_tag("reg:5000/acme/api", "reg:5000/acme/api:abc1234"), Some("abc1234"));
-        assert_eq!(image_tag("reg:5000/acme/api", "reg:5000/acme/api2:abc"), None);
+        assert_eq!(
+            image_tag("reg:5000/acme/api", "reg:5000/acme/api:abc1234"),
+            Some("abc1234")
+        );
+        assert_eq!(
+            image_tag("reg:5000/acme/api", "reg:5000/acme/api2:abc"),
+            None
+        );
     }
 }

@@ -14,4 +14,7 @@ pub use model::{
     Color, ColorStatus, ContainerState, EnvStatus, HostFacts, HostStatus, ImageInfo, ProxyStatus,
     ServiceStatus,
 };
-pub use read::{read_env, read_file_from_container as read_file_from_container_pub, read_host, read_service, status_of_host};
+pub use read::{
+    read_env, read_file_from_container as read_file_from_container_pub, read_host, read_service,
+    status_of_host,
+};

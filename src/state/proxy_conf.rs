@@ -116,7 +116,13 @@ mod tests {
     fn render_then_parse_round_trips() {
         let s = svc();
         for color in Color::BOTH {
-            let conf = render(&s, &ProxyRoute { color, sha: "abc1234".into() });
+            let conf = render(
+                &s,
+                &ProxyRoute {
+                    color,
+                    sha: "abc1234".into(),
+                },
+            );
             assert!(conf.contains(&format!("server api-{color}:3000")));
             assert_eq!(parse(&s, &conf), Some((color, Some("abc1234".into()))));
         }
@@ -125,13 +131,22 @@ mod tests {
     #[test]
     fn a_hand_edited_upstream_wins_over_the_comment() {
         let s = svc();
-        let conf = render(&s, &ProxyRoute { color: Color::Blue, sha: "abc1234".into() })
-            .replace("server api-blue:3000", "server api-green:3000");
+        let conf = render(
+            &s,
+            &ProxyRoute {
+                color: Color::Blue,
+                sha: "abc1234".into(),
+            },
+        )
+        .replace("server api-blue:3000", "server api-green:3000");
         assert_eq!(parse(&s, &conf), Some((Color::Green, None)));
     }
 
     #[test]
     fn foreign_configs_have_no_route() {
-        assert_eq!(parse(&svc(), "events {}\nhttp { server { listen 80; } }"), None);
+        assert_eq!(
+            parse(&svc(), "events {}\nhttp { server { listen 80; } }"),
+            None
+        );
     }
 }

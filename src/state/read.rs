@@ -72,7 +72,11 @@ pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
         match r {
             Ok(s) => out.push(s),
             Err(e) => {
-                error = Some(format!("{}: reading service `{}` failed: {e}", host.name(), svc.name));
+                error = Some(format!(
+                    "{}: reading service `{}` failed: {e}",
+                    host.name(),
+                    svc.name
+                ));
             }
         }
     }
@@ -87,7 +91,10 @@ pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
 }
 
 /// Reads one service on a connected host.
-pub async fn read_service(host: &Host, service: &Service) -> Result<ServiceStatus, bollard::errors::Error> {
+pub async fn read_service(
+    host: &Host,
+    service: &Service,
+) -> Result<ServiceStatus, bollard::errors::Error> {
     let docker = &host.docker;
     let mut filters = HashMap::new();
     filters.insert(
@@ -111,7 +118,7 @@ pub async fn read_service(host: &Host, service: &Service) -> Result<ServiceStatu
         };
         // Only the contract's own names count: a stray labelled container is not a color.
         let expected = format!("/{}-{}", service.name, color);
-        if !c.names.as_ref().is_some_and(|n| n.iter().any(|x| *x == expected)) {
+        if !c.names.as_ref().is_some_and(|n| n.contains(&expected)) {
             continue;
         }
         if let Some(id) = &c.id {
@@ -138,12 +145,11 @@ pub async fn read_service(host: &Host, service: &Service) -> Result<ServiceStatu
                 .and_then(|s| s.host_port.map(|p| (*c, p)))
         })
         .collect();
-    let reports = join_all(
-        probes
-            .iter()
-            .map(|(_, port)| probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)),
-    )
-    .await;
+    let reports =
+        join_all(probes.iter().map(|(_, port)| {
+            probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)
+        }))
+        .await;
     for ((color, _), report) in probes.into_iter().zip(reports) {
         if let Some(Some(s)) = colors.get_mut(&color) {
             s.health = Some(report);
@@ -187,7 +193,11 @@ fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
 }
 
 fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatus {
-    let labels = ins.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+    let labels = ins
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
     let state = ins.state.as_ref();
     let host_port = ins
         .network_settings
@@ -203,7 +213,9 @@ fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatu
     ColorStatus {
         state: state
             .and_then(|s| s.status)
-            .map_or(ContainerState::Unknown, |s| ContainerState::parse(&s.to_string())),
+            .map_or(ContainerState::Unknown, |s| {
+                ContainerState::parse(s.as_ref())
+            }),
         sha: labels.get(LABEL_SHA).cloned(),
         image: ins
             .config
@@ -213,8 +225,12 @@ fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatu
         container_id: ins.id.clone().unwrap_or_default(),
         deployed_at: labels.get(LABEL_DEPLOYED_AT).cloned(),
         deployed_by: labels.get(LABEL_DEPLOYED_BY).cloned(),
-        started_at: state.and_then(|s| s.started_at.clone()).filter(|t| !t.starts_with("0001")),
-        finished_at: state.and_then(|s| s.finished_at.clone()).filter(|t| !t.starts_with("0001")),
+        started_at: state
+            .and_then(|s| s.started_at.clone())
+            .filter(|t| !t.starts_with("0001")),
+        finished_at: state
+            .and_then(|s| s.finished_at.clone())
+            .filter(|t| !t.starts_with("0001")),
         exit_code: state.and_then(|s| s.exit_code),
         docker_health: state
             .and_then(|s| s.health.as_ref())
@@ -270,10 +286,9 @@ pub async fn read_file_from_container(
     file: &str,
 ) -> Option<String> {
     let path = format!("{dir}/{file}");
-    let mut stream = host.docker.download_from_container(
-        container,
-        Some(DownloadFromContainerOptions { path }),
-    );
+    let mut stream = host
+        .docker
+        .download_from_container(container, Some(DownloadFromContainerOptions { path }));
     let mut tar_bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         tar_bytes.extend_from_slice(&chunk.ok()?);
@@ -313,7 +328,10 @@ async fn read_images(
         for tag in &tags {
             let in_use_by = colors.iter().find_map(|(c, s)| {
                 s.as_ref()
-                    .filter(|s| s.image == format!("{}:{tag}", service.image) || s.sha.as_deref() == Some(tag))
+                    .filter(|s| {
+                        s.image == format!("{}:{tag}", service.image)
+                            || s.sha.as_deref() == Some(tag)
+                    })
                     .map(|_| *c)
             });
             out.push(ImageInfo {
@@ -324,12 +342,20 @@ async fn read_images(
                 size_bytes: u64::try_from(img.size).unwrap_or(0),
                 in_use_by,
                 protected: is_protected_tag(tag, &service.protected_tags),
-                also_tagged: tags.iter().filter(|t| *t != tag).map(|t| (*t).to_string()).collect(),
+                also_tagged: tags
+                    .iter()
+                    .filter(|t| *t != tag)
+                    .map(|t| (*t).to_string())
+                    .collect(),
             });
         }
     }
     // Newest first; ties (same image, several tags) by tag for a stable order.
-    out.sort_by(|a, b| b.created_unix.cmp(&a.created_unix).then_with(|| a.tag.cmp(&b.tag)));
+    out.sort_by(|a, b| {
+        b.created_unix
+            .cmp(&a.created_unix)
+            .then_with(|| a.tag.cmp(&b.tag))
+    });
     Ok(out)
 }
 
@@ -437,7 +463,11 @@ pub(crate) fn parse_df(text: &str) -> Vec<DiskUse> {
             let avail = f[3].parse::<u64>().ok()? * 1024;
             // df's own percentage: used / (used + available), reserved blocks excluded.
             let denom = used + avail;
-            let percent = if denom == 0 { 0.0 } else { used as f64 * 100.0 / denom as f64 };
+            let percent = if denom == 0 {
+                0.0
+            } else {
+                used as f64 * 100.0 / denom as f64
+            };
             Some(DiskUse {
                 mount: f[5..].join(" "),
                 total_bytes: total,
@@ -474,7 +504,10 @@ mod tests {
 
     #[test]
     fn loadavg_parses() {
-        assert_eq!(parse_loadavg("0.50 0.25 0.10 1/100 42"), Some([0.5, 0.25, 0.1]));
+        assert_eq!(
+            parse_loadavg("0.50 0.25 0.10 1/100 42"),
+            Some([0.5, 0.25, 0.1])
+        );
         assert_eq!(parse_loadavg("x"), None);
     }
 }

@@ -217,7 +217,8 @@ impl Host {
                 program: format!("{program} {}", args.join(" ")),
                 detail: format!(
                     "exit {}: {}",
-                    out.status.map_or_else(|| "signal".into(), |c| c.to_string()),
+                    out.status
+                        .map_or_else(|| "signal".into(), |c| c.to_string()),
                     crate::redact::redact_text(&out.stderr_text())
                 ),
             })

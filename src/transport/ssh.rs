@@ -190,7 +190,6 @@ fn classify_connect_error(spec: &HostSpec, e: &openssh::Error) -> TransportError
     }
 }
 
-
 /// ssh prints banners and warnings before the reason; the reason is what an operator needs.
 fn last_meaningful_line(detail: &str) -> String {
     let lines: Vec<&str> = detail

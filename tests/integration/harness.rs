@@ -26,7 +26,9 @@ pub fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker")
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `docker`: {e}. Install docker.io (apt-get install docker.io)"))
+        .unwrap_or_else(|e| {
+            panic!("cannot run `docker`: {e}. Install docker.io (apt-get install docker.io)")
+        })
 }
 
 pub fn docker_ok(args: &[&str]) -> String {
@@ -42,16 +44,23 @@ pub fn docker_ok(args: &[&str]) -> String {
 
 /// Fails loudly unless dockerd answers and the test images exist.
 pub fn require_docker_and_images() {
-    let out = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
     match out {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
             "dockerd does not answer: {}\nStart it: `bash scripts/test-services.sh` (installs nothing; needs docker.io)",
             String::from_utf8_lossy(&o.stderr).trim()
         ),
-        Err(e) => panic!("no docker client ({e}): apt-get install docker.io, then bash scripts/test-services.sh"),
+        Err(e) => panic!(
+            "no docker client ({e}): apt-get install docker.io, then bash scripts/test-services.sh"
+        ),
     }
-    for image in [format!("{DEMO_REPO}:{}", GOOD_SHAS[0]), PROXY_IMAGE.to_string()] {
+    for image in [
+        format!("{DEMO_REPO}:{}", GOOD_SHAS[0]),
+        PROXY_IMAGE.to_string(),
+    ] {
         let o = docker(&["image", "inspect", "--format", "{{.Id}}", &image]);
         assert!(
             o.status.success(),
@@ -76,7 +85,11 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}{}{n}{:x}", std::process::id() % 10_000, nanos % 0xfff)
+    format!(
+        "{prefix}{}{n}{:x}",
+        std::process::id() % 10_000,
+        nanos % 0xfff
+    )
 }
 
 /// A real OpenSSH server on 127.0.0.1 with generated host and client keys. The client trusts
@@ -104,7 +117,11 @@ fn keygen(path: &Path) {
         .arg(path)
         .output()
         .expect("ssh-keygen (openssh-client) must be installed");
-    assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ssh-keygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl SshServer {
@@ -112,7 +129,10 @@ impl SshServer {
         let sshd = sshd_binary();
         // Privilege separation directory; missing on machines where sshd never ran.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let dir = tempfile::Builder::new().prefix("dhssh").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("dhssh")
+            .tempdir()
+            .expect("tempdir");
         let host_key = dir.path().join("host_key");
         let client_key = dir.path().join("client_key");
         keygen(&host_key);
@@ -138,12 +158,16 @@ impl SshServer {
         let mut parts = pubkey.split_whitespace();
         let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let known_hosts = dir.path().join("known_hosts");
-        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {kind} {key}\n")).expect("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {kind} {key}\n"))
+            .expect("known_hosts");
         let child = Command::new(&sshd)
             .args(["-D", "-e", "-f"])
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("sshd.log")).map_or_else(|_| Stdio::null(), Stdio::from))
+            .stderr(
+                std::fs::File::create(dir.path().join("sshd.log"))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            )
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", sshd.display()));
         let server = SshServer {
@@ -155,7 +179,10 @@ impl SshServer {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not listen on port {port} within 10s");
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on port {port} within 10s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -208,7 +235,11 @@ impl TestService {
     /// Tags demo images into this test's repository (locally only).
     pub fn tag_local(&self, shas: &[&str]) {
         for sha in shas {
-            docker_ok(&["tag", &format!("{DEMO_REPO}:{sha}"), &format!("{}:{sha}", self.repo)]);
+            docker_ok(&[
+                "tag",
+                &format!("{DEMO_REPO}:{sha}"),
+                &format!("{}:{sha}", self.repo),
+            ]);
         }
     }
 
@@ -222,18 +253,33 @@ impl TestService {
 
     /// Lays the service out by hand per the on-droplet contract (no release engine involved):
     /// network, `live` running, `idle` stopped, proxy routing to `live`.
-    pub fn lay_out_by_hand(&self, service: &deckhand::config::Service, live: (&str, &str), idle: Option<(&str, &str)>) {
+    pub fn lay_out_by_hand(
+        &self,
+        service: &deckhand::config::Service,
+        live: (&str, &str),
+        idle: Option<(&str, &str)>,
+    ) {
         let net = format!("deckhand-{}", self.name);
         docker_ok(&["network", "create", &net]);
         let run = |color: &str, sha: &str| {
             docker_ok(&[
-                "create", "--name", &format!("{}-{color}", self.name), "--network", &net,
-                "-p", "127.0.0.1::3000",
-                "--label", &format!("deckhand.service={}", self.name),
-                "--label", &format!("deckhand.color={color}"),
-                "--label", &format!("deckhand.sha={sha}"),
-                "--label", "deckhand.deployed-at=2026-11-20T10:00:00Z",
-                "--label", "deckhand.deployed-by=tester@ci",
+                "create",
+                "--name",
+                &format!("{}-{color}", self.name),
+                "--network",
+                &net,
+                "-p",
+                "127.0.0.1::3000",
+                "--label",
+                &format!("deckhand.service={}", self.name),
+                "--label",
+                &format!("deckhand.color={color}"),
+                "--label",
+                &format!("deckhand.sha={sha}"),
+                "--label",
+                "deckhand.deployed-at=2026-11-20T10:00:00Z",
+                "--label",
+                "deckhand.deployed-by=tester@ci",
                 &format!("{}:{sha}", self.repo),
             ]);
             docker_ok(&["start", &format!("{}-{color}", self.name)]);
@@ -245,10 +291,17 @@ impl TestService {
         }
         let proxy = format!("{}-proxy", self.name);
         docker_ok(&[
-            "create", "--name", &proxy, "--network", &net,
-            "-p", &format!("127.0.0.1:{}:80", self.public_port),
-            "--label", &format!("deckhand.service={}", self.name),
-            "--label", "deckhand.role=proxy",
+            "create",
+            "--name",
+            &proxy,
+            "--network",
+            &net,
+            "-p",
+            &format!("127.0.0.1:{}:80", self.public_port),
+            "--label",
+            &format!("deckhand.service={}", self.name),
+            "--label",
+            "deckhand.role=proxy",
             PROXY_IMAGE,
         ]);
         let conf = deckhand::state::proxy_conf::render(
@@ -260,19 +313,35 @@ impl TestService {
         );
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
         f.write_all(conf.as_bytes()).expect("write conf");
-        docker_ok(&["cp", &f.path().display().to_string(), &format!("{proxy}:/etc/nginx/nginx.conf")]);
+        docker_ok(&[
+            "cp",
+            &f.path().display().to_string(),
+            &format!("{proxy}:/etc/nginx/nginx.conf"),
+        ]);
         docker_ok(&["start", &proxy]);
     }
 
     pub fn container_state(&self, color: &str) -> Option<String> {
-        let o = docker(&["inspect", "--format", "{{.State.Status}}", &format!("{}-{color}", self.name)]);
-        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        let o = docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            &format!("{}-{color}", self.name),
+        ]);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
     }
 }
 
 impl Drop for TestService {
     fn drop(&mut self) {
-        let ids = docker(&["ps", "-aq", "--filter", &format!("label=deckhand.service={}", self.name)]);
+        let ids = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=deckhand.service={}", self.name),
+        ]);
         let ids = String::from_utf8_lossy(&ids.stdout).to_string();
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
@@ -302,15 +371,14 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Runs the real `deckhand` binary.
 pub fn deckhand(config: &Path, args: &[&str]) -> std::process::Output {
     let state = tempfile::tempdir().expect("state dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+    Command::new(env!("CARGO_BIN_EXE_deckhand"))
         .arg("--config")
         .arg(config)
         .args(args)
         .env("XDG_STATE_HOME", state.path())
         .stdin(Stdio::null())
         .output()
-        .expect("run deckhand");
-    out
+        .expect("run deckhand")
 }
 
 pub fn text(out: &std::process::Output) -> String {
@@ -334,8 +402,15 @@ impl TestService {
     }
 
     pub fn container_id(&self, color: &str) -> Option<String> {
-        let o = docker(&["inspect", "--format", "{{.Id}}", &format!("{}-{color}", self.name)]);
-        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        let o = docker(&[
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            &format!("{}-{color}", self.name),
+        ]);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
     }
 }
 
@@ -343,8 +418,13 @@ impl TestService {
 pub fn public_get(port: u16, path: &str) -> Result<(u16, String), String> {
     use std::io::Read;
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
     let text = String::from_utf8_lossy(&buf);
@@ -352,7 +432,12 @@ pub fn public_get(port: u16, path: &str) -> Result<(u16, String), String> {
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("no status line in {:?}", text.chars().take(80).collect::<String>()))?;
+        .ok_or_else(|| {
+            format!(
+                "no status line in {:?}",
+                text.chars().take(80).collect::<String>()
+            )
+        })?;
     let color = text
         .lines()
         .find_map(|l| l.strip_prefix("X-Deckhand-Color: "))
@@ -417,7 +502,11 @@ impl LoadClient {
 }
 
 /// A config with one test service and the ssh host `lab-1` in env `lab` (and `local` in dev).
-pub fn ssh_config(svc: &TestService, sshd: &SshServer, service_extra: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn ssh_config(
+    svc: &TestService,
+    sshd: &SshServer,
+    service_extra: &str,
+) -> (tempfile::TempDir, PathBuf) {
     write_config(&format!(
         "{}\n[env.dev]\nhosts = [\"local\"]\n\n{}",
         svc.service_toml(service_extra),

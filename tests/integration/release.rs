@@ -57,8 +57,15 @@ fn deploy_v1_v2_v3_over_ssh_then_rollback() {
     let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
-    assert!(!t.contains("make sure the image is present"), "rollback must not pull: {t}");
-    assert_eq!(svc.container_id("green"), green_id, "same container, restarted");
+    assert!(
+        !t.contains("make sure the image is present"),
+        "rollback must not pull: {t}"
+    );
+    assert_eq!(
+        svc.container_id("green"),
+        green_id,
+        "same container, restarted"
+    );
     assert_eq!(live_of(&path), ("green".into(), "a000002".into()));
 
     // Deploying what serves is a no-op.
@@ -90,7 +97,10 @@ fn deploy_v1_v2_v3_over_ssh_then_rollback() {
             expect("deploy", "a000002", "noop"),
         ]
     );
-    assert_eq!(audit.iter().filter(|r| r["outcome"] == "started").count(), 5);
+    assert_eq!(
+        audit.iter().filter(|r| r["outcome"] == "started").count(),
+        5
+    );
     assert_eq!(audit[2]["from_sha"], "a000001");
     assert!(audit[2]["actor"].as_str().is_some_and(|a| !a.is_empty()));
 
@@ -117,22 +127,40 @@ fn zero_downtime_through_ten_deploy_rollback_cycles() {
     let load = LoadClient::start(svc.public_port);
     for cycle in 0..10 {
         let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
-        assert_eq!(out.status.code(), Some(0), "cycle {cycle} rollback: {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "cycle {cycle} rollback: {}",
+            text(&out)
+        );
         let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
-        assert_eq!(out.status.code(), Some(0), "cycle {cycle} deploy: {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "cycle {cycle} deploy: {}",
+            text(&out)
+        );
     }
     let report = load.finish();
     eprintln!(
         "zero downtime: {} requests sent, {} failed, colors seen {:?}",
         report.sent, report.failed, report.colors_seen
     );
-    assert!(report.sent > 200, "the client must really have been sending: {report:?}");
+    assert!(
+        report.sent > 200,
+        "the client must really have been sending: {report:?}"
+    );
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
     assert_eq!(report.colors_seen.len(), 2, "traffic moved between colors");
 }
 
 /// Deploys `sha` over a healthy a000001 and checks the old release kept serving.
-fn failing_deploy(prefix: &str, sha: &str, extra_args: &[&str], push: bool) -> (String, TestService) {
+fn failing_deploy(
+    prefix: &str,
+    sha: &str,
+    extra_args: &[&str],
+    push: bool,
+) -> (String, TestService) {
     let svc = TestService::new(prefix);
     svc.push(&["a000001"]);
     if push {
@@ -150,13 +178,24 @@ fn failing_deploy(prefix: &str, sha: &str, extra_args: &[&str], push: bool) -> (
     let report = load.finish();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert_eq!(report.failed, 0, "the old color must serve throughout: {:?}", report.failures);
+    assert_eq!(
+        report.failed, 0,
+        "the old color must serve throughout: {:?}",
+        report.failures
+    );
     assert!(report.sent > 0);
     assert_eq!(live_of(&path), ("blue".into(), "a000001".into()), "{t}");
     assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
-    assert!(t.contains("a000001 (blue) still serves") || t.contains("still serves"), "{t}");
+    assert!(
+        t.contains("a000001 (blue) still serves") || t.contains("still serves"),
+        "{t}"
+    );
     let audit = audit_lines(&sshd);
-    assert_eq!(audit.last().map(|r| r["outcome"].clone()), Some("failed".into()), "{audit:?}");
+    assert_eq!(
+        audit.last().map(|r| r["outcome"].clone()),
+        Some("failed".into()),
+        "{audit:?}"
+    );
     (t, svc)
 }
 
@@ -176,15 +215,24 @@ fn a_slow_release_times_out_and_is_reverted() {
     let (t, _svc) = failing_deploy("fs", SLOW_SHA, &["--timeout", "3s"], true);
     assert!(t.contains("not healthy within 3.0s"), "{t}");
     assert!(t.contains("the app does not answer"), "{t}");
-    assert!(t.contains("waiting 600000 ms before listening"), "the app's own log is shown: {t}");
+    assert!(
+        t.contains("waiting 600000 ms before listening"),
+        "the app's own log is shown: {t}"
+    );
 }
 
 #[test]
 fn a_release_that_exits_is_reverted_at_once() {
     let (t, _svc) = failing_deploy("fx", EXITING_SHA, &["--timeout", "30s"], true);
     assert!(t.contains("the container is exited (exit code 3)"), "{t}");
-    assert!(!t.contains("not healthy within"), "a crash is reported at once, not after the timeout: {t}");
-    assert!(t.contains("exiting"), "the app's own last words are shown: {t}");
+    assert!(
+        !t.contains("not healthy within"),
+        "a crash is reported at once, not after the timeout: {t}"
+    );
+    assert!(
+        t.contains("exiting"),
+        "the app's own last words are shown: {t}"
+    );
 }
 
 #[test]
@@ -237,10 +285,19 @@ fn two_concurrent_deploys_exactly_one_proceeds() {
             .expect("spawn")
     };
     let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().expect("a"), b.wait_with_output().expect("b"));
+    let (a, b) = (
+        a.wait_with_output().expect("a"),
+        b.wait_with_output().expect("b"),
+    );
     let mut codes = [a.status.code(), b.status.code()];
     codes.sort();
-    assert_eq!(codes, [Some(0), Some(3)], "a: {}\nb: {}", text(&a), text(&b));
+    assert_eq!(
+        codes,
+        [Some(0), Some(3)],
+        "a: {}\nb: {}",
+        text(&a),
+        text(&b)
+    );
     let loser = if a.status.code() == Some(3) { &a } else { &b };
     let t = text(loser);
     assert!(t.contains("is locked by"), "{t}");
@@ -266,7 +323,18 @@ fn lock_wait_queues_behind_the_holder() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
-    let second = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes", "--lock-wait", "60s"]);
+    let second = deckhand(
+        &path,
+        &[
+            "deploy",
+            "a000001",
+            "--env",
+            "lab",
+            "--yes",
+            "--lock-wait",
+            "60s",
+        ],
+    );
     let first = first.wait_with_output().expect("first");
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(second.status.code(), Some(0), "{}", text(&second));
@@ -285,9 +353,16 @@ fn prune_keeps_exactly_what_the_rule_says_and_rollback_still_works() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
     // A protected tag on an old image.
-    docker_ok(&["tag", &format!("{}:a000001", svc.repo), &format!("{}:v1.0.0", svc.repo)]);
+    docker_ok(&[
+        "tag",
+        &format!("{}:a000001", svc.repo),
+        &format!("{}:v1.0.0", svc.repo),
+    ]);
 
-    let out = deckhand(&path, &["prune", "--env", "lab", "--dry-run", "--keep", "2"]);
+    let out = deckhand(
+        &path,
+        &["prune", "--env", "lab", "--dry-run", "--keep", "2"],
+    );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("dry run"), "{t}");
@@ -308,7 +383,11 @@ fn prune_keeps_exactly_what_the_rule_says_and_rollback_still_works() {
     // recent? No: in-use images are kept on top of the N most recent unused ones.
     // Unused by age: a000005, a000004 kept; a000003, a000002 removed; a000001 protected by v1.0.0
     // but its own tag `a000001` is not protected and goes, the image stays via v1.0.0.
-    assert_eq!(tags_now(), ["a000004", "a000005", "a000006", "a000007", "v1.0.0"], "{t}");
+    assert_eq!(
+        tags_now(),
+        ["a000004", "a000005", "a000006", "a000007", "v1.0.0"],
+        "{t}"
+    );
 
     // Rollback right after a prune: to the previous release (kept, in use).
     let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
@@ -324,7 +403,11 @@ fn prune_keeps_exactly_what_the_rule_says_and_rollback_still_works() {
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("not retained"), "{t}");
     let audit = audit_lines(&sshd);
-    assert!(audit.iter().any(|r| r["action"] == "prune" && r["outcome"] == "success"));
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["action"] == "prune" && r["outcome"] == "success")
+    );
 }
 
 #[test]
@@ -336,11 +419,112 @@ fn actions_refuse_without_yes_when_stdin_is_not_a_terminal_and_in_read_only() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("pass --yes"), "{t}");
-    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes", "--read-only"]);
+    let out = deckhand(
+        &path,
+        &["deploy", "a000001", "--env", "lab", "--yes", "--read-only"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--read-only"));
     let out = deckhand(&path, &["deploy", "x;rm -rf /", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("neither a git SHA"));
     assert_eq!(svc.container_state("blue"), None, "nothing was created");
+}
+
+/// Runs `deckhand deploy` with JSON events and SIGKILLs it when `step` starts. Returns whether
+/// the step was reached (a deploy that skips the step runs to its end).
+fn deploy_killed_at(path: &std::path::Path, sha: &str, step: &str) -> bool {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(path)
+        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn deploy");
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("\"step\":\"{step}\"");
+    let mut reached = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"event\":\"step_started\"") && line.contains(&needle) {
+            child.kill().expect("SIGKILL");
+            reached = true;
+            break;
+        }
+    }
+    let _ = child.wait();
+    reached
+}
+
+#[test]
+fn killing_the_deploy_at_each_step_then_deploying_again_converges() {
+    let svc = TestService::new("kl");
+    svc.push(&GOOD_SHAS);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let load = LoadClient::start(svc.public_port);
+    let steps = [
+        "lock", "inspect", "pull", "network", "create", "start", "health", "proxy", "switch",
+        "confirm", "drain", "stop_old",
+    ];
+    let mut killed = 0;
+    for (i, step) in steps.iter().enumerate() {
+        // A different release each round, so every deploy really changes something.
+        let sha = GOOD_SHAS[1 + i % (GOOD_SHAS.len() - 1)];
+        if deploy_killed_at(&path, sha, step) {
+            killed += 1;
+        }
+        // The killed process's lock stays (stale once its heartbeat stops); an operator clears it.
+        let out = deckhand(&path, &["unlock", "--env", "lab", "--yes"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "unlock after kill at {step}: {}",
+            text(&out)
+        );
+        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "re-run after kill at {step}: {}",
+            text(&out)
+        );
+        let (color, live) = live_of(&path);
+        assert_eq!(live, sha, "converged after kill at {step}");
+        let other = if color == "blue" { "green" } else { "blue" };
+        assert_ne!(
+            svc.container_state(other).as_deref(),
+            Some("running"),
+            "after kill at {step} and a re-run, only the live color runs"
+        );
+    }
+    let report = load.finish();
+    eprintln!(
+        "kill matrix: {killed}/{} steps killed, {} requests sent, {} failed",
+        steps.len(),
+        report.sent,
+        report.failed
+    );
+    assert_eq!(killed, steps.len(), "every step was reached and killed");
+    assert_eq!(report.failed, 0, "served throughout: {:?}", report.failures);
+    // Every killed deploy is on the record as started and never finished.
+    let audit = audit_lines(&sshd);
+    let started = audit.iter().filter(|r| r["outcome"] == "started").count();
+    let ended = audit
+        .iter()
+        .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
+        .count();
+    // Kills at `lock` and `inspect` come before the `started` record is written.
+    assert_eq!(
+        started,
+        ended + killed - 2,
+        "started {started}, ended {ended}, killed {killed}"
+    );
+    assert!(audit.iter().any(|r| r["action"] == "unlock"));
 }

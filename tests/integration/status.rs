@@ -5,7 +5,15 @@ use deckhand::state::{Color, ContainerState, status_of_host};
 
 use crate::harness::*;
 
-fn setup(prefix: &str) -> (TestService, SshServer, tempfile::TempDir, std::path::PathBuf, config::Config) {
+fn setup(
+    prefix: &str,
+) -> (
+    TestService,
+    SshServer,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    config::Config,
+) {
     let svc = TestService::new(prefix);
     let sshd = SshServer::start();
     let text = format!(
@@ -40,7 +48,10 @@ async fn status_over_ssh_reads_a_host_laid_out_per_the_contract() {
     assert_eq!(blue.deployed_by.as_deref(), Some("tester@ci"));
     let health = blue.health.as_ref().expect("blue probed");
     assert!(health.is_healthy(), "{health:?}");
-    assert_eq!(health.services.get("database").map(String::as_str), Some("connected"));
+    assert_eq!(
+        health.services.get("database").map(String::as_str),
+        Some("connected")
+    );
     let green = s.color(Color::Green).expect("green");
     assert_eq!(green.state, ContainerState::Exited);
     assert_eq!(green.sha.as_deref(), Some("a000002"));
@@ -62,7 +73,11 @@ async fn status_cli_prints_table_and_json_over_local_and_ssh() {
     let (svc, _sshd, _dir, path, _cfg) = setup("sc");
     svc.tag_local(&["a000001", "a000002"]);
     let cfg = config::load(&path).expect("config");
-    svc.lay_out_by_hand(&cfg.services[0], ("green", "a000002"), Some(("blue", "a000001")));
+    svc.lay_out_by_hand(
+        &cfg.services[0],
+        ("green", "a000002"),
+        Some(("blue", "a000001")),
+    );
 
     for env in ["dev", "lab"] {
         let out = deckhand(&path, &["status", "--env", env]);
@@ -123,7 +138,10 @@ async fn an_unreachable_host_next_to_a_healthy_one() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let hosts = v["hosts"].as_array().expect("hosts");
     let live = hosts.iter().find(|h| h["name"] == "lab-1").expect("lab-1");
-    let dead = hosts.iter().find(|h| h["name"] == "dead-1").expect("dead-1");
+    let dead = hosts
+        .iter()
+        .find(|h| h["name"] == "dead-1")
+        .expect("dead-1");
     assert_eq!(live["reachable"], true);
     assert_eq!(live["services"][0]["live_color"], "blue");
     assert_eq!(dead["reachable"], false);
@@ -153,15 +171,27 @@ async fn a_wrong_host_key_is_refused_with_the_fix() {
     let mut parts = pubkey.split_whitespace();
     std::fs::write(
         &sshd.known_hosts,
-        format!("[127.0.0.1]:{} {} {}\n", sshd.port, parts.next().unwrap_or(""), parts.next().unwrap_or("")),
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        ),
     )
     .expect("known_hosts");
-    let (_dir, path) = write_config(&format!("{}\n{}", svc.service_toml(""), sshd.host_toml("lab", "lab-1")));
+    let (_dir, path) = write_config(&format!(
+        "{}\n{}",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1")
+    ));
     let out = deckhand(&path, &["status", "--env", "lab"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(4), "{t}");
     assert!(t.contains("host key is unknown or has changed"), "{t}");
-    assert!(t.contains(&format!("ssh-keyscan -p {} 127.0.0.1", sshd.port)), "{t}");
+    assert!(
+        t.contains(&format!("ssh-keyscan -p {} 127.0.0.1", sshd.port)),
+        "{t}"
+    );
 
     // And an empty known_hosts: unknown key, also refused.
     std::fs::write(&sshd.known_hosts, "").expect("empty known_hosts");
@@ -179,7 +209,10 @@ fn a_broken_config_file_is_a_usage_error_naming_file_and_line() {
     let out = deckhand(&path, &["status"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(t.contains(&format!("{}:4: `service.api.public_port`", path.display())), "{t}");
+    assert!(
+        t.contains(&format!("{}:4: `service.api.public_port`", path.display())),
+        "{t}"
+    );
     assert!(t.contains("Fix:"), "{t}");
 
     let (_dir2, path2) = write_config("[[service]\nname = 1\n");
@@ -188,7 +221,10 @@ fn a_broken_config_file_is_a_usage_error_naming_file_and_line() {
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains(&format!("{}:1:", path2.display())), "{t}");
 
-    let out = deckhand(std::path::Path::new("/nonexistent/deckhand.toml"), &["status"]);
+    let out = deckhand(
+        std::path::Path::new("/nonexistent/deckhand.toml"),
+        &["status"],
+    );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("/nonexistent/deckhand.toml"), "{t}");
