@@ -242,18 +242,17 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     token
 }
 
-pub async fn deploy(ctx: &Context, reference: &str, args: &ActionArgs) -> Result<i32> {
+pub async fn deploy(ctx: &Context, reference: &str, force: bool, args: &ActionArgs) -> Result<i32> {
     if let Err(e) = validate_ref(reference) {
         eprintln!("error: {e}");
         return Ok(exit::USAGE);
     }
-    release(
-        ctx,
-        Action::Deploy,
-        Target::Ref(reference.to_string()),
-        args,
-    )
-    .await
+    let action = if force {
+        Action::Redeploy
+    } else {
+        Action::Deploy
+    };
+    release(ctx, action, Target::Ref(reference.to_string()), args).await
 }
 
 pub async fn rollback(ctx: &Context, reference: Option<&str>, args: &ActionArgs) -> Result<i32> {
@@ -321,7 +320,11 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
     }
     let equivalent = format!(
         "deckhand {} {} --env {} --service {}",
-        action.as_str(),
+        if action == Action::Redeploy {
+            "deploy --force"
+        } else {
+            action.as_str()
+        },
         match &target {
             Target::Ref(r) => r.as_str(),
             Target::Previous => "",
@@ -357,15 +360,15 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
     let mut results: Vec<(String, String)> = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
         // Each host is re-planned inside the lock; the earlier plan was for the operator.
-        let r = match (&target, action) {
-            (Target::Ref(tag), Action::Deploy) => {
-                crate::release::deploy_on_host(host.clone(), &service, tag, &opts, &events).await
-            }
-            (t, _) => {
-                crate::release::rollback_on_host(host.clone(), &service, t.clone(), &opts, &events)
-                    .await
-            }
-        };
+        let r = crate::release::execute::run(
+            host.clone(),
+            &service,
+            target.clone(),
+            action,
+            &opts,
+            &events,
+        )
+        .await;
         match r {
             Ok(outcome) => results.push((
                 outcome.host.clone(),

@@ -52,6 +52,9 @@ pub enum Command {
     Deploy {
         /// Git SHA (7-40 hex) or image tag
         reference: String,
+        /// Replace the container even if this SHA already serves (e.g. after rotating secrets)
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         action: ActionArgs,
     },

@@ -54,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         global.config = Some(demo::run(port).await?);
         global.env = Some("dev".into());
         let ctx = Context::load(&global)?;
+        if console_wanted() {
+            return crate::tui::run(ctx).await;
+        }
         return status::run(&ctx).await;
     }
     let ctx = match Context::load(&global) {
@@ -63,9 +66,20 @@ pub async fn run(cli: Cli) -> Result<i32> {
             return Ok(crate::exit::USAGE);
         }
     };
-    match cli.command.unwrap_or(Command::Status) {
+    let Some(command) = cli.command else {
+        // `deckhand` alone: the console on a terminal, the status table otherwise.
+        if console_wanted() {
+            return crate::tui::run(ctx).await;
+        }
+        return status::run(&ctx).await;
+    };
+    match command {
         Command::Status => status::run(&ctx).await,
-        Command::Deploy { reference, action } => action::deploy(&ctx, &reference, &action).await,
+        Command::Deploy {
+            reference,
+            force,
+            action,
+        } => action::deploy(&ctx, &reference, force, &action).await,
         Command::Rollback { reference, action } => {
             action::rollback(&ctx, reference.as_deref(), &action).await
         }
@@ -79,6 +93,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Unlock { action } => action::unlock(&ctx, &action).await,
         Command::Demo { .. } => Ok(exit::OK),
     }
+}
+
+/// The console needs a terminal on both ends; JSON output asks for the headless face.
+fn console_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
 /// Where the log file goes: `$XDG_STATE_HOME/deckhand/` (never the terminal the TUI owns).

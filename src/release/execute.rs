@@ -95,10 +95,12 @@ pub async fn plan_on_host(
         .await
         .map_err(|e| docker_err(host, "read the service", &e))?;
     let plan = match (action, target) {
-        (Action::Deploy, Target::Ref(tag)) => {
+        (Action::Deploy | Action::Redeploy, Target::Ref(tag)) => {
             plan_deploy(&status, service, host.name(), tag, action)
         }
-        (Action::Deploy, Target::Previous) => Err("deploy needs a SHA or tag".to_string()),
+        (Action::Deploy | Action::Redeploy, Target::Previous) => {
+            Err("deploy needs a SHA or tag".to_string())
+        }
         (Action::Rollback, t) => plan_rollback(&status, service, host.name(), t),
     }
     .map_err(|message| ReleaseError::Plan {
@@ -151,7 +153,8 @@ impl Runner<'_> {
     }
 }
 
-async fn run(
+/// Runs any action on one host (deploy, rollback, forced redeploy).
+pub async fn run(
     host: Arc<Host>,
     service: &Service,
     target: Target,
@@ -409,7 +412,7 @@ async fn run_locked(
 
     drain_and_stop_old(r, service, &plan).await;
 
-    if service.auto_prune && action == Action::Deploy {
+    if service.auto_prune && action != Action::Rollback {
         let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
         match read_service(host, service).await {
             Ok(st) => {

@@ -17,6 +17,9 @@ use crate::state::{Color, ContainerState, ServiceStatus};
 pub enum Action {
     Deploy,
     Rollback,
+    /// A deploy that replaces the container even when the SHA already serves (`deploy --force`):
+    /// how new secrets from the host's env file reach the app.
+    Redeploy,
 }
 
 impl Action {
@@ -24,6 +27,7 @@ impl Action {
         match self {
             Action::Deploy => "deploy",
             Action::Rollback => "rollback",
+            Action::Redeploy => "redeploy",
         }
     }
 }
@@ -139,11 +143,13 @@ pub fn plan_deploy(
         })
     });
     let other_running = live.is_some_and(|c| running(c.other()));
-    let noop = live_is_target && status.proxy.running && !other_running;
-    let finish_only = live_is_target && status.proxy.running && other_running;
-    let reuse_existing = status
-        .color(to_color)
-        .is_some_and(|s| s.sha.as_deref() == Some(tag) && s.image == image);
+    let force = action == Action::Redeploy;
+    let noop = !force && live_is_target && status.proxy.running && !other_running;
+    let finish_only = !force && live_is_target && status.proxy.running && other_running;
+    let reuse_existing = !force
+        && status
+            .color(to_color)
+            .is_some_and(|s| s.sha.as_deref() == Some(tag) && s.image == image);
     let create_proxy = !status.proxy.exists;
 
     let steps = if noop {
@@ -171,7 +177,7 @@ pub fn plan_deploy(
         if live.is_some() {
             s.extend([Step::Drain, Step::StopOld]);
         }
-        if service.auto_prune && action == Action::Deploy {
+        if service.auto_prune && action != Action::Rollback {
             s.push(Step::Prune);
         }
         s.extend([Step::Audit, Step::Unlock]);
@@ -486,6 +492,19 @@ mod tests {
                 Step::Unlock
             ]
         );
+    }
+
+    #[test]
+    fn a_forced_redeploy_of_the_live_sha_makes_a_fresh_container() {
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "b200000")),
+            Some(color(ContainerState::Exited, "b200000")),
+        );
+        let p = plan_deploy(&s, &service(), "h", "b200000", Action::Redeploy).expect("plan");
+        assert!(!p.noop && !p.finish_only && !p.reuse_existing);
+        assert_eq!(p.to_color, Color::Green);
+        assert!(p.steps.contains(&Step::Create));
     }
 
     #[test]

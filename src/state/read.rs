@@ -398,13 +398,11 @@ fn problems(s: &ServiceStatus) -> Vec<String> {
     p
 }
 
+/// Host facts in one remote command (one SSH round trip), plus two Docker API calls.
+const FACTS: &str = r#"cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$@""#;
+
 async fn read_facts(host: &Host) -> HostFacts {
-    let (version, info, meminfo, loadavg) = tokio::join!(
-        host.docker.version(),
-        host.docker.info(),
-        host.exec("cat", &["/proc/meminfo"], None),
-        host.exec("cat", &["/proc/loadavg"], None),
-    );
+    let (version, info) = tokio::join!(host.docker.version(), host.docker.info());
     let mut facts = HostFacts::default();
     if let Ok(v) = version {
         facts.docker_version = v.version;
@@ -413,20 +411,18 @@ async fn read_facts(host: &Host) -> HostFacts {
     if let Ok(i) = info {
         facts.docker_root = i.docker_root_dir;
     }
-    if let Ok(m) = meminfo {
-        let (total, avail) = parse_meminfo(&m.stdout_text());
+    let mut args = vec!["-c", FACTS, "deckhand-facts"];
+    if let Some(root) = facts.docker_root.as_deref() {
+        args.push(root);
+    }
+    if let Ok(out) = host.exec("sh", &args, None).await {
+        let text = out.stdout_text();
+        let (proc_part, df_part) = text.split_once("--- df\n").unwrap_or((&text, ""));
+        let (total, avail) = parse_meminfo(proc_part);
         facts.mem_total_bytes = total;
         facts.mem_available_bytes = avail;
-    }
-    if let Ok(l) = loadavg {
-        facts.load_average = parse_loadavg(&l.stdout_text());
-    }
-    let mut df_args = vec!["-P", "-k", "/"];
-    if let Some(root) = facts.docker_root.as_deref() {
-        df_args.push(root);
-    }
-    if let Ok(out) = host.exec("df", &df_args, None).await {
-        let disks = parse_df(&out.stdout_text());
+        facts.load_average = proc_part.lines().last().and_then(parse_loadavg);
+        let disks = parse_df(df_part);
         facts.disk_root = disks.first().cloned();
         facts.disk_docker = disks.get(1).cloned();
     }

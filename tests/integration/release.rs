@@ -73,6 +73,16 @@ fn deploy_v1_v2_v3_over_ssh_then_rollback() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("nothing to do"), "{}", text(&out));
 
+    // --force replaces it anyway (how rotated secrets reach the app): a fresh blue container.
+    let blue_before = svc.container_id("blue");
+    let out = deckhand(
+        &path,
+        &["deploy", "a000002", "--force", "--env", "lab", "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live_of(&path), ("blue".into(), "a000002".into()));
+    assert_ne!(svc.container_id("blue"), blue_before, "a new container");
+
     // The audit log has a start and an end for every action.
     let audit = audit_lines(&sshd);
     let ends: Vec<(String, String, String)> = audit
@@ -109,7 +119,7 @@ fn deploy_v1_v2_v3_over_ssh_then_rollback() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("a000002  live"), "{t}");
-    assert!(t.contains("a000003  previous"), "{t}");
+    assert!(t.contains("a000003  retained"), "{t}");
     assert!(t.contains("a000001  retained"), "{t}");
 }
 
@@ -527,4 +537,91 @@ fn killing_the_deploy_at_each_step_then_deploying_again_converges() {
         "started {started}, ended {ended}, killed {killed}"
     );
     assert!(audit.iter().any(|r| r["action"] == "unlock"));
+}
+
+#[test]
+fn an_environment_deploy_stops_at_the_first_failing_host_and_says_where_each_stands() {
+    // Two hosts behind two sshd instances (same engine underneath; host 2 is never reached
+    // because host 1 fails, which is the point).
+    let svc = TestService::new("mh");
+    svc.push(&["a000001", UNHEALTHY_SHA]);
+    let (s1, s2) = (SshServer::start(), SshServer::start());
+    let (_d, path) = write_config(&format!(
+        "{}\n{}\n{}",
+        svc.service_toml(""),
+        s1.host_toml("lab", "lab-1"),
+        s2.host_toml("lab", "lab-2")
+    ));
+    let out = deckhand(
+        &path,
+        &[
+            "deploy", "a000001", "--env", "lab", "--yes", "--host", "lab-1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            UNHEALTHY_SHA,
+            "--env",
+            "lab",
+            "--yes",
+            "--timeout",
+            "3s",
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("one host at a time"), "{t}");
+    let table: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("HOST")).collect();
+    assert!(
+        table.iter().any(|l| l.starts_with("lab-1")
+            && l.contains("FAILED")
+            && l.contains("a000001 (blue)")),
+        "{t}"
+    );
+    assert!(
+        table
+            .iter()
+            .any(|l| l.starts_with("lab-2") && l.contains("not attempted")),
+        "{t}"
+    );
+    assert!(
+        !t.contains("[lab-2] ▸ take the lock"),
+        "host 2 must not be touched: {t}"
+    );
+}
+
+#[test]
+fn an_unreachable_host_stops_an_environment_deploy_before_anything_changes() {
+    let svc = TestService::new("mu");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let dead = free_port();
+    let (_d, path) = write_config(&format!(
+        "{}\n{}\n[[env.lab.host]]\nname = \"lab-2\"\nssh = \"root@127.0.0.1\"\nport = {dead}\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\n",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1"),
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    ));
+    let out = deckhand(
+        &path,
+        &[
+            "deploy", "a000001", "--env", "lab", "--yes", "--host", "lab-1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains("lab-2: "), "{t}");
+    assert!(t.contains("nothing was changed on any host"), "{t}");
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
+    assert_eq!(
+        svc.container_state("green"),
+        None,
+        "nothing created on lab-1"
+    );
 }
