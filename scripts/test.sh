@@ -10,13 +10,16 @@ cd "$ROOT"
 bash scripts/setup.sh
 
 echo "test: infrastructure linters"
-if [ ! -x .venv-infra/bin/yamllint ]; then
-    python3 -m venv .venv-infra
-    .venv-infra/bin/pip install -q --disable-pip-version-check -r scripts/lint-infra-requirements.txt
+# Outside the repository, so the linters do not lint the linters.
+VENV=${DECKHAND_LINT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/deckhand/venv-infra}
+if ! cmp -s scripts/lint-infra-requirements.txt "$VENV/.installed-requirements"; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/lint-infra-requirements.txt
+    cp scripts/lint-infra-requirements.txt "$VENV/.installed-requirements"
 fi
 skip=""
 command -v terraform > /dev/null 2>&1 || { skip="terraform"; echo "test: terraform not installed: its fmt check is skipped"; }
-PATH="$ROOT/.venv-infra/bin:$PATH" LINT_INFRA_SKIP="$skip" bash scripts/lint-infra.sh
+PATH="$VENV/bin:$PATH" LINT_INFRA_SKIP="$skip" bash scripts/lint-infra.sh
 
 echo "test: cargo tests (unit + integration)"
 if cargo nextest --version > /dev/null 2>&1; then

@@ -9,8 +9,10 @@ use regex::Regex;
 use toml::Spanned;
 
 use super::ConfigError;
-use super::model::{Config, Defaults, Environment, HostSpec, HostTarget, Service};
-use super::raw::{RawConfig, RawEnv, RawHost, RawService};
+use super::model::{
+    AlertThresholds, Config, Defaults, Environment, HostSpec, HostTarget, Service,
+};
+use super::raw::{RawAlerts, RawConfig, RawEnv, RawHost, RawService};
 use crate::util::parse_duration;
 
 const DEFAULT_STATE_DIR: &str = "/var/lib/deckhand";
@@ -445,12 +447,64 @@ impl Validator<'_> {
                 ));
             }
         }
+        let alerts = match &r.alerts {
+            Some(a) => self.alerts(name, a.get_ref())?,
+            None => AlertThresholds::default(),
+        };
         Ok(Environment {
             name: name.to_string(),
             protected: r.protected,
             read_only: r.read_only,
             hosts,
+            alerts,
         })
+    }
+
+    fn alerts(&self, env: &str, r: &RawAlerts) -> Result<AlertThresholds, ConfigError> {
+        let mut a = AlertThresholds::default();
+        let pct = |v: &Option<Spanned<f64>>, field: &str, into: &mut f64| -> Result<(), ConfigError> {
+            if let Some(p) = v {
+                let x = *p.get_ref();
+                if !(0.0..=100.0).contains(&x) {
+                    return Err(self.invalid(
+                        p,
+                        format!("env.{env}.alerts.{field}"),
+                        format!("{x} is not a percentage"),
+                        "use a number from 0 to 100",
+                    ));
+                }
+                *into = x;
+            }
+            Ok(())
+        };
+        pct(&r.cpu_percent, "cpu_percent", &mut a.cpu_percent)?;
+        pct(&r.memory_percent, "memory_percent", &mut a.memory_percent)?;
+        pct(&r.disk_percent, "disk_percent", &mut a.disk_percent)?;
+        for (v, field, into) in [
+            (&r.cpu_for, "cpu_for", &mut a.cpu_for),
+            (&r.memory_for, "memory_for", &mut a.memory_for),
+            (&r.disk_for, "disk_for", &mut a.disk_for),
+            (&r.keep_resolved, "keep_resolved", &mut a.keep_resolved),
+            (&r.interval, "interval", &mut a.interval),
+        ] {
+            if let Some(d) = v {
+                *into = self.duration(d, &format!("env.{env}.alerts.{field}"))?;
+            }
+        }
+        if a.interval < Duration::from_secs(1) {
+            a.interval = Duration::from_secs(1);
+        }
+        if let Some(n) = &r.health_failures {
+            a.health_failures = u32::try_from(*n.get_ref()).ok().filter(|n| *n > 0).ok_or_else(|| {
+                self.invalid(
+                    n,
+                    format!("env.{env}.alerts.health_failures"),
+                    format!("{} is not a count of failures", n.get_ref()),
+                    "use a whole number of at least 1 (default 3)",
+                )
+            })?;
+        }
+        Ok(a)
     }
 
     fn check_destination(&self, env: &str, d: &Spanned<String>) -> Result<(), ConfigError> {

@@ -62,6 +62,40 @@ pub struct Environment {
     /// Nothing that changes a host may run.
     pub read_only: bool,
     pub hosts: Vec<HostSpec>,
+    pub alerts: AlertThresholds,
+}
+
+/// The spec's alert rules, configurable per environment (`[env.NAME.alerts]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertThresholds {
+    pub cpu_percent: f64,
+    pub cpu_for: Duration,
+    pub memory_percent: f64,
+    pub memory_for: Duration,
+    pub disk_percent: f64,
+    pub disk_for: Duration,
+    /// Consecutive failed `/health` probes of the live color before the alert fires.
+    pub health_failures: u32,
+    /// How long a resolved alert stays visible.
+    pub keep_resolved: Duration,
+    /// Monitoring interval (`alerts --watch`, the console).
+    pub interval: Duration,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        Self {
+            cpu_percent: 80.0,
+            cpu_for: Duration::from_secs(300),
+            memory_percent: 85.0,
+            memory_for: Duration::from_secs(300),
+            disk_percent: 90.0,
+            disk_for: Duration::ZERO,
+            health_failures: 3,
+            keep_resolved: Duration::from_secs(900),
+            interval: Duration::from_secs(15),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -60,6 +60,21 @@ pub struct RawEnv {
     pub host: Vec<Spanned<RawHost>>,
     pub ansible_inventory: Option<Spanned<String>>,
     pub ansible_group: Option<Spanned<String>>,
+    pub alerts: Option<Spanned<RawAlerts>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    pub cpu_percent: Option<Spanned<f64>>,
+    pub cpu_for: Option<Spanned<String>>,
+    pub memory_percent: Option<Spanned<f64>>,
+    pub memory_for: Option<Spanned<String>>,
+    pub disk_percent: Option<Spanned<f64>>,
+    pub disk_for: Option<Spanned<String>>,
+    pub health_failures: Option<Spanned<i64>>,
+    pub keep_resolved: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,10 +11,10 @@ mod read;
 pub use health::{HealthBody, HealthReport, probe_health};
 pub use images::{image_tag, is_protected_tag};
 pub use model::{
-    Color, ColorStatus, ContainerState, EnvStatus, HostFacts, HostStatus, ImageInfo, ProxyStatus,
-    ServiceStatus,
+    Color, ColorStatus, ContainerState, DiskUse, EnvStatus, HostFacts, HostStatus, ImageInfo,
+    ProxyStatus, ServiceStatus,
 };
 pub use read::{
-    read_env, read_file_from_container as read_file_from_container_pub, read_host, read_service,
+    read_env, parse_df, parse_meminfo, read_file_from_container as read_file_from_container_pub, read_host, read_service,
     status_of_host,
 };

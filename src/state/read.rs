@@ -429,7 +429,7 @@ async fn read_facts(host: &Host) -> HostFacts {
     facts
 }
 
-pub(crate) fn parse_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
+pub fn parse_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
     let field = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -446,7 +446,7 @@ fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
 }
 
 /// `df -P -k` output, one entry per argument, in order.
-pub(crate) fn parse_df(text: &str) -> Vec<DiskUse> {
+pub fn parse_df(text: &str) -> Vec<DiskUse> {
     text.lines()
         .skip(1)
         .filter_map(|l| {

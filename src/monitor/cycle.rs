@@ -1,0 +1,306 @@
+//! One monitoring cycle of one host: sample, probe, evaluate the rules, persist, notify.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bollard::query_parameters::StatsOptions;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use super::metrics::{self, ContainerStats, HostMetrics};
+use super::notify::Notifier;
+use super::rules::{Alert, AlertState, Transition, evaluate, format_for};
+use super::store::{self, AlertBook};
+use crate::config::{AlertThresholds, Service};
+use crate::release::audit;
+use crate::state::{Color, ContainerState, HealthReport, ServiceStatus, read_service};
+use crate::transport::Host;
+
+/// Health probes kept per color, for the console's sparkline.
+pub const HISTORY_LEN: usize = 60;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthPoint {
+    pub at: DateTime<Utc>,
+    pub healthy: bool,
+    pub latency_ms: u64,
+    pub summary: String,
+}
+
+/// What a monitor keeps between cycles in memory (the alert states themselves live on the host).
+#[derive(Debug, Default)]
+pub struct HostMonitor {
+    pub history: BTreeMap<(String, Color), VecDeque<HealthPoint>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorSnapshot {
+    pub host: String,
+    pub at: DateTime<Utc>,
+    pub metrics: HostMetrics,
+    pub alerts: Vec<Alert>,
+    pub services: Vec<ServiceStatus>,
+    pub error: Option<String>,
+}
+
+impl MonitorSnapshot {
+    pub fn firing(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter().filter(|a| a.state == AlertState::Firing)
+    }
+}
+
+const READ: &str = r#"head -n 1 /proc/stat; cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$3"; echo "--- book"; cat "$1" 2>/dev/null; echo; echo "--- audit"; tail -n 200 "$2" 2>/dev/null; true"#;
+
+/// Runs one cycle. Reading the host's metrics, alert book and audit tail is one remote command;
+/// persisting the book is a second; Docker and `/health` go through the existing tunnels.
+pub async fn run_cycle(
+    host: &Host,
+    services: &[Service],
+    thresholds: &AlertThresholds,
+    monitor: &mut HostMonitor,
+    notifier: &Notifier,
+    now: DateTime<Utc>,
+) -> MonitorSnapshot {
+    let docker_root = host
+        .docker
+        .info()
+        .await
+        .ok()
+        .and_then(|i| i.docker_root_dir)
+        .unwrap_or_else(|| "/".into());
+    let audit_path = format!("{}/audit.jsonl", host.spec.state_dir);
+    let book_path = store::book_path(host);
+    let (read, statuses) = tokio::join!(
+        host.exec("sh", &["-c", READ, "deckhand-monitor", &book_path, &audit_path, &docker_root], None),
+        join_all(services.iter().map(|s| read_service(host, s)))
+    );
+    let mut error = None;
+    let text = match read {
+        Ok(o) => o.stdout_text(),
+        Err(e) => {
+            error = Some(e.to_string());
+            String::new()
+        }
+    };
+    let (sample_text, rest) = text.split_once("--- book\n").unwrap_or((&text, ""));
+    let (book_text, audit_text) = rest.split_once("--- audit\n").unwrap_or((rest, ""));
+    let mut m = metrics::parse_sample(sample_text);
+    let mut book = AlertBook::parse(book_text.trim());
+
+    // CPU is a delta: against the last sample on record, or a fresh one a second later.
+    let previous = book.cpu.filter(|(_, at)| (now - *at).num_seconds().abs() < 600);
+    match (m.cpu, previous) {
+        (Some(cur), Some((prev, _))) if cur.percent_since(&prev).is_some() => {
+            m.cpu_percent = cur.percent_since(&prev);
+        }
+        (Some(cur), _) => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok(next) = metrics::sample(host, None).await
+                && let Some(n) = next.cpu
+            {
+                m.cpu_percent = n.percent_since(&cur);
+                m.cpu = Some(n);
+            }
+        }
+        _ => {}
+    }
+    if let Some(c) = m.cpu {
+        book.cpu = Some((c, now));
+    }
+
+    let mut statuses_ok = Vec::new();
+    for (svc, st) in services.iter().zip(statuses) {
+        match st {
+            Ok(s) => statuses_ok.push(s),
+            Err(e) => error = Some(format!("{}: reading {}: {e}", host.name(), svc.name)),
+        }
+    }
+    m.containers = container_stats(host, &statuses_ok).await;
+
+    // Health history for the console.
+    for s in &statuses_ok {
+        for color in Color::BOTH {
+            if let Some(h) = s.color(color).and_then(|c| c.health.as_ref()) {
+                let q = monitor.history.entry((s.name.clone(), color)).or_default();
+                q.push_back(HealthPoint {
+                    at: now,
+                    healthy: h.is_healthy(),
+                    latency_ms: h.latency_ms,
+                    summary: h.summary(),
+                });
+                while q.len() > HISTORY_LEN {
+                    q.pop_front();
+                }
+            }
+        }
+    }
+
+    let log = audit::parse(audit_text);
+    let mut transitions = Vec::new();
+    let mut eval = |key: String, rule: String, cond: Option<bool>, value: Option<f64>, for_: Duration, message: String| {
+        let prev = book.alerts.get(&key).cloned().unwrap_or_else(|| Alert::new(&key, &rule));
+        let (mut a, tr) = evaluate(&prev, cond, value, for_, thresholds.keep_resolved, now);
+        a.rule = rule;
+        if cond.is_some() {
+            a.message = message;
+        }
+        if let Some(t) = tr {
+            transitions.push((a.clone(), t));
+        }
+        book.alerts.insert(key, a);
+    };
+    let t = thresholds;
+    eval(
+        "cpu".into(),
+        format!("CPU > {}%{}", t.cpu_percent, format_for(t.cpu_for)),
+        m.cpu_percent.map(|v| v > t.cpu_percent),
+        m.cpu_percent,
+        t.cpu_for,
+        format!("CPU at {:.1}%", m.cpu_percent.unwrap_or(0.0)),
+    );
+    eval(
+        "memory".into(),
+        format!("memory > {}%{}", t.memory_percent, format_for(t.memory_for)),
+        m.mem_percent.map(|v| v > t.memory_percent),
+        m.mem_percent,
+        t.memory_for,
+        format!("memory at {:.1}%", m.mem_percent.unwrap_or(0.0)),
+    );
+    eval(
+        "disk".into(),
+        format!("disk > {}%{}", t.disk_percent, format_for(t.disk_for)),
+        m.disk_percent.map(|v| v > t.disk_percent),
+        m.disk_percent,
+        t.disk_for,
+        format!("disk at {:.1}%", m.disk_percent.unwrap_or(0.0)),
+    );
+    for s in &statuses_ok {
+        // Not deployed here: nothing to watch. Deployed: the live color must answer healthy.
+        let deployed = s.proxy.exists || s.colors.values().any(Option::is_some);
+        let failed_now = deployed && live_failure(s).is_some();
+        let count = book.health_failures.entry(s.name.clone()).or_insert(0);
+        *count = if failed_now { *count + 1 } else { 0 };
+        let n = *count;
+        eval(
+            format!("health:{}", s.name),
+            format!("{} health fails {}x in a row", s.name, t.health_failures),
+            Some(n >= t.health_failures),
+            Some(f64::from(n)),
+            Duration::ZERO,
+            match live_failure(s) {
+                Some(why) if deployed => format!("{}: {why} ({n} in a row)", s.name),
+                _ => format!("{} healthy", s.name),
+            },
+        );
+        let last = log
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.service == s.name && r.outcome != "started" && matches!(r.action.as_str(), "deploy" | "rollback" | "redeploy"));
+        eval(
+            format!("deploy:{}", s.name),
+            format!("last {} deploy failed", s.name),
+            Some(last.is_some_and(|r| r.outcome == "failed")),
+            None,
+            Duration::ZERO,
+            last.map_or_else(
+                || format!("{}: no deploy on record", s.name),
+                |r| {
+                    format!(
+                        "{}: last {} of {} {} at {}{}",
+                        s.name,
+                        r.action,
+                        r.to_sha.as_deref().unwrap_or("?"),
+                        r.outcome,
+                        r.time,
+                        r.error
+                            .as_deref()
+                            .map(|e| format!(": {}", e.lines().next().unwrap_or("")))
+                            .unwrap_or_default()
+                    )
+                },
+            ),
+        );
+    }
+    if let Err(e) = store::write(host, &book).await {
+        error.get_or_insert(e.to_string());
+    }
+    if notifier.enabled() {
+        for (a, t) in &transitions {
+            let verb = match t {
+                Transition::StartedFiring => "FIRING",
+                Transition::Resolved => "resolved",
+            };
+            notifier
+                .send(&format!("[deckhand] {} {verb}: {} ({})", host.name(), a.rule, a.message))
+                .await;
+        }
+    }
+    let alerts = book.alerts.into_values().collect();
+    MonitorSnapshot {
+        host: host.name().to_string(),
+        at: now,
+        metrics: m,
+        alerts,
+        services: statuses_ok,
+        error,
+    }
+}
+
+/// Why the live color counts as a failed health check, if it does.
+fn live_failure(s: &ServiceStatus) -> Option<String> {
+    let Some(live) = s.live_color else {
+        return Some("no live color".into());
+    };
+    match s.color(live) {
+        None => Some(format!("live color {live} has no container")),
+        Some(c) if c.state != ContainerState::Running => Some(format!("live color {live} is {}", c.state.as_str())),
+        Some(c) => c.health.as_ref().and_then(|h: &HealthReport| h.error.clone()),
+    }
+}
+
+async fn container_stats(host: &Host, statuses: &[ServiceStatus]) -> Vec<ContainerStats> {
+    let names: Vec<String> = statuses
+        .iter()
+        .flat_map(|s| {
+            Color::BOTH.iter().filter_map(move |c| {
+                s.color(*c)
+                    .filter(|x| x.state == ContainerState::Running)
+                    .map(|_| format!("{}-{c}", s.name))
+            })
+        })
+        .collect();
+    join_all(names.into_iter().map(|name| async move {
+        let mut stream = host.docker.stats(
+            &name,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: false,
+            }),
+        );
+        let stats = stream.next().await.and_then(Result::ok);
+        let (cpu, mem, limit) = stats.map_or((None, None, None), |s| {
+            let cpu = (|| {
+                let cur = s.cpu_stats.as_ref()?;
+                let pre = s.precpu_stats.as_ref()?;
+                let d_total = cur.cpu_usage.as_ref()?.total_usage? as f64
+                    - pre.cpu_usage.as_ref()?.total_usage? as f64;
+                let d_sys = cur.system_cpu_usage? as f64 - pre.system_cpu_usage? as f64;
+                let cpus = cur.online_cpus.unwrap_or(1) as f64;
+                (d_sys > 0.0).then(|| ((d_total / d_sys) * cpus * 1000.0).round() / 10.0)
+            })();
+            let mem = s.memory_stats.as_ref().and_then(|m| m.usage);
+            let limit = s.memory_stats.as_ref().and_then(|m| m.limit);
+            (cpu, mem, limit)
+        });
+        ContainerStats {
+            name,
+            cpu_percent: cpu,
+            mem_bytes: mem,
+            mem_limit_bytes: limit,
+        }
+    }))
+    .await
+}

@@ -1,0 +1,12 @@
+//! Health and alerts: host metrics over the same SSH connection, the spec's alert rules with
+//! Prometheus-like states, alert state kept on the host, optional webhook notifications.
+
+pub mod cycle;
+pub mod metrics;
+pub mod notify;
+pub mod rules;
+pub mod store;
+
+pub use cycle::{HostMonitor, MonitorSnapshot, run_cycle};
+pub use metrics::{ContainerStats, HostMetrics};
+pub use rules::{Alert, AlertState};

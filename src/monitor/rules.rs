@@ -1,0 +1,219 @@
+//! Alert rules and their states, like Prometheus: inactive, pending (condition true, waiting out
+//! its `for` duration), firing, and resolved (kept visible for a while). Pure: the clock is a
+//! parameter, so "for 5 minutes" is tested without waiting.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Inactive,
+    Pending,
+    Firing,
+    Resolved,
+}
+
+/// One alert's state, as kept on the host between evaluations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `cpu`, `memory`, `disk`, `health:<service>`, `deploy:<service>`.
+    pub key: String,
+    pub state: AlertState,
+    /// What the rule says, e.g. "CPU > 80% for 5m".
+    pub rule: String,
+    /// The value at the last evaluation (percent, or failures for health).
+    pub value: Option<f64>,
+    /// When the condition became true (pending or firing since).
+    pub active_since: Option<DateTime<Utc>>,
+    /// When it started firing.
+    pub firing_since: Option<DateTime<Utc>>,
+    /// When it stopped firing.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// A sentence for tables and notifications.
+    pub message: String,
+}
+
+impl Alert {
+    pub fn new(key: &str, rule: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            state: AlertState::Inactive,
+            rule: rule.to_string(),
+            value: None,
+            active_since: None,
+            firing_since: None,
+            resolved_at: None,
+            message: String::new(),
+        }
+    }
+
+    /// Time left before a pending alert fires.
+    pub fn time_left(&self, for_: Duration, now: DateTime<Utc>) -> Option<Duration> {
+        if self.state != AlertState::Pending {
+            return None;
+        }
+        let since = self.active_since?;
+        let elapsed = (now - since).to_std().unwrap_or(Duration::ZERO);
+        Some(for_.saturating_sub(elapsed))
+    }
+}
+
+/// A state change worth telling someone about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    StartedFiring,
+    Resolved,
+}
+
+/// Evaluates one rule. `condition` is `None` when the value could not be measured: the alert
+/// then keeps its state rather than resolving on missing data.
+pub fn evaluate(
+    prev: &Alert,
+    condition: Option<bool>,
+    value: Option<f64>,
+    for_: Duration,
+    keep_resolved: Duration,
+    now: DateTime<Utc>,
+) -> (Alert, Option<Transition>) {
+    let mut a = prev.clone();
+    if value.is_some() {
+        a.value = value;
+    }
+    let Some(cond) = condition else {
+        return (a, None);
+    };
+    let elapsed = |t: Option<DateTime<Utc>>| {
+        t.map_or(Duration::ZERO, |t| (now - t).to_std().unwrap_or(Duration::ZERO))
+    };
+    match (cond, prev.state) {
+        (true, AlertState::Inactive | AlertState::Resolved) => {
+            a.active_since = Some(now);
+            a.resolved_at = None;
+            if for_.is_zero() {
+                a.state = AlertState::Firing;
+                a.firing_since = Some(now);
+                return (a, Some(Transition::StartedFiring));
+            }
+            a.state = AlertState::Pending;
+            a.firing_since = None;
+            (a, None)
+        }
+        (true, AlertState::Pending) => {
+            if elapsed(prev.active_since) >= for_ {
+                a.state = AlertState::Firing;
+                a.firing_since = Some(now);
+                (a, Some(Transition::StartedFiring))
+            } else {
+                (a, None)
+            }
+        }
+        (true, AlertState::Firing) => (a, None),
+        (false, AlertState::Pending) => {
+            a.state = AlertState::Inactive;
+            a.active_since = None;
+            (a, None)
+        }
+        (false, AlertState::Firing) => {
+            a.state = AlertState::Resolved;
+            a.resolved_at = Some(now);
+            (a, Some(Transition::Resolved))
+        }
+        (false, AlertState::Resolved) => {
+            if elapsed(prev.resolved_at) > keep_resolved {
+                a.state = AlertState::Inactive;
+                a.active_since = None;
+                a.firing_since = None;
+                a.resolved_at = None;
+            }
+            (a, None)
+        }
+        (false, AlertState::Inactive) => (a, None),
+    }
+}
+
+pub fn format_for(d: Duration) -> String {
+    if d.is_zero() {
+        String::new()
+    } else if d.as_secs() % 60 == 0 {
+        format!(" for {}m", d.as_secs() / 60)
+    } else {
+        format!(" for {}s", d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid time")
+    }
+
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+    const KEEP: Duration = Duration::from_secs(900);
+
+    #[test]
+    fn pending_then_firing_after_five_minutes_then_resolved_then_gone() {
+        let a = Alert::new("cpu", "CPU > 80% for 5m");
+        let (a, tr) = evaluate(&a, Some(true), Some(91.0), FIVE_MIN, KEEP, t(0));
+        assert_eq!((a.state, tr), (AlertState::Pending, None));
+        assert_eq!(a.time_left(FIVE_MIN, t(120)), Some(Duration::from_secs(180)));
+        let (a, tr) = evaluate(&a, Some(true), Some(92.0), FIVE_MIN, KEEP, t(299));
+        assert_eq!((a.state, tr), (AlertState::Pending, None));
+        let (a, tr) = evaluate(&a, Some(true), Some(93.0), FIVE_MIN, KEEP, t(300));
+        assert_eq!((a.state, tr), (AlertState::Firing, Some(Transition::StartedFiring)));
+        assert_eq!(a.firing_since, Some(t(300)));
+        assert_eq!(a.active_since, Some(t(0)));
+        assert_eq!(a.value, Some(93.0));
+        let (a, tr) = evaluate(&a, Some(true), Some(95.0), FIVE_MIN, KEEP, t(400));
+        assert_eq!((a.state, tr), (AlertState::Firing, None));
+        assert_eq!(a.firing_since, Some(t(300)), "firing since does not move");
+        let (a, tr) = evaluate(&a, Some(false), Some(20.0), FIVE_MIN, KEEP, t(500));
+        assert_eq!((a.state, tr), (AlertState::Resolved, Some(Transition::Resolved)));
+        let (a, _) = evaluate(&a, Some(false), Some(20.0), FIVE_MIN, KEEP, t(500 + 900));
+        assert_eq!(a.state, AlertState::Resolved, "still visible at the limit");
+        let (a, _) = evaluate(&a, Some(false), Some(20.0), FIVE_MIN, KEEP, t(500 + 901));
+        assert_eq!(a.state, AlertState::Inactive);
+    }
+
+    #[test]
+    fn a_dip_below_the_threshold_resets_pending() {
+        let a = Alert::new("mem", "");
+        let (a, _) = evaluate(&a, Some(true), Some(90.0), FIVE_MIN, KEEP, t(0));
+        let (a, _) = evaluate(&a, Some(false), Some(80.0), FIVE_MIN, KEEP, t(200));
+        assert_eq!(a.state, AlertState::Inactive);
+        let (a, _) = evaluate(&a, Some(true), Some(90.0), FIVE_MIN, KEEP, t(250));
+        let (a, tr) = evaluate(&a, Some(true), Some(90.0), FIVE_MIN, KEEP, t(400));
+        assert_eq!((a.state, tr), (AlertState::Pending, None), "the clock restarted at 250");
+    }
+
+    #[test]
+    fn rules_without_a_duration_fire_at_once() {
+        let a = Alert::new("disk", "disk > 90%");
+        let (a, tr) = evaluate(&a, Some(true), Some(95.0), Duration::ZERO, KEEP, t(0));
+        assert_eq!((a.state, tr), (AlertState::Firing, Some(Transition::StartedFiring)));
+    }
+
+    #[test]
+    fn missing_data_keeps_the_state() {
+        let a = Alert::new("cpu", "");
+        let (a, _) = evaluate(&a, Some(true), Some(95.0), Duration::ZERO, KEEP, t(0));
+        let (a, tr) = evaluate(&a, None, None, Duration::ZERO, KEEP, t(10));
+        assert_eq!((a.state, tr), (AlertState::Firing, None));
+        assert_eq!(a.value, Some(95.0));
+    }
+
+    #[test]
+    fn refiring_after_resolve_starts_a_new_episode() {
+        let a = Alert::new("disk", "");
+        let (a, _) = evaluate(&a, Some(true), Some(95.0), Duration::ZERO, KEEP, t(0));
+        let (a, _) = evaluate(&a, Some(false), Some(50.0), Duration::ZERO, KEEP, t(10));
+        let (a, tr) = evaluate(&a, Some(true), Some(96.0), Duration::ZERO, KEEP, t(20));
+        assert_eq!((a.state, tr), (AlertState::Firing, Some(Transition::StartedFiring)));
+        assert_eq!(a.firing_since, Some(t(20)));
+        assert_eq!(a.resolved_at, None);
+    }
+}
