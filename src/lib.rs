@@ -9,9 +9,9 @@
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod monitor;
 pub mod redact;
 pub mod release;
 pub mod state;
 pub mod transport;
-pub mod tui;
 pub mod util;

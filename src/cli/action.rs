@@ -356,6 +356,7 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
         health_timeout: args.timeout,
         cancel: cancel_on_ctrl_c(),
     };
+    let notifier = crate::monitor::notify::Notifier::from_env();
     let mut code = exit::OK;
     let mut results: Vec<(String, String)> = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
@@ -369,6 +370,21 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
             &events,
         )
         .await;
+        if notifier.enabled() {
+            let what = match &r {
+                Ok(o) => format!("succeeded: {}", o.plan.summary()),
+                Err(e) => format!("FAILED: {}", e.to_string().lines().next().unwrap_or("")),
+            };
+            notifier
+                .send(&format!(
+                    "[deckhand] {} of {} in {} on {} {what}",
+                    action.as_str(),
+                    service.name,
+                    ctx.env.name,
+                    host.name()
+                ))
+                .await;
+        }
         match r {
             Ok(outcome) => results.push((
                 outcome.host.clone(),

@@ -84,6 +84,12 @@ pub enum Command {
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
+    /// Evaluate the alert rules on every host (exit 5 when any fires)
+    Alerts {
+        /// Keep watching, every interval of the environment's alert settings
+        #[arg(long)]
+        watch: bool,
+    },
     /// Show who holds the deploy lock of each service on each host
     Lock {
         #[arg(long = "host")]

@@ -1,6 +1,7 @@
 //! The headless face: argument model, command dispatch, table and JSON output.
 
 mod action;
+mod alerts;
 mod args;
 mod demo;
 mod history;
@@ -54,9 +55,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         global.config = Some(demo::run(port).await?);
         global.env = Some("dev".into());
         let ctx = Context::load(&global)?;
-        if console_wanted() {
-            return crate::tui::run(ctx).await;
-        }
         return status::run(&ctx).await;
     }
     let ctx = match Context::load(&global) {
@@ -68,9 +66,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
     };
     let Some(command) = cli.command else {
         // `deckhand` alone: the console on a terminal, the status table otherwise.
-        if console_wanted() {
-            return crate::tui::run(ctx).await;
-        }
         return status::run(&ctx).await;
     };
     match command {
@@ -90,15 +85,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => action::prune(&ctx, keep, dry_run, &action).await,
         Command::History { limit, hosts } => history::history(&ctx, limit, &hosts).await,
         Command::Lock { hosts } => history::locks(&ctx, &hosts).await,
+        Command::Alerts { watch } => alerts::run(&ctx, watch).await,
         Command::Unlock { action } => action::unlock(&ctx, &action).await,
         Command::Demo { .. } => Ok(exit::OK),
     }
-}
-
-/// The console needs a terminal on both ends; JSON output asks for the headless face.
-fn console_wanted() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
 /// Where the log file goes: `$XDG_STATE_HOME/deckhand/` (never the terminal the TUI owns).

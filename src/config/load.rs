@@ -9,9 +9,7 @@ use regex::Regex;
 use toml::Spanned;
 
 use super::ConfigError;
-use super::model::{
-    AlertThresholds, Config, Defaults, Environment, HostSpec, HostTarget, Service,
-};
+use super::model::{AlertThresholds, Config, Defaults, Environment, HostSpec, HostTarget, Service};
 use super::raw::{RawAlerts, RawConfig, RawEnv, RawHost, RawService};
 use crate::util::parse_duration;
 
@@ -462,21 +460,22 @@ impl Validator<'_> {
 
     fn alerts(&self, env: &str, r: &RawAlerts) -> Result<AlertThresholds, ConfigError> {
         let mut a = AlertThresholds::default();
-        let pct = |v: &Option<Spanned<f64>>, field: &str, into: &mut f64| -> Result<(), ConfigError> {
-            if let Some(p) = v {
-                let x = *p.get_ref();
-                if !(0.0..=100.0).contains(&x) {
-                    return Err(self.invalid(
-                        p,
-                        format!("env.{env}.alerts.{field}"),
-                        format!("{x} is not a percentage"),
-                        "use a number from 0 to 100",
-                    ));
+        let pct =
+            |v: &Option<Spanned<f64>>, field: &str, into: &mut f64| -> Result<(), ConfigError> {
+                if let Some(p) = v {
+                    let x = *p.get_ref();
+                    if !(0.0..=100.0).contains(&x) {
+                        return Err(self.invalid(
+                            p,
+                            format!("env.{env}.alerts.{field}"),
+                            format!("{x} is not a percentage"),
+                            "use a number from 0 to 100",
+                        ));
+                    }
+                    *into = x;
                 }
-                *into = x;
-            }
-            Ok(())
-        };
+                Ok(())
+            };
         pct(&r.cpu_percent, "cpu_percent", &mut a.cpu_percent)?;
         pct(&r.memory_percent, "memory_percent", &mut a.memory_percent)?;
         pct(&r.disk_percent, "disk_percent", &mut a.disk_percent)?;
@@ -495,14 +494,17 @@ impl Validator<'_> {
             a.interval = Duration::from_secs(1);
         }
         if let Some(n) = &r.health_failures {
-            a.health_failures = u32::try_from(*n.get_ref()).ok().filter(|n| *n > 0).ok_or_else(|| {
-                self.invalid(
-                    n,
-                    format!("env.{env}.alerts.health_failures"),
-                    format!("{} is not a count of failures", n.get_ref()),
-                    "use a whole number of at least 1 (default 3)",
-                )
-            })?;
+            a.health_failures = u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    self.invalid(
+                        n,
+                        format!("env.{env}.alerts.health_failures"),
+                        format!("{} is not a count of failures", n.get_ref()),
+                        "use a whole number of at least 1 (default 3)",
+                    )
+                })?;
         }
         Ok(a)
     }

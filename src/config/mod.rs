@@ -8,6 +8,4 @@ mod raw;
 
 pub use error::ConfigError;
 pub use load::{discover, load, load_str};
-pub use model::{
-    AlertThresholds, Config, Defaults, Environment, HostSpec, HostTarget, Service,
-};
+pub use model::{AlertThresholds, Config, Defaults, Environment, HostSpec, HostTarget, Service};

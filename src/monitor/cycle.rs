@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::metrics::{self, ContainerStats, HostMetrics};
 use super::notify::Notifier;
-use super::rules::{Alert, AlertState, Transition, evaluate, format_for};
+use super::rules::{Alert, AlertState, Transition, evaluate, evaluate_count, format_for};
 use super::store::{self, AlertBook};
 use crate::config::{AlertThresholds, Service};
 use crate::release::audit;
@@ -72,8 +72,16 @@ pub async fn run_cycle(
         .unwrap_or_else(|| "/".into());
     let audit_path = format!("{}/audit.jsonl", host.spec.state_dir);
     let book_path = store::book_path(host);
+    let args = [
+        "-c",
+        READ,
+        "deckhand-monitor",
+        &book_path,
+        &audit_path,
+        &docker_root,
+    ];
     let (read, statuses) = tokio::join!(
-        host.exec("sh", &["-c", READ, "deckhand-monitor", &book_path, &audit_path, &docker_root], None),
+        host.exec("sh", &args, None),
         join_all(services.iter().map(|s| read_service(host, s)))
     );
     let mut error = None;
@@ -90,7 +98,9 @@ pub async fn run_cycle(
     let mut book = AlertBook::parse(book_text.trim());
 
     // CPU is a delta: against the last sample on record, or a fresh one a second later.
-    let previous = book.cpu.filter(|(_, at)| (now - *at).num_seconds().abs() < 600);
+    let previous = book
+        .cpu
+        .filter(|(_, at)| (now - *at).num_seconds().abs() < 600);
     match (m.cpu, previous) {
         (Some(cur), Some((prev, _))) if cur.percent_since(&prev).is_some() => {
             m.cpu_percent = cur.percent_since(&prev);
@@ -139,9 +149,21 @@ pub async fn run_cycle(
 
     let log = audit::parse(audit_text);
     let mut transitions = Vec::new();
-    let mut eval = |key: String, rule: String, cond: Option<bool>, value: Option<f64>, for_: Duration, message: String| {
-        let prev = book.alerts.get(&key).cloned().unwrap_or_else(|| Alert::new(&key, &rule));
-        let (mut a, tr) = evaluate(&prev, cond, value, for_, thresholds.keep_resolved, now);
+    let keep = thresholds.keep_resolved;
+    let eval = |book: &mut AlertBook,
+                transitions: &mut Vec<(Alert, Transition)>,
+                key: String,
+                rule: String,
+                cond: Option<bool>,
+                value: Option<f64>,
+                for_: Duration,
+                message: String| {
+        let prev = book
+            .alerts
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| Alert::new(&key, &rule));
+        let (mut a, tr) = evaluate(&prev, cond, value, for_, keep, now);
         a.rule = rule;
         if cond.is_some() {
             a.message = message;
@@ -153,6 +175,8 @@ pub async fn run_cycle(
     };
     let t = thresholds;
     eval(
+        &mut book,
+        &mut transitions,
         "cpu".into(),
         format!("CPU > {}%{}", t.cpu_percent, format_for(t.cpu_for)),
         m.cpu_percent.map(|v| v > t.cpu_percent),
@@ -161,6 +185,8 @@ pub async fn run_cycle(
         format!("CPU at {:.1}%", m.cpu_percent.unwrap_or(0.0)),
     );
     eval(
+        &mut book,
+        &mut transitions,
         "memory".into(),
         format!("memory > {}%{}", t.memory_percent, format_for(t.memory_for)),
         m.mem_percent.map(|v| v > t.memory_percent),
@@ -169,6 +195,8 @@ pub async fn run_cycle(
         format!("memory at {:.1}%", m.mem_percent.unwrap_or(0.0)),
     );
     eval(
+        &mut book,
+        &mut transitions,
         "disk".into(),
         format!("disk > {}%{}", t.disk_percent, format_for(t.disk_for)),
         m.disk_percent.map(|v| v > t.disk_percent),
@@ -183,23 +211,30 @@ pub async fn run_cycle(
         let count = book.health_failures.entry(s.name.clone()).or_insert(0);
         *count = if failed_now { *count + 1 } else { 0 };
         let n = *count;
+        let key = format!("health:{}", s.name);
+        let prev = book
+            .alerts
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| Alert::new(&key, ""));
+        let (mut a, tr) = evaluate_count(&prev, n, t.health_failures, t.keep_resolved, now);
+        a.rule = format!("{} health fails {}x in a row", s.name, t.health_failures);
+        a.message = match live_failure(s) {
+            Some(why) if deployed => format!("{}: {why} ({n} in a row)", s.name),
+            _ => format!("{} healthy", s.name),
+        };
+        if let Some(tr) = tr {
+            transitions.push((a.clone(), tr));
+        }
+        book.alerts.insert(key, a);
+        let last = log.records.iter().rev().find(|r| {
+            r.service == s.name
+                && r.outcome != "started"
+                && matches!(r.action.as_str(), "deploy" | "rollback" | "redeploy")
+        });
         eval(
-            format!("health:{}", s.name),
-            format!("{} health fails {}x in a row", s.name, t.health_failures),
-            Some(n >= t.health_failures),
-            Some(f64::from(n)),
-            Duration::ZERO,
-            match live_failure(s) {
-                Some(why) if deployed => format!("{}: {why} ({n} in a row)", s.name),
-                _ => format!("{} healthy", s.name),
-            },
-        );
-        let last = log
-            .records
-            .iter()
-            .rev()
-            .find(|r| r.service == s.name && r.outcome != "started" && matches!(r.action.as_str(), "deploy" | "rollback" | "redeploy"));
-        eval(
+            &mut book,
+            &mut transitions,
             format!("deploy:{}", s.name),
             format!("last {} deploy failed", s.name),
             Some(last.is_some_and(|r| r.outcome == "failed")),
@@ -234,11 +269,29 @@ pub async fn run_cycle(
                 Transition::Resolved => "resolved",
             };
             notifier
-                .send(&format!("[deckhand] {} {verb}: {} ({})", host.name(), a.rule, a.message))
+                .send(&format!(
+                    "[deckhand] {} {verb}: {} ({})",
+                    host.name(),
+                    a.rule,
+                    a.message
+                ))
                 .await;
         }
     }
-    let alerts = book.alerts.into_values().collect();
+    // Host rules first, then each service's, in a fixed order operators learn.
+    let rank = |k: &str| match k {
+        "cpu" => 0,
+        "memory" => 1,
+        "disk" => 2,
+        k if k.starts_with("health:") => 3,
+        _ => 4,
+    };
+    let mut alerts: Vec<Alert> = book.alerts.into_values().collect();
+    alerts.sort_by(|a, b| {
+        rank(&a.key)
+            .cmp(&rank(&b.key))
+            .then_with(|| a.key.cmp(&b.key))
+    });
     MonitorSnapshot {
         host: host.name().to_string(),
         at: now,
@@ -256,8 +309,13 @@ fn live_failure(s: &ServiceStatus) -> Option<String> {
     };
     match s.color(live) {
         None => Some(format!("live color {live} has no container")),
-        Some(c) if c.state != ContainerState::Running => Some(format!("live color {live} is {}", c.state.as_str())),
-        Some(c) => c.health.as_ref().and_then(|h: &HealthReport| h.error.clone()),
+        Some(c) if c.state != ContainerState::Running => {
+            Some(format!("live color {live} is {}", c.state.as_str()))
+        }
+        Some(c) => c
+            .health
+            .as_ref()
+            .and_then(|h: &HealthReport| h.error.clone()),
     }
 }
 

@@ -65,7 +65,8 @@ pub struct ContainerStats {
     pub mem_limit_bytes: Option<u64>,
 }
 
-const SAMPLE: &str = r#"head -n 1 /proc/stat; cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$@""#;
+const SAMPLE: &str =
+    r#"head -n 1 /proc/stat; cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$@""#;
 
 /// One sample: a single remote command (one SSH round trip).
 pub async fn sample(host: &Host, docker_root: Option<&str>) -> Result<HostMetrics, TransportError> {
@@ -111,7 +112,13 @@ mod tests {
     #[test]
     fn a_sample_parses() {
         let m = parse_sample(SAMPLE_TEXT);
-        assert_eq!(m.cpu, Some(CpuCounters { total: 1000, idle: 800 }));
+        assert_eq!(
+            m.cpu,
+            Some(CpuCounters {
+                total: 1000,
+                idle: 800
+            })
+        );
         assert_eq!(m.mem_percent, Some(90.0));
         assert_eq!(m.load_average, Some([0.5, 0.4, 0.3]));
         assert_eq!(m.disk_percent, Some(95.0));
@@ -119,11 +126,21 @@ mod tests {
 
     #[test]
     fn cpu_percent_is_a_delta() {
-        let a = CpuCounters { total: 1000, idle: 800 };
-        let b = CpuCounters { total: 1100, idle: 810 };
+        let a = CpuCounters {
+            total: 1000,
+            idle: 800,
+        };
+        let b = CpuCounters {
+            total: 1100,
+            idle: 810,
+        };
         assert_eq!(b.percent_since(&a), Some(90.0));
         assert_eq!(a.percent_since(&a), None);
-        assert_eq!(a.percent_since(&b), None, "counters going back (reboot) give no value");
+        assert_eq!(
+            a.percent_since(&b),
+            None,
+            "counters going back (reboot) give no value"
+        );
     }
 
     #[test]

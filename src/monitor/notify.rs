@@ -14,7 +14,9 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn from_env() -> Notifier {
-        let url = std::env::var(WEBHOOK_ENV).ok().filter(|u| !u.trim().is_empty());
+        let url = std::env::var(WEBHOOK_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
         let client = url.as_ref().and_then(|_| {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -37,7 +39,10 @@ impl Notifier {
         match client.post(url).json(&body).send().await {
             Ok(r) if r.status().is_success() => true,
             Ok(r) => {
-                tracing::warn!(status = r.status().as_u16(), "webhook refused the notification");
+                tracing::warn!(
+                    status = r.status().as_u16(),
+                    "webhook refused the notification"
+                );
                 false
             }
             Err(e) => {

@@ -86,7 +86,9 @@ pub fn evaluate(
         return (a, None);
     };
     let elapsed = |t: Option<DateTime<Utc>>| {
-        t.map_or(Duration::ZERO, |t| (now - t).to_std().unwrap_or(Duration::ZERO))
+        t.map_or(Duration::ZERO, |t| {
+            (now - t).to_std().unwrap_or(Duration::ZERO)
+        })
     };
     match (cond, prev.state) {
         (true, AlertState::Inactive | AlertState::Resolved) => {
@@ -134,10 +136,45 @@ pub fn evaluate(
     }
 }
 
+/// Evaluates a rule that counts consecutive failures: pending from the first failure, firing
+/// at `n`, resolved at the first success.
+pub fn evaluate_count(
+    prev: &Alert,
+    count: u32,
+    n: u32,
+    keep_resolved: Duration,
+    now: DateTime<Utc>,
+) -> (Alert, Option<Transition>) {
+    let value = Some(f64::from(count));
+    if count == 0 {
+        return evaluate(prev, Some(false), value, Duration::ZERO, keep_resolved, now);
+    }
+    let mut a = prev.clone();
+    a.value = value;
+    if count >= n {
+        if a.state == AlertState::Firing {
+            return (a, None);
+        }
+        if a.active_since.is_none() || a.state == AlertState::Resolved {
+            a.active_since = Some(now);
+        }
+        a.state = AlertState::Firing;
+        a.firing_since = Some(now);
+        a.resolved_at = None;
+        return (a, Some(Transition::StartedFiring));
+    }
+    if matches!(a.state, AlertState::Inactive | AlertState::Resolved) {
+        a.state = AlertState::Pending;
+        a.active_since = Some(now);
+        a.resolved_at = None;
+    }
+    (a, None)
+}
+
 pub fn format_for(d: Duration) -> String {
     if d.is_zero() {
         String::new()
-    } else if d.as_secs() % 60 == 0 {
+    } else if d.as_secs().is_multiple_of(60) {
         format!(" for {}m", d.as_secs() / 60)
     } else {
         format!(" for {}s", d.as_secs())
@@ -160,11 +197,17 @@ mod tests {
         let a = Alert::new("cpu", "CPU > 80% for 5m");
         let (a, tr) = evaluate(&a, Some(true), Some(91.0), FIVE_MIN, KEEP, t(0));
         assert_eq!((a.state, tr), (AlertState::Pending, None));
-        assert_eq!(a.time_left(FIVE_MIN, t(120)), Some(Duration::from_secs(180)));
+        assert_eq!(
+            a.time_left(FIVE_MIN, t(120)),
+            Some(Duration::from_secs(180))
+        );
         let (a, tr) = evaluate(&a, Some(true), Some(92.0), FIVE_MIN, KEEP, t(299));
         assert_eq!((a.state, tr), (AlertState::Pending, None));
         let (a, tr) = evaluate(&a, Some(true), Some(93.0), FIVE_MIN, KEEP, t(300));
-        assert_eq!((a.state, tr), (AlertState::Firing, Some(Transition::StartedFiring)));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Firing, Some(Transition::StartedFiring))
+        );
         assert_eq!(a.firing_since, Some(t(300)));
         assert_eq!(a.active_since, Some(t(0)));
         assert_eq!(a.value, Some(93.0));
@@ -172,7 +215,10 @@ mod tests {
         assert_eq!((a.state, tr), (AlertState::Firing, None));
         assert_eq!(a.firing_since, Some(t(300)), "firing since does not move");
         let (a, tr) = evaluate(&a, Some(false), Some(20.0), FIVE_MIN, KEEP, t(500));
-        assert_eq!((a.state, tr), (AlertState::Resolved, Some(Transition::Resolved)));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Resolved, Some(Transition::Resolved))
+        );
         let (a, _) = evaluate(&a, Some(false), Some(20.0), FIVE_MIN, KEEP, t(500 + 900));
         assert_eq!(a.state, AlertState::Resolved, "still visible at the limit");
         let (a, _) = evaluate(&a, Some(false), Some(20.0), FIVE_MIN, KEEP, t(500 + 901));
@@ -187,14 +233,21 @@ mod tests {
         assert_eq!(a.state, AlertState::Inactive);
         let (a, _) = evaluate(&a, Some(true), Some(90.0), FIVE_MIN, KEEP, t(250));
         let (a, tr) = evaluate(&a, Some(true), Some(90.0), FIVE_MIN, KEEP, t(400));
-        assert_eq!((a.state, tr), (AlertState::Pending, None), "the clock restarted at 250");
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Pending, None),
+            "the clock restarted at 250"
+        );
     }
 
     #[test]
     fn rules_without_a_duration_fire_at_once() {
         let a = Alert::new("disk", "disk > 90%");
         let (a, tr) = evaluate(&a, Some(true), Some(95.0), Duration::ZERO, KEEP, t(0));
-        assert_eq!((a.state, tr), (AlertState::Firing, Some(Transition::StartedFiring)));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Firing, Some(Transition::StartedFiring))
+        );
     }
 
     #[test]
@@ -207,12 +260,38 @@ mod tests {
     }
 
     #[test]
+    fn health_failures_go_pending_then_firing_at_n_then_resolve() {
+        let a = Alert::new("health:api", "api health fails 3x in a row");
+        let (a, tr) = evaluate_count(&a, 1, 3, KEEP, t(0));
+        assert_eq!((a.state, tr), (AlertState::Pending, None));
+        let (a, tr) = evaluate_count(&a, 2, 3, KEEP, t(15));
+        assert_eq!((a.state, tr), (AlertState::Pending, None));
+        assert_eq!(a.active_since, Some(t(0)));
+        let (a, tr) = evaluate_count(&a, 3, 3, KEEP, t(30));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Firing, Some(Transition::StartedFiring))
+        );
+        assert_eq!(a.active_since, Some(t(0)));
+        let (a, tr) = evaluate_count(&a, 4, 3, KEEP, t(45));
+        assert_eq!((a.state, tr), (AlertState::Firing, None));
+        let (a, tr) = evaluate_count(&a, 0, 3, KEEP, t(60));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Resolved, Some(Transition::Resolved))
+        );
+    }
+
+    #[test]
     fn refiring_after_resolve_starts_a_new_episode() {
         let a = Alert::new("disk", "");
         let (a, _) = evaluate(&a, Some(true), Some(95.0), Duration::ZERO, KEEP, t(0));
         let (a, _) = evaluate(&a, Some(false), Some(50.0), Duration::ZERO, KEEP, t(10));
         let (a, tr) = evaluate(&a, Some(true), Some(96.0), Duration::ZERO, KEEP, t(20));
-        assert_eq!((a.state, tr), (AlertState::Firing, Some(Transition::StartedFiring)));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Firing, Some(Transition::StartedFiring))
+        );
         assert_eq!(a.firing_since, Some(t(20)));
         assert_eq!(a.resolved_at, None);
     }

@@ -44,7 +44,13 @@ pub async fn write(host: &Host, book: &AlertBook) -> Result<(), TransportError> 
     })?;
     host.exec_ok(
         "sh",
-        &["-c", WRITE, "deckhand-alerts", &host.spec.state_dir, &book_path(host)],
+        &[
+            "-c",
+            WRITE,
+            "deckhand-alerts",
+            &host.spec.state_dir,
+            &book_path(host),
+        ],
         Some(&body),
     )
     .await?;

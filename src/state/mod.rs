@@ -15,6 +15,6 @@ pub use model::{
     ProxyStatus, ServiceStatus,
 };
 pub use read::{
-    read_env, parse_df, parse_meminfo, read_file_from_container as read_file_from_container_pub, read_host, read_service,
-    status_of_host,
+    parse_df, parse_meminfo, read_env, read_file_from_container as read_file_from_container_pub,
+    read_host, read_service, status_of_host,
 };

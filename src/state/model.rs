@@ -116,7 +116,7 @@ pub struct HostFacts {
     pub load_average: Option<[f64; 3]>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct DiskUse {
     pub mount: String,
     pub total_bytes: u64,

@@ -513,3 +513,63 @@ pub fn ssh_config(
         sshd.host_toml("lab", "lab-1")
     ))
 }
+
+/// Runs the real `deckhand` binary with extra environment variables.
+pub fn deckhand_env(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deckhand"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run deckhand")
+}
+
+/// A tiny webhook receiver on loopback: collects the bodies of POSTs it gets.
+pub struct Webhook {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Webhook {
+    pub fn start() -> Webhook {
+        use std::io::{BufRead, BufReader, Read};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind webhook");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                if let Ok(mut b) = sink.lock() {
+                    b.push(String::from_utf8_lossy(&body).into_owned());
+                }
+                let mut s = reader.into_inner();
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Webhook { url, bodies }
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.bodies.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
