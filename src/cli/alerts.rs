@@ -37,9 +37,11 @@ pub async fn run(ctx: &Context, watch: bool) -> Result<i32> {
         .collect();
     let mut code;
     loop {
+        let started = std::time::Instant::now();
         let results = join_all(hosts.iter().map(|w| cycle(w.clone(), ctx, &notifier))).await;
+        let cycle_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         code = exit_code(&results);
-        print(ctx, &results);
+        print(ctx, &results, cycle_ms);
         if !watch {
             break;
         }
@@ -104,7 +106,7 @@ fn exit_code(results: &[CycleResult]) -> i32 {
     }
 }
 
-fn print(ctx: &Context, results: &[CycleResult]) {
+fn print(ctx: &Context, results: &[CycleResult], cycle_ms: u64) {
     if ctx.global.output == OutputFormat::Json {
         let v: Vec<serde_json::Value> = results
             .iter()
@@ -118,8 +120,10 @@ fn print(ctx: &Context, results: &[CycleResult]) {
             .collect();
         println!(
             "{}",
-            serde_json::to_string(&serde_json::json!({"env": ctx.env.name, "hosts": v}))
-                .unwrap_or_default()
+            serde_json::to_string(
+                &serde_json::json!({"env": ctx.env.name, "cycle_ms": cycle_ms, "hosts": v})
+            )
+            .unwrap_or_default()
         );
         return;
     }

@@ -7,7 +7,7 @@ use crate::transport::TransportError;
 #[derive(Debug, Error)]
 pub enum ReleaseError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(Box<TransportError>),
 
     #[error("{host}: {service} is locked by {holder}\n  {hint}")]
     Locked {
@@ -61,6 +61,12 @@ pub enum ReleaseError {
         source: Box<ReleaseError>,
         live_note: String,
     },
+}
+
+impl From<TransportError> for ReleaseError {
+    fn from(e: TransportError) -> Self {
+        Self::Transport(Box::new(e))
+    }
 }
 
 impl ReleaseError {

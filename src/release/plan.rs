@@ -131,7 +131,12 @@ pub fn plan_deploy(
             .find(|c| !running(*c))
             .unwrap_or(Color::Blue),
     };
-    let from_sha = live.and_then(|c| status.color(c).and_then(|s| s.sha.clone()));
+    // Without a route (the proxy was removed by hand) the color still running is what served
+    // last: it is stopped after the switch like a live one.
+    let from = live.or_else(|| {
+        (status.live_color.is_none() && running(to_color.other())).then(|| to_color.other())
+    });
+    let from_sha = from.and_then(|c| status.color(c).and_then(|s| s.sha.clone()));
     let image = format!("{}:{tag}", service.image);
 
     let live_is_target = live.is_some_and(|c| {
@@ -174,7 +179,7 @@ pub fn plan_deploy(
             Step::Switch,
             Step::Confirm,
         ]);
-        if live.is_some() {
+        if from.is_some() {
             s.extend([Step::Drain, Step::StopOld]);
         }
         if service.auto_prune && action != Action::Rollback {
@@ -204,7 +209,7 @@ pub fn plan_deploy(
         action,
         host: host.to_string(),
         service: service.name.clone(),
-        from_color: live,
+        from_color: from,
         from_sha,
         to_color: if noop {
             live.unwrap_or(to_color)
@@ -505,6 +510,17 @@ mod tests {
         assert!(!p.noop && !p.finish_only && !p.reuse_existing);
         assert_eq!(p.to_color, Color::Green);
         assert!(p.steps.contains(&Step::Create));
+    }
+
+    #[test]
+    fn without_a_proxy_the_running_color_is_replaced_and_stopped() {
+        let mut s = status(None, Some(color(ContainerState::Running, "a100000")), None);
+        s.proxy.exists = false;
+        let p = plan_deploy(&s, &service(), "h", "b200000", Action::Deploy).expect("plan");
+        assert_eq!(p.to_color, Color::Green);
+        assert_eq!(p.from_color, Some(Color::Blue));
+        assert!(p.create_proxy);
+        assert!(p.steps.contains(&Step::StopOld));
     }
 
     #[test]

@@ -4,13 +4,15 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum TransportError {
     #[error(
-        "{host}: the host key is unknown or has changed, so deckhand refused to connect (strict host key checking).\n  ssh said: {detail}\n  Fix: verify the key out of band, e.g. `ssh-keyscan {keyscan_args} | ssh-keygen -lf -` and compare the fingerprint with the droplet console; if it is right, add it to your known_hosts{known_hosts_hint}"
+        "{host}: the host key is unknown or has changed, so deckhand refused to connect (strict host key checking).\n  ssh said: {detail}\n  The host presents: {presented}\n  Fix: compare that fingerprint with the one the droplet's console shows (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the droplet); only if they match, trust it: `ssh-keyscan {keyscan_args} >> {known_hosts}`{remove_hint}"
     )]
     HostKey {
         host: String,
         detail: String,
+        presented: String,
         keyscan_args: String,
-        known_hosts_hint: String,
+        known_hosts: String,
+        remove_hint: String,
     },
 
     #[error("{host}: ssh connection failed: {detail}")]

@@ -60,10 +60,16 @@ impl SshLink {
         if let Some(k) = known_hosts {
             b.user_known_hosts_file(k);
         }
-        let session = b
-            .connect_mux(destination)
-            .await
-            .map_err(|e| classify_connect_error(spec, &e))?;
+        let session = match b.connect_mux(destination).await {
+            Ok(s) => s,
+            Err(e) => {
+                let mut err = classify_connect_error(spec, &e);
+                if let TransportError::HostKey { presented, .. } = &mut err {
+                    *presented = presented_fingerprints(spec).await;
+                }
+                return Err(err);
+            }
+        };
         Ok(Self {
             session,
             dir,
@@ -134,6 +140,72 @@ impl SshLink {
     }
 }
 
+/// The fingerprints the host presents now, resolved the way ssh itself resolves the destination
+/// (`ssh -G`: aliases, HostName, Port), so the operator can compare them out of band.
+async fn presented_fingerprints(spec: &HostSpec) -> String {
+    use tokio::process::Command;
+    let HostTarget::Ssh {
+        destination, port, ..
+    } = &spec.target
+    else {
+        return "unknown".into();
+    };
+    let mut g = Command::new("ssh");
+    g.arg("-G");
+    if let Some(p) = port {
+        g.arg("-p").arg(p.to_string());
+    }
+    let resolved = match g.arg("--").arg(destination).output().await {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => return "unknown (ssh -G failed)".into(),
+    };
+    let field = |k: &str| {
+        resolved
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    let (Some(hostname), Some(p)) = (field("hostname "), field("port ")) else {
+        return "unknown".into();
+    };
+    let scan = Command::new("ssh-keyscan")
+        .args(["-T", "5", "-p", &p, "--", &hostname])
+        .output()
+        .await;
+    let Ok(scan) = scan else {
+        return "unknown (ssh-keyscan missing)".into();
+    };
+    let mut keygen = match Command::new("ssh-keygen")
+        .args(["-l", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) => return "unknown (ssh-keygen missing)".into(),
+    };
+    if let Some(mut stdin) = keygen.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(&scan.stdout).await;
+    }
+    match keygen.wait_with_output().await {
+        Ok(o) if o.status.success() => {
+            let fps: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() >= 2).then(|| format!("{} {}", f[1], f.last().unwrap_or(&"")))
+                })
+                .collect();
+            if fps.is_empty() {
+                "no key (the host did not answer a key scan)".into()
+            } else {
+                fps.join(", ")
+            }
+        }
+        _ => "unknown".into(),
+    }
+}
+
 fn short_tmp() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() && Path::new(&d).join("x").as_os_str().len() < 40 => {
@@ -164,17 +236,29 @@ fn classify_connect_error(spec: &HostSpec, e: &openssh::Error) -> TransportError
         let bare = dest.rsplit('@').next().unwrap_or(&dest).to_string();
         let keyscan_args = match port {
             Some(p) => format!("-p {p} {bare}"),
+            None => bare.clone(),
+        };
+        let known_hosts = kh.map_or_else(
+            || "~/.ssh/known_hosts".to_string(),
+            |p| p.display().to_string(),
+        );
+        let entry = match port {
+            Some(p) => format!("[{bare}]:{p}"),
             None => bare,
         };
-        let known_hosts_hint = match kh {
-            Some(p) => format!(" ({})", p.display()),
-            None => " (~/.ssh/known_hosts)".to_string(),
-        };
+        let remove_hint =
+            if lower.contains("has changed") || lower.contains("identification has changed") {
+                format!(" after removing the old entry: `ssh-keygen -R '{entry}' -f {known_hosts}`")
+            } else {
+                String::new()
+            };
         return TransportError::HostKey {
             host,
             detail: last_meaningful_line(&detail),
+            presented: "unknown (could not scan the host)".into(),
             keyscan_args,
-            known_hosts_hint,
+            known_hosts,
+            remove_hint,
         };
     }
     if lower.contains("timed out") || lower.contains("timeout") {

@@ -1,0 +1,150 @@
+//! Things operators and hosts do to a running service, and how deckhand copes: each test is a row
+//! of docs/reliability.md.
+
+use crate::harness::*;
+
+fn status_json(path: &std::path::Path) -> (Option<i32>, serde_json::Value) {
+    let out = deckhand(path, &["status", "--env", "lab", "--output", "json"]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (out.status.code(), v)
+}
+
+fn deployed(
+    prefix: &str,
+) -> (
+    TestService,
+    SshServer,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let svc = TestService::new(prefix);
+    svc.push(&["a000001", "a000002", "a000003"]);
+    let sshd = SshServer::start();
+    let (d, path) = ssh_config(&svc, &sshd, "");
+    for sha in ["a000001", "a000002"] {
+        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    (svc, sshd, d, path)
+}
+
+#[test]
+fn proxy_stopped_by_hand_is_reported_and_the_next_deploy_restarts_it() {
+    let (svc, _sshd, _d, path) = deployed("xp");
+    docker_ok(&["stop", &format!("{}-proxy", svc.name)]);
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(5), "{v:#}");
+    let problems = v["hosts"][0]["services"][0]["problems"].to_string();
+    assert!(problems.contains("is not running"), "{problems}");
+    assert_eq!(
+        v["hosts"][0]["services"][0]["live_color"], "green",
+        "read from the stopped proxy's config"
+    );
+
+    let out = deckhand(&path, &["deploy", "a000003", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(svc.container_state("green").as_deref(), Some("exited"));
+}
+
+#[test]
+fn proxy_removed_by_hand_is_recreated_and_the_orphan_color_stopped() {
+    let (svc, _sshd, _d, path) = deployed("xr");
+    docker_ok(&["rm", "-f", &format!("{}-proxy", svc.name)]);
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(5), "{v:#}");
+    assert!(
+        v["hosts"][0]["services"][0]["problems"]
+            .to_string()
+            .contains("is missing"),
+        "{v:#}"
+    );
+
+    let out = deckhand(&path, &["deploy", "a000003", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(0), "{v:#}");
+    let s = &v["hosts"][0]["services"][0];
+    assert_eq!(s["live_sha"], "a000003");
+    let live = s["live_color"].as_str().unwrap_or("");
+    let other = if live == "blue" { "green" } else { "blue" };
+    assert_eq!(
+        svc.container_state(other).as_deref(),
+        Some("exited"),
+        "the orphan was stopped: {t}"
+    );
+    assert_eq!(public_get(svc.public_port, "/").expect("public").1, live);
+}
+
+#[test]
+fn both_colors_stopped_by_hand_are_reported_and_a_rollback_restores_service() {
+    let (svc, _sshd, _d, path) = deployed("xb");
+    docker_ok(&["stop", &format!("{}-green", svc.name)]);
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(5), "{v:#}");
+    assert!(
+        v["hosts"][0]["services"][0]["problems"]
+            .to_string()
+            .contains("live color green is exited"),
+        "{v:#}"
+    );
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("proxy answers").0,
+        502
+    );
+
+    // The previous release (blue, a000001) is the fastest way back.
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["hosts"][0]["services"][0]["live_sha"], "a000001");
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("public"),
+        (200, "blue".to_string())
+    );
+}
+
+#[test]
+fn a_stale_lock_is_reported_as_such_and_cleared_only_by_unlock() {
+    let (svc, sshd, _d, path) = deployed("xl");
+    // A lock whose holder died long ago: the file exists and its heartbeat is old.
+    let locks = sshd.state_dir().join("locks");
+    std::fs::create_dir_all(&locks).expect("locks dir");
+    let lock = locks.join(format!("{}.lock", svc.name));
+    std::fs::write(
+        &lock,
+        r#"{"token":"dead","actor":"ci@runner-7","action":"deploy a000002","since":"2026-11-22T01:00:00Z","pid":4242,"machine":"runner-7"}"#,
+    )
+    .expect("lock");
+    let old = std::process::Command::new("touch")
+        .args(["-d", "10 minutes ago"])
+        .arg(&lock)
+        .status()
+        .expect("touch");
+    assert!(old.success());
+    let out = deckhand(&path, &["deploy", "a000003", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("locked by ci@runner-7 since 2026-11-22T01:00:00Z doing deploy a000002 (STALE"),
+        "{t}"
+    );
+    assert!(t.contains("deckhand unlock"), "{t}");
+    let out = deckhand(&path, &["lock", "--env", "lab"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = deckhand(&path, &["unlock", "--env", "lab"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unlock asks; without a terminal it needs --yes: {}",
+        text(&out)
+    );
+    let out = deckhand(&path, &["unlock", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(&path, &["deploy", "a000003", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
