@@ -259,6 +259,16 @@ async fn run_locked(
     }
     if plan.finish_only {
         r.info(plan.summary());
+        // Re-assert the route before stopping anything: the interrupted run may have died
+        // between writing the config and reloading nginx.
+        let t = r.start(
+            Step::Switch,
+            format!("make sure the proxy serves {}", plan.to_color),
+        );
+        ensure_route(host, service, &plan)
+            .await
+            .inspect_err(|e| r.fail(Step::Switch, e))?;
+        r.finish(Step::Switch, t, "");
         drain_and_stop_old(r, service, &plan).await;
         return Ok((plan, false));
     }
@@ -430,6 +440,40 @@ async fn run_locked(
     }
     let _ = status;
     Ok((plan, pulled))
+}
+
+/// Makes nginx serve the plan's color: a cheap check through the public port, and a switch only
+/// when it answers with another color.
+async fn ensure_route(
+    host: &Host,
+    service: &Service,
+    plan: &DeployPlan,
+) -> Result<(), ReleaseError> {
+    if proxy::confirm(host, service, plan.to_color, Duration::ZERO)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let route = ProxyRoute {
+        color: plan.to_color,
+        sha: plan.to_sha.clone(),
+    };
+    let previous = crate::state::read_file_from_container_pub(
+        host,
+        &service.proxy_container(),
+        PROXY_CONF_DIR,
+        PROXY_CONF_FILE,
+    )
+    .await;
+    proxy::switch(host, service, &route, previous.as_deref()).await?;
+    proxy::confirm(host, service, plan.to_color, Duration::from_secs(10))
+        .await
+        .map_err(|detail| ReleaseError::Switch {
+            host: host.name().to_string(),
+            detail,
+            live_note: "the other color was not stopped".into(),
+        })
 }
 
 async fn drain_and_stop_old(r: &mut Runner<'_>, service: &Service, plan: &DeployPlan) {

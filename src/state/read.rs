@@ -161,7 +161,26 @@ pub async fn read_service(
         Some(conf) => proxy_conf::parse(service, conf),
         None => None,
     };
-    let live_color = route.as_ref().map(|(c, _)| *c);
+    let file_color = route.as_ref().map(|(c, _)| *c);
+    // What nginx serves is the truth; the file can be ahead of it when a switch was interrupted
+    // between writing the config and reloading.
+    let served = if proxy.running {
+        match proxy.public_port {
+            Some(p) => served_color(host, p, &service.health_path).await,
+            None => None,
+        }
+    } else {
+        None
+    };
+    let live_color = served.or(file_color);
+    let mut divergence = None;
+    if let (Some(s), Some(f)) = (served, file_color)
+        && s != f
+    {
+        divergence = Some(format!(
+            "nginx serves {s} but its config file names {f} (a switch was interrupted); the next deploy or rollback settles it"
+        ));
+    }
     let live_sha = live_color.and_then(|c| {
         colors
             .get(&c)
@@ -185,7 +204,20 @@ pub async fn read_service(
         problems: Vec::new(),
     };
     status.problems = problems(&status);
+    status.problems.extend(divergence);
     Ok(status)
+}
+
+/// The color the proxy answers with right now (its `X-Deckhand-Color` header), if it answers.
+async fn served_color(host: &Host, port: u16, path: &str) -> Option<Color> {
+    let endpoint = host.http(port, HEALTH_PROBE_TIMEOUT).await.ok()?;
+    let resp = endpoint.client.get(endpoint.url(path)).send().await.ok()?;
+    let header = resp
+        .headers()
+        .get(super::contract::COLOR_HEADER)?
+        .to_str()
+        .ok()?;
+    Color::parse(header)
 }
 
 fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {

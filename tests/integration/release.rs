@@ -105,11 +105,12 @@ fn deploy_v1_v2_v3_over_ssh_then_rollback() {
             expect("deploy", "a000003", "success"),
             expect("rollback", "a000002", "success"),
             expect("deploy", "a000002", "noop"),
+            expect("redeploy", "a000002", "success"),
         ]
     );
     assert_eq!(
         audit.iter().filter(|r| r["outcome"] == "started").count(),
-        5
+        6
     );
     assert_eq!(audit[2]["from_sha"], "a000001");
     assert!(audit[2]["actor"].as_str().is_some_and(|a| !a.is_empty()));
