@@ -14,4 +14,5 @@ pub mod redact;
 pub mod release;
 pub mod state;
 pub mod transport;
+pub mod tui;
 pub mod util;

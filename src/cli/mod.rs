@@ -55,6 +55,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         global.config = Some(demo::run(port).await?);
         global.env = Some("dev".into());
         let ctx = Context::load(&global)?;
+        if console_wanted() {
+            return crate::tui::run(ctx).await;
+        }
         return status::run(&ctx).await;
     }
     let ctx = match Context::load(&global) {
@@ -66,6 +69,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
     };
     let Some(command) = cli.command else {
         // `deckhand` alone: the console on a terminal, the status table otherwise.
+        if console_wanted() {
+            return crate::tui::run(ctx).await;
+        }
         return status::run(&ctx).await;
     };
     match command {
@@ -89,6 +95,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Unlock { action } => action::unlock(&ctx, &action).await,
         Command::Demo { .. } => Ok(exit::OK),
     }
+}
+
+/// The console needs a terminal on both ends; anything else gets the headless face.
+fn console_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
 /// Where the log file goes: `$XDG_STATE_HOME/deckhand/` (never the terminal the TUI owns).

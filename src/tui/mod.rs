@@ -1,0 +1,481 @@
+//! The console: one event loop over the terminal, a tick and background channels; the UI task
+//! owns all state (`app`), background tasks (`tasks`) send snapshots and events, views (`ui`)
+//! are pure functions of the state.
+
+pub mod action;
+pub mod app;
+pub mod keymap;
+pub mod model;
+mod tasks;
+pub mod theme;
+pub mod ui;
+
+pub use tasks::redact_value;
+
+use std::collections::HashMap;
+use std::io::{self, Stdout};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use crossterm::{cursor, execute, terminal};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Context;
+use crate::config::{Config, HostTarget, Service};
+use crate::release::EventSink;
+use crate::transport::Host;
+use app::{App, Effect, EnvInfo, Msg};
+use tasks::Bg;
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// How long quitting waits for a running action to stop and release its lock.
+const QUIT_WAIT: Duration = Duration::from_secs(120);
+
+/// Opens the console on the context's environment. Returns the exit code.
+pub async fn run(ctx: Context) -> Result<i32> {
+    let envs: Vec<EnvInfo> = ctx
+        .config
+        .envs
+        .values()
+        .map(|e| EnvInfo {
+            name: e.name.clone(),
+            protected: e.protected,
+            read_only: e.read_only,
+            hosts: e.hosts.iter().map(|h| h.name.clone()).collect(),
+        })
+        .collect();
+    let mut app = App::new(
+        envs,
+        &ctx.env.name,
+        ctx.services.clone(),
+        ctx.global.read_only,
+    );
+    app.theme = theme::Theme::from_env();
+    let mut term = enter().wrap_err("cannot set up the terminal")?;
+    let mut rt = Runtime::new(ctx.config, ctx.services, app);
+    let result = rt.run(&mut term).await;
+    drop(term);
+    restore();
+    rt.shutdown().await;
+    result.map(|()| crate::exit::OK)
+}
+
+/// Puts the terminal back: raw mode off, main screen, cursor shown. Safe to call twice.
+pub fn restore() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+}
+
+static PANIC_HOOK: Once = Once::new();
+
+fn enter() -> io::Result<Term> {
+    // A panic anywhere restores the terminal before the report is printed.
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+    });
+    terminal::enable_raw_mode()?;
+    if let Err(e) = execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide) {
+        restore();
+        return Err(e);
+    }
+    match Terminal::new(CrosstermBackend::new(io::stdout())) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            restore();
+            Err(e)
+        }
+    }
+}
+
+struct Runtime {
+    config: Config,
+    services: Vec<Service>,
+    app: App,
+    bg_tx: mpsc::UnboundedSender<Bg>,
+    bg_rx: mpsc::UnboundedReceiver<Bg>,
+    log_tx: mpsc::Sender<Msg>,
+    log_rx: mpsc::Receiver<Msg>,
+    /// Connected hosts of the current environment, from the pollers (reused by actions).
+    hosts: HashMap<String, Arc<Host>>,
+    pollers: CancellationToken,
+    refresh: Arc<Notify>,
+    actions: HashMap<u64, (CancellationToken, JoinHandle<()>)>,
+    logs: Option<CancellationToken>,
+}
+
+impl Runtime {
+    fn new(config: Config, services: Vec<Service>, app: App) -> Self {
+        let (bg_tx, bg_rx) = mpsc::unbounded_channel();
+        let (log_tx, log_rx) = mpsc::channel(16);
+        Self {
+            config,
+            services,
+            app,
+            bg_tx,
+            bg_rx,
+            log_tx,
+            log_rx,
+            hosts: HashMap::new(),
+            pollers: CancellationToken::new(),
+            refresh: Arc::new(Notify::new()),
+            actions: HashMap::new(),
+            logs: None,
+        }
+    }
+
+    async fn run(&mut self, term: &mut Term) -> Result<()> {
+        let env = self.app.env.clone();
+        let epoch = self.app.epoch;
+        self.start_pollers(&env, epoch);
+        let mut events = Some(EventStream::new());
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            self.app
+                .set_clock(Instant::now(), chrono::Utc::now().timestamp());
+            term.draw(|f| ui::draw(f, &self.app))?;
+            let effects = tokio::select! {
+                ev = next_event(&mut events) => match ev {
+                    Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => self.app.on_key(k),
+                    Some(Ok(TermEvent::Resize(..))) => {
+                        term.autoresize()?;
+                        Vec::new()
+                    }
+                    Some(Ok(_)) => Vec::new(),
+                    Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
+                    // The terminal went away: leave as if asked to quit.
+                    None => vec![Effect::Quit],
+                },
+                _ = tick.tick() => Vec::new(),
+                Some(bg) = self.bg_rx.recv() => {
+                    let mut effects = self.on_bg(bg);
+                    // Take everything already waiting, then draw once.
+                    for _ in 0..256 {
+                        match self.bg_rx.try_recv() {
+                            Ok(more) => effects.extend(self.on_bg(more)),
+                            Err(_) => break,
+                        }
+                    }
+                    effects
+                }
+                Some(m) = self.log_rx.recv() => {
+                    let mut effects = self.app.on_msg(m);
+                    for _ in 0..16 {
+                        match self.log_rx.try_recv() {
+                            Ok(more) => effects.extend(self.app.on_msg(more)),
+                            Err(_) => break,
+                        }
+                    }
+                    effects
+                }
+            };
+            for e in effects {
+                if e == Effect::Quit {
+                    return Ok(());
+                }
+                self.effect(e, term, &mut events).await?;
+            }
+            if self.app.quit {
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_bg(&mut self, bg: Bg) -> Vec<Effect> {
+        match bg {
+            Bg::Connected { epoch, host } => {
+                if epoch == self.app.epoch {
+                    self.hosts.insert(host.name().to_string(), host);
+                }
+                Vec::new()
+            }
+            Bg::Msg(m) => {
+                if let Msg::ActionDone { id, .. } = &m {
+                    self.actions.remove(id);
+                    // Show what the action changed without waiting for the next poll.
+                    self.refresh.notify_waiters();
+                }
+                self.app.on_msg(m)
+            }
+        }
+    }
+
+    fn start_pollers(&mut self, env: &str, epoch: u64) {
+        self.pollers.cancel();
+        self.pollers = CancellationToken::new();
+        self.hosts.clear();
+        let Ok(e) = self.config.env(env) else { return };
+        for spec in &e.hosts {
+            tokio::spawn(tasks::poll_host(
+                spec.clone(),
+                self.services.clone(),
+                epoch,
+                self.bg_tx.clone(),
+                self.pollers.clone(),
+                self.refresh.clone(),
+            ));
+        }
+    }
+
+    /// The connected hosts an action names, or why not all are available.
+    fn hosts_for(&self, names: &[String]) -> Result<Vec<Arc<Host>>, String> {
+        names
+            .iter()
+            .map(|n| {
+                self.hosts.get(n).cloned().ok_or_else(|| {
+                    let why = self
+                        .app
+                        .hosts
+                        .iter()
+                        .find(|h| &h.name == n)
+                        .and_then(|h| match &h.conn {
+                            model::Conn::Failed(e) => Some(e.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "not connected yet".into());
+                    format!(
+                        "{n} is not reachable ({why}); every host must be reachable before an action starts, nothing was changed"
+                    )
+                })
+            })
+            .collect()
+    }
+
+    async fn effect(
+        &mut self,
+        e: Effect,
+        term: &mut Term,
+        events: &mut Option<EventStream>,
+    ) -> Result<()> {
+        match e {
+            Effect::Quit => {}
+            Effect::SwitchEnv { env, epoch } => self.start_pollers(&env, epoch),
+            Effect::Plan { id, action } => {
+                let tx = self.bg_tx.clone();
+                let service = self
+                    .services
+                    .iter()
+                    .find(|s| s.name == action.service())
+                    .cloned();
+                let hosts = self.hosts_for(action.hosts());
+                tokio::spawn(async move {
+                    let result = match (hosts, service) {
+                        (Err(e), _) => Err(e),
+                        (_, None) => Err(format!("unknown service `{}`", action.service())),
+                        (Ok(h), Some(s)) => tasks::plan(h, s, action).await,
+                    };
+                    let _ = tx.send(Bg::Msg(Msg::Plan { id, result }));
+                });
+            }
+            Effect::Execute { id, action } => {
+                let tx = self.bg_tx.clone();
+                let token = CancellationToken::new();
+                let cancel = token.clone();
+                let hosts = self.hosts_for(action.hosts());
+                let services = self.services.clone();
+                let handle = tokio::spawn(async move {
+                    let (etx, mut erx) = mpsc::unbounded_channel();
+                    let forward_tx = tx.clone();
+                    let forward = tokio::spawn(async move {
+                        while let Some(event) = erx.recv().await {
+                            let _ = forward_tx.send(Bg::Msg(Msg::Action { id, event }));
+                        }
+                    });
+                    let result = match hosts {
+                        Err(e) => Err(e),
+                        Ok(h) => {
+                            tasks::execute(h, services, action, cancel, EventSink::new(etx)).await
+                        }
+                    };
+                    // Every event is delivered before the outcome.
+                    let _ = forward.await;
+                    let _ = tx.send(Bg::Msg(Msg::ActionDone { id, result }));
+                });
+                self.actions.insert(id, (token, handle));
+            }
+            Effect::Abort { id } => {
+                if let Some((token, _)) = self.actions.get(&id) {
+                    token.cancel();
+                }
+            }
+            Effect::Logs {
+                id,
+                host,
+                container,
+            } => {
+                self.stop_logs();
+                match self.hosts.get(&host).cloned() {
+                    Some(h) => {
+                        let token = CancellationToken::new();
+                        tokio::spawn(tasks::stream_logs(
+                            h,
+                            container,
+                            id,
+                            self.log_tx.clone(),
+                            token.clone(),
+                        ));
+                        self.logs = Some(token);
+                    }
+                    None => {
+                        self.app.on_msg(Msg::LogsEnded {
+                            id,
+                            reason: format!("{host} is not connected"),
+                        });
+                    }
+                }
+            }
+            Effect::StopLogs => self.stop_logs(),
+            Effect::Inspect {
+                id,
+                host,
+                container,
+            } => {
+                let tx = self.bg_tx.clone();
+                let h = self.hosts.get(&host).cloned();
+                tokio::spawn(async move {
+                    let result = match h {
+                        Some(h) => tasks::inspect(h, container).await,
+                        None => Err(format!("{host} is not connected")),
+                    };
+                    let _ = tx.send(Bg::Msg(Msg::Inspect { id, result }));
+                });
+            }
+            Effect::Shell { host, container } => {
+                let note = self.shell(&host, &container, term, events).await?;
+                self.app.on_msg(Msg::Note(note));
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_logs(&mut self) {
+        if let Some(t) = self.logs.take() {
+            t.cancel();
+        }
+    }
+
+    /// Hands the terminal to `docker exec -it` (through `ssh -t` for a remote host), then takes
+    /// it back. The event stream is dropped meanwhile so the console reads no keys of the shell.
+    async fn shell(
+        &mut self,
+        host: &str,
+        container: &str,
+        term: &mut Term,
+        events: &mut Option<EventStream>,
+    ) -> Result<String> {
+        let Some(spec) = self
+            .config
+            .env(&self.app.env)
+            .ok()
+            .and_then(|e| e.hosts.iter().find(|h| h.name == host))
+            .cloned()
+        else {
+            return Ok(format!("unknown host {host}"));
+        };
+        let docker_args = |prefix: &mut Vec<String>| {
+            prefix.push("docker".into());
+            if spec.docker_socket != "/var/run/docker.sock" {
+                prefix.push("-H".into());
+                prefix.push(format!("unix://{}", spec.docker_socket));
+            }
+            prefix.extend(
+                ["exec", "-it", container, "sh"]
+                    .iter()
+                    .map(|s| (*s).to_string()),
+            );
+        };
+        let mut argv: Vec<String> = Vec::new();
+        match &spec.target {
+            HostTarget::Local => docker_args(&mut argv),
+            HostTarget::Ssh {
+                destination,
+                user,
+                port,
+                identity_file,
+                known_hosts,
+            } => {
+                argv.extend(["ssh", "-t", "-o", "StrictHostKeyChecking=yes"].map(String::from));
+                if let Some(p) = port {
+                    argv.extend(["-p".to_string(), p.to_string()]);
+                }
+                if let Some(u) = user {
+                    argv.extend(["-l".to_string(), u.clone()]);
+                }
+                if let Some(i) = identity_file {
+                    argv.extend(["-i".to_string(), i.display().to_string()]);
+                }
+                if let Some(k) = known_hosts {
+                    argv.extend([
+                        "-o".to_string(),
+                        format!("UserKnownHostsFile={}", k.display()),
+                    ]);
+                }
+                argv.push(destination.clone());
+                argv.push("--".into());
+                docker_args(&mut argv);
+            }
+        }
+        *events = None;
+        restore();
+        println!("[deckhand] {} (exit the shell to return)", argv.join(" "));
+        let status = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .await;
+        let note = match &status {
+            Ok(s) if s.success() => format!("shell in {container} on {host} closed"),
+            Ok(s) => format!("shell in {container} on {host} ended: {s}"),
+            Err(e) => format!("cannot run {}: {e}", argv[0]),
+        };
+        if !matches!(&status, Ok(s) if s.success()) {
+            println!("[deckhand] {note}. Press Enter to return to the console.");
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                let _ = io::stdin().read_line(&mut line);
+            })
+            .await;
+        }
+        terminal::enable_raw_mode()?;
+        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
+        term.clear()?;
+        *events = Some(EventStream::new());
+        Ok(note)
+    }
+
+    /// After the terminal is restored: stop pollers and wait for actions to finish aborting,
+    /// so no lock is left behind.
+    async fn shutdown(&mut self) {
+        self.pollers.cancel();
+        self.stop_logs();
+        if self.actions.is_empty() {
+            return;
+        }
+        eprintln!("deckhand: waiting for the running action to stop and release its lock …");
+        for (_, (token, handle)) in self.actions.drain() {
+            token.cancel();
+            if tokio::time::timeout(QUIT_WAIT, handle).await.is_err() {
+                eprintln!(
+                    "deckhand: the action did not stop in time; `deckhand lock` shows its lock"
+                );
+            }
+        }
+    }
+}
+
+async fn next_event(events: &mut Option<EventStream>) -> Option<io::Result<TermEvent>> {
+    match events {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}

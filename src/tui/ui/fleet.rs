@@ -1,0 +1,174 @@
+//! The host list: every host of the environment, one row per service, at a glance.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+
+use super::{trunc, wrap};
+use crate::tui::app::App;
+use crate::tui::model::{AlertState, Conn, HostView};
+use crate::util::format_age;
+
+pub fn draw(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let rows = app.rows();
+    let notes = notes(app, area.width.saturating_sub(2) as usize);
+    let notes_h = u16::try_from(notes.len())
+        .unwrap_or(u16::MAX)
+        .min(area.height / 2);
+    let [table_area, notes_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(notes_h)]).areas(area);
+
+    let header = Row::new([
+        "HOST", "CONN", "SERVICE", "LIVE", "SHA", "HEALTH", "ALERTS", "UPDATED",
+    ])
+    .style(t.bold());
+    let mut table_rows = Vec::new();
+    for (hi, si) in &rows {
+        let (h, svc) = (&app.hosts[*hi], &app.services[*si]);
+        let (conn, conn_style) = match &h.conn {
+            Conn::Connected => ("up", t.ok()),
+            Conn::Connecting => ("…", t.dim()),
+            Conn::Failed(_) => ("DOWN", t.bad()),
+        };
+        let s = h.service(&svc.name);
+        let live = s.and_then(|s| s.live_color);
+        let live_cell = match live {
+            Some(c) => Cell::from(Span::styled(c.as_str(), t.color_of(c))),
+            None => Cell::from(if s.is_some() { "none" } else { "—" }),
+        };
+        let sha = s
+            .and_then(|s| s.live_sha.clone())
+            .unwrap_or_else(|| "—".into());
+        let health = match s {
+            None => Cell::from("—"),
+            Some(s) => {
+                let report = live
+                    .and_then(|c| s.color(c))
+                    .and_then(|c| c.health.as_ref());
+                match report {
+                    Some(r) if r.is_healthy() && s.problems.is_empty() => {
+                        Cell::from(Span::styled(format!("ok {}ms", r.latency_ms), t.ok()))
+                    }
+                    _ if !s.problems.is_empty() => Cell::from(Span::styled(
+                        format!(
+                            "{} problem{}",
+                            s.problems.len(),
+                            if s.problems.len() == 1 { "" } else { "s" }
+                        ),
+                        t.bad(),
+                    )),
+                    Some(_) => Cell::from(Span::styled("UNHEALTHY", t.bad())),
+                    None => Cell::from("—"),
+                }
+            }
+        };
+        let alerts = match h.snapshot.as_ref().and_then(|s| s.monitor.as_ref()) {
+            None => Cell::from(Span::styled("n/a", t.dim())),
+            Some(m) => {
+                let firing = m
+                    .alerts
+                    .iter()
+                    .filter(|a| matches!(a.state, AlertState::Firing { .. }))
+                    .count();
+                if firing > 0 {
+                    Cell::from(Span::styled(format!("{firing} firing"), t.bad()))
+                } else {
+                    Cell::from(Span::styled("none", t.ok()))
+                }
+            }
+        };
+        let updated = match (h.age(app.now), h.stale_age(app.now)) {
+            (_, Some(a)) => Cell::from(Span::styled(
+                format!("STALE {}", format_age(secs(a))),
+                t.warn(),
+            )),
+            (Some(a), None) => Cell::from(format!("{} ago", format_age(secs(a)))),
+            (None, _) => Cell::from("never"),
+        };
+        table_rows.push(Row::new(vec![
+            Cell::from(trunc(&h.name, 16)),
+            Cell::from(Span::styled(conn, conn_style)),
+            Cell::from(trunc(&svc.name, 12)),
+            live_cell,
+            Cell::from(trunc(&sha, 9)),
+            health,
+            alerts,
+            updated,
+        ]));
+    }
+    let widths = [
+        Constraint::Min(8),
+        Constraint::Length(5),
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(11),
+        Constraint::Length(7),
+        Constraint::Length(10),
+    ];
+    let title = if app.filter.is_empty() {
+        format!(" {} hosts ", app.env)
+    } else {
+        format!(" {} hosts · filter `{}` ", app.env, app.filter)
+    };
+    let table = Table::new(table_rows, widths)
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(t.selected())
+        .highlight_symbol("▶");
+    let mut state = TableState::default();
+    if !rows.is_empty() {
+        state.select(Some(app.selected.min(rows.len() - 1)));
+    }
+    f.render_stateful_widget(table, table_area, &mut state);
+    f.render_widget(Paragraph::new(notes), notes_area);
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Lines under the table: why a host is down, and that alerts are not monitored yet.
+fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let mut out = Vec::new();
+    for h in &app.hosts {
+        if let Some(e) = failure(h) {
+            let text = if e.starts_with(&format!("{}:", h.name)) {
+                e
+            } else {
+                format!("{}: {e}", h.name)
+            };
+            for (i, l) in wrap(&text, width.saturating_sub(2)).into_iter().enumerate() {
+                out.push(Line::from(Span::styled(
+                    if i == 0 {
+                        format!("✗ {l}")
+                    } else {
+                        format!("  {l}")
+                    },
+                    t.bad(),
+                )));
+            }
+        }
+    }
+    if app
+        .hosts
+        .iter()
+        .all(|h| h.snapshot.as_ref().is_none_or(|s| s.monitor.is_none()))
+    {
+        out.push(Line::from(Span::styled(
+            " alerts: not monitored yet",
+            t.dim(),
+        )));
+    }
+    out
+}
+
+fn failure(h: &HostView) -> Option<String> {
+    match &h.conn {
+        Conn::Failed(e) => Some(e.clone()),
+        _ => h.snapshot.as_ref().and_then(|s| s.status.error.clone()),
+    }
+}
