@@ -220,6 +220,7 @@ impl Runtime {
             tokio::spawn(tasks::poll_host(
                 spec.clone(),
                 self.services.clone(),
+                e.alerts.clone(),
                 epoch,
                 self.bg_tx.clone(),
                 self.pollers.clone(),

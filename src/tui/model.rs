@@ -43,6 +43,7 @@ pub struct AlertRow {
 pub enum AlertState {
     Pending { left_secs: u64 },
     Firing { since: String },
+    Resolved { ago_secs: u64 },
 }
 
 /// The background task's view of its connection.

@@ -71,6 +71,7 @@ pub async fn snapshot(host: &Host, services: &[Service]) -> Snapshot {
 pub async fn poll_host(
     spec: HostSpec,
     services: Vec<Service>,
+    thresholds: crate::config::AlertThresholds,
     epoch: u64,
     tx: mpsc::UnboundedSender<Bg>,
     cancel: CancellationToken,
@@ -99,13 +100,33 @@ pub async fn poll_host(
         });
         let _ = tx.send(host_msg(epoch, &name, HostUpdate::Connected));
         let mut failures = 0u32;
+        // The monitor runs at the environment's alert interval, less often than the reads.
+        let mut monitor = crate::monitor::HostMonitor::default();
+        let notifier = crate::monitor::notify::Notifier::from_env();
+        let mut last_cycle: Option<std::time::Instant> = None;
+        let mut alerts_view: Option<crate::tui::model::MonitorSnapshot> = None;
         loop {
             let read = tokio::select! {
                 () = cancel.cancelled() => return,
                 r = tokio::time::timeout(READ_TIMEOUT, snapshot(&host, &services)) => r,
             };
             match read {
-                Ok(snap) => {
+                Ok(mut snap) => {
+                    if last_cycle.is_none_or(|t| t.elapsed() >= thresholds.interval) {
+                        last_cycle = Some(std::time::Instant::now());
+                        let cycle = crate::monitor::run_cycle(
+                            &host,
+                            &services,
+                            &thresholds,
+                            &mut monitor,
+                            &notifier,
+                            chrono::Utc::now(),
+                        );
+                        if let Ok(m) = tokio::time::timeout(READ_TIMEOUT, cycle).await {
+                            alerts_view = Some(monitor_view(&m, &thresholds, chrono::Utc::now()));
+                        }
+                    }
+                    snap.monitor.clone_from(&alerts_view);
                     let broken = snap.status.error.is_some() && snap.status.services.is_empty();
                     failures = if broken { failures + 1 } else { 0 };
                     let _ = tx.send(host_msg(epoch, &name, HostUpdate::Snapshot(Box::new(snap))));
@@ -133,6 +154,90 @@ pub async fn poll_host(
             }
         }
     }
+}
+
+/// What the console shows of a monitoring cycle: the metrics as label/value pairs, and every
+/// alert that is not quiet.
+pub fn monitor_view(
+    m: &crate::monitor::MonitorSnapshot,
+    t: &crate::config::AlertThresholds,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::tui::model::MonitorSnapshot {
+    use crate::monitor::AlertState as S;
+    use crate::tui::model::{AlertRow, AlertState, MonitorSnapshot};
+    use crate::util::{format_age, format_bytes};
+    let x = &m.metrics;
+    let mut metrics = Vec::new();
+    if let Some(c) = x.cpu_percent {
+        metrics.push(("CPU".to_string(), format!("{c:.1}%")));
+    }
+    if let (Some(p), Some(total)) = (x.mem_percent, x.mem_total_bytes) {
+        metrics.push((
+            "memory".into(),
+            format!("{p:.1}% of {}", format_bytes(total)),
+        ));
+    }
+    if let Some(d) = x.disk_percent {
+        metrics.push((
+            "disk".into(),
+            format!("{d:.1}% (fuller of / and Docker's root)"),
+        ));
+    }
+    if let Some(l) = x.load_average {
+        metrics.push((
+            "load".into(),
+            format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]),
+        ));
+    }
+    for c in &x.containers {
+        metrics.push((
+            c.name.clone(),
+            format!(
+                "CPU {} mem {}",
+                c.cpu_percent
+                    .map_or_else(|| "?".into(), |v| format!("{v:.1}%")),
+                c.mem_bytes.map_or_else(|| "?".into(), format_bytes)
+            ),
+        ));
+    }
+    let alerts = m
+        .alerts
+        .iter()
+        .filter_map(|a| {
+            let for_ = match a.key.as_str() {
+                "cpu" => t.cpu_for,
+                "memory" => t.memory_for,
+                "disk" => t.disk_for,
+                _ => Duration::ZERO,
+            };
+            let state = match a.state {
+                S::Inactive => return None,
+                S::Pending => AlertState::Pending {
+                    left_secs: a.time_left(for_, now).map_or(0, |d| d.as_secs()),
+                },
+                S::Firing => AlertState::Firing {
+                    since: a.firing_since.map_or_else(String::new, |f| {
+                        format!(
+                            "{} ({} ago)",
+                            f.format("%H:%M:%S"),
+                            format_age((now - f).num_seconds())
+                        )
+                    }),
+                },
+                S::Resolved => AlertState::Resolved {
+                    ago_secs: a
+                        .resolved_at
+                        .map_or(0, |r| u64::try_from((now - r).num_seconds()).unwrap_or(0)),
+                },
+            };
+            Some(AlertRow {
+                name: a.rule.clone(),
+                state,
+                detail: a.message.clone(),
+            })
+        })
+        .collect();
+    MonitorSnapshot { metrics, alerts }
 }
 
 fn service_of<'a>(services: &'a [Service], name: &str) -> Result<&'a Service, String> {
@@ -455,5 +560,49 @@ pub fn redact_value(v: &mut serde_json::Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(redact_value),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::{Alert, AlertState as S, HostMetrics, MonitorSnapshot};
+    use crate::tui::model::AlertState;
+
+    #[test]
+    fn the_console_shows_metrics_and_every_alert_that_is_not_quiet() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_600, 0).expect("time");
+        let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0);
+        let mut cpu = Alert::new("cpu", "CPU > 80% for 5m");
+        cpu.state = S::Pending;
+        cpu.active_since = at(480);
+        let mut disk = Alert::new("disk", "disk > 90%");
+        disk.state = S::Firing;
+        disk.firing_since = at(0);
+        let mut health = Alert::new("health:api", "api health fails 3x in a row");
+        health.state = S::Resolved;
+        health.resolved_at = at(540);
+        let quiet = Alert::new("memory", "memory > 85% for 5m");
+        let m = MonitorSnapshot {
+            host: "h".into(),
+            at: now,
+            metrics: HostMetrics {
+                cpu_percent: Some(91.5),
+                mem_percent: Some(40.0),
+                mem_total_bytes: Some(1 << 30),
+                ..Default::default()
+            },
+            alerts: vec![cpu, quiet, disk, health],
+            services: vec![],
+            error: None,
+        };
+        let v = monitor_view(&m, &crate::config::AlertThresholds::default(), now);
+        assert_eq!(v.metrics[0], ("CPU".to_string(), "91.5%".to_string()));
+        assert_eq!(v.alerts.len(), 3, "the quiet memory rule is not listed");
+        assert_eq!(v.alerts[0].state, AlertState::Pending { left_secs: 180 });
+        assert!(
+            matches!(&v.alerts[1].state, AlertState::Firing { since } if since.contains("10m ago"))
+        );
+        assert_eq!(v.alerts[2].state, AlertState::Resolved { ago_secs: 60 });
     }
 }

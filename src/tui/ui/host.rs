@@ -414,6 +414,13 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
                         t.warn(),
                     ),
                     AlertState::Firing { since } => (format!("FIRING since {since}"), t.bad()),
+                    AlertState::Resolved { ago_secs } => (
+                        format!(
+                            "resolved {} ago",
+                            format_duration(Duration::from_secs(*ago_secs))
+                        ),
+                        t.ok(),
+                    ),
                 };
                 lines.push(Line::from(vec![
                     Span::styled(format!("{:<16} {state:<28} ", a.name), style),
