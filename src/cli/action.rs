@@ -535,59 +535,28 @@ pub async fn prune(
     }
     let who = actor::current();
     let mut code = exit::OK;
-    let mut report = Vec::new();
     for h in &hosts {
-        let started = std::time::Instant::now();
-        let held = match lock::acquire(h, &service.name, "prune", &who, args.lock_wait).await {
-            Ok(l) => l,
+        let r = prune::run_on_host(
+            h,
+            &service,
+            keep,
+            &ctx.env.name,
+            &who,
+            args.lock_wait,
+            &EventSink::none(),
+        )
+        .await;
+        match r {
+            Ok((p, removed)) => println!(
+                "{}: removed {} image(s): {} ({} reclaimed)",
+                h.name(),
+                removed.len(),
+                removed.join(", "),
+                format_bytes(p.reclaim_bytes)
+            ),
             Err(e) => {
                 eprintln!("error: {e}");
                 code = e.exit_code();
-                break;
-            }
-        };
-        // Re-plan under the lock: a deploy may have happened since the operator looked.
-        let result = match read_service(h, &service).await {
-            Ok(st) => {
-                let p = prune::plan_prune(h.name(), &st, keep);
-                prune::execute(h, &service, &p)
-                    .await
-                    .map(|removed| (p, removed))
-            }
-            Err(e) => Err(crate::release::proxy::docker_err(h, "read the service", &e)),
-        };
-        let mut rec = AuditRecord::now(&who, &ctx.env.name, h.name(), &service.name, "prune");
-        rec.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(0));
-        match &result {
-            Ok((p, removed)) => {
-                rec.outcome = "success".into();
-                rec.details = Some(format!(
-                    "kept {}; removed {}",
-                    p.kept.join(","),
-                    removed.join(",")
-                ));
-            }
-            Err(e) => {
-                rec.outcome = "failed".into();
-                rec.error = Some(e.to_string());
-            }
-        }
-        let _ = audit::append(h, &rec).await;
-        let _ = held.release(h).await;
-        match result {
-            Ok((p, removed)) => {
-                println!(
-                    "{}: removed {} image(s): {} ({} reclaimed)",
-                    h.name(),
-                    removed.len(),
-                    removed.join(", "),
-                    format_bytes(p.reclaim_bytes)
-                );
-                report.push(p);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = exit::ACTION_FAILED;
                 break;
             }
         }

@@ -106,6 +106,116 @@ pub async fn execute(
     Ok(removed)
 }
 
+/// Prunes one host the way every caller must: take the lock, re-plan on what the host has now
+/// (a deploy may have happened since the operator looked), remove, audit, unlock; with events.
+pub async fn run_on_host(
+    host: &std::sync::Arc<Host>,
+    service: &Service,
+    keep: usize,
+    env: &str,
+    actor: &str,
+    lock_wait: std::time::Duration,
+    events: &super::EventSink,
+) -> Result<(PrunePlan, Vec<String>), ReleaseError> {
+    use super::audit::{self, AuditRecord};
+    use super::{Event, Step};
+    let name = host.name().to_string();
+    let started = std::time::Instant::now();
+    let ms = |t: std::time::Instant| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let begin = |step: Step, detail: String| {
+        events.emit(Event::StepStarted {
+            host: name.clone(),
+            step,
+            detail,
+        });
+        std::time::Instant::now()
+    };
+    let done = |step: Step, t: std::time::Instant, detail: String| {
+        events.emit(Event::StepFinished {
+            host: name.clone(),
+            step,
+            elapsed_ms: ms(t),
+            detail,
+        });
+    };
+    let t = begin(Step::Lock, service.name.clone());
+    let held = super::lock::acquire(host, &service.name, "prune", actor, lock_wait)
+        .await
+        .inspect_err(|e| {
+            events.emit(Event::StepFailed {
+                host: name.clone(),
+                step: Step::Lock,
+                error: e.to_string(),
+            });
+        })?;
+    done(Step::Lock, t, String::new());
+
+    let t = begin(Step::Prune, format!("keep {keep}"));
+    let result = match crate::state::read_service(host, service).await {
+        Ok(st) => {
+            let plan = plan_prune(host.name(), &st, keep);
+            execute(host, service, &plan)
+                .await
+                .map(|removed| (plan, removed))
+        }
+        Err(e) => Err(docker_err(host, "read the service", &e)),
+    };
+    match &result {
+        Ok((p, removed)) => done(
+            Step::Prune,
+            t,
+            format!(
+                "removed {}; {} reclaimed",
+                if removed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    removed.join(", ")
+                },
+                crate::util::format_bytes(p.reclaim_bytes)
+            ),
+        ),
+        Err(e) => events.emit(Event::StepFailed {
+            host: name.clone(),
+            step: Step::Prune,
+            error: e.to_string(),
+        }),
+    }
+
+    let t = begin(Step::Audit, String::new());
+    let mut rec = AuditRecord::now(actor, env, host.name(), &service.name, "prune");
+    rec.duration_ms = Some(ms(started));
+    match &result {
+        Ok((p, removed)) => {
+            rec.outcome = "success".into();
+            rec.details = Some(format!(
+                "kept {}; removed {}",
+                p.kept.join(","),
+                removed.join(",")
+            ));
+        }
+        Err(e) => {
+            rec.outcome = "failed".into();
+            rec.error = Some(e.to_string());
+        }
+    }
+    if let Err(e) = audit::append(host, &rec).await {
+        events.emit(Event::Info {
+            host: name.clone(),
+            message: format!("WARNING: could not write the audit log: {e}"),
+        });
+    }
+    done(Step::Audit, t, String::new());
+    let t = begin(Step::Unlock, String::new());
+    if let Err(e) = held.release(host).await {
+        events.emit(Event::Info {
+            host: name.clone(),
+            message: format!("WARNING: could not release the lock: {e}"),
+        });
+    }
+    done(Step::Unlock, t, String::new());
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

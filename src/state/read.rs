@@ -264,7 +264,9 @@ fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatu
             .and_then(|s| s.finished_at.clone())
             .filter(|t| !t.starts_with("0001")),
         exit_code: state.and_then(|s| s.exit_code),
+        // Docker keeps the last verdict of a stopped container; it says nothing about now.
         docker_health: state
+            .filter(|s| s.running == Some(true))
             .and_then(|s| s.health.as_ref())
             .and_then(|h| h.status)
             .map(|s| s.to_string()),

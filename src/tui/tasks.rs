@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
@@ -14,12 +14,11 @@ use super::action::{PendingAction, PlanView};
 use super::app::Msg;
 use super::model::{HostUpdate, Snapshot};
 use crate::config::{HostSpec, Service};
-use crate::release::audit::{self, AuditRecord};
+use crate::release::audit;
 use crate::release::execute::plan_on_host;
 use crate::release::plan::Action;
 use crate::release::{
-    ActionOptions, Event, EventSink, Step, Target, actor, deploy_on_host, lock, prune,
-    rollback_on_host,
+    ActionOptions, EventSink, Target, actor, deploy_on_host, lock, prune, rollback_on_host,
 };
 use crate::state::{read_host, read_service};
 use crate::transport::Host;
@@ -171,22 +170,14 @@ pub fn monitor_view(
     if let Some(c) = x.cpu_percent {
         metrics.push(("CPU".to_string(), format!("{c:.1}%")));
     }
-    if let (Some(p), Some(total)) = (x.mem_percent, x.mem_total_bytes) {
-        metrics.push((
-            "memory".into(),
-            format!("{p:.1}% of {}", format_bytes(total)),
-        ));
+    // Sizes and load are in the host facts above; these are the values the rules watch.
+    if let Some(p) = x.mem_percent {
+        metrics.push(("memory".into(), format!("{p:.1}%")));
     }
     if let Some(d) = x.disk_percent {
         metrics.push((
             "disk".into(),
             format!("{d:.1}% (fuller of / and Docker's root)"),
-        ));
-    }
-    if let Some(l) = x.load_average {
-        metrics.push((
-            "load".into(),
-            format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]),
         ));
     }
     for c in &x.containers {
@@ -361,107 +352,25 @@ async fn prune_host(
     env: &str,
     events: &EventSink,
 ) -> Result<String, String> {
-    let name = host.name().to_string();
-    let started = Instant::now();
-    let step_started = |step: Step, detail: &str| {
-        events.emit(Event::StepStarted {
-            host: name.clone(),
-            step,
-            detail: detail.to_string(),
-        });
-        Instant::now()
-    };
-    let step_done = |step: Step, t: Instant, detail: String| {
-        events.emit(Event::StepFinished {
-            host: name.clone(),
-            step,
-            elapsed_ms: u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
-            detail,
-        });
-    };
-    let step_failed = |step: Step, error: String| {
-        events.emit(Event::StepFailed {
-            host: name.clone(),
-            step,
-            error,
-        });
-    };
-    let who = actor::current();
-    let t = step_started(Step::Lock, &service.name);
-    let held = match lock::acquire(host, &service.name, "prune", &who, Duration::ZERO).await {
-        Ok(l) => l,
-        Err(e) => {
-            step_failed(Step::Lock, e.to_string());
-            return Err(e.to_string());
-        }
-    };
-    step_done(Step::Lock, t, String::new());
-    let t = step_started(Step::Prune, &format!("keep {keep}"));
-    let result = match read_service(host, service).await {
-        Ok(st) => {
-            let p = prune::plan_prune(host.name(), &st, keep);
-            prune::execute(host, service, &p)
-                .await
-                .map(|removed| (p, removed))
-                .map_err(|e| e.to_string())
-        }
-        Err(e) => Err(format!("{name}: read the service: {e}")),
-    };
-    match &result {
-        Ok((p, removed)) => step_done(
-            Step::Prune,
-            t,
-            format!(
-                "removed {}; {} reclaimed",
-                if removed.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    removed.join(", ")
-                },
-                crate::util::format_bytes(p.reclaim_bytes)
-            ),
-        ),
-        Err(e) => step_failed(Step::Prune, e.clone()),
-    }
-    let t = step_started(Step::Audit, "");
-    let mut rec = AuditRecord::now(&who, env, host.name(), &service.name, "prune");
-    rec.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(0));
-    match &result {
-        Ok((p, removed)) => {
-            rec.outcome = "success".into();
-            rec.details = Some(format!(
-                "kept {}; removed {}",
-                p.kept.join(","),
-                removed.join(",")
-            ));
-        }
-        Err(e) => {
-            rec.outcome = "failed".into();
-            rec.error = Some(e.clone());
-        }
-    }
-    if let Err(e) = audit::append(host, &rec).await {
-        events.emit(Event::Info {
-            host: name.clone(),
-            message: format!("WARNING: could not write the audit log: {e}"),
-        });
-    }
-    step_done(Step::Audit, t, String::new());
-    let t = step_started(Step::Unlock, "");
-    if let Err(e) = held.release(host).await {
-        events.emit(Event::Info {
-            host: name.clone(),
-            message: format!("WARNING: could not release the lock: {e}"),
-        });
-    }
-    step_done(Step::Unlock, t, String::new());
-    result.map(|(p, removed)| {
+    prune::run_on_host(
+        host,
+        service,
+        keep,
+        env,
+        &actor::current(),
+        Duration::ZERO,
+        events,
+    )
+    .await
+    .map(|(p, removed)| {
         format!(
-            "{name}: removed {} image(s) ({} reclaimed)",
+            "{}: removed {} image(s) ({} reclaimed)",
+            host.name(),
             removed.len(),
             crate::util::format_bytes(p.reclaim_bytes)
         )
     })
+    .map_err(|e| e.to_string())
 }
 
 /// Follows a container's logs, in batches, into a bounded channel: a chatty container slows
