@@ -13,6 +13,7 @@ pub mod plan;
 pub mod proxy;
 pub mod prune;
 pub mod pull;
+pub mod registry;
 
 pub use error::ReleaseError;
 pub use events::{Event, EventSink, Step};

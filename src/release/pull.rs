@@ -102,19 +102,25 @@ pub fn registry_of(repo: &str) -> &str {
     }
 }
 
+/// Registry credentials for Docker's pull API.
+fn credentials_for(registry: &str) -> Option<DockerCredentials> {
+    let (user, password) = credentials_for_registry(registry)?;
+    Some(DockerCredentials {
+        username: Some(user),
+        password: Some(password),
+        serveraddress: Some(registry.to_string()),
+        ..Default::default()
+    })
+}
+
 /// Registry credentials: the environment first, then the user's Docker config (`auths`).
 /// Never logged.
-fn credentials_for(registry: &str) -> Option<DockerCredentials> {
+pub fn credentials_for_registry(registry: &str) -> Option<(String, String)> {
     if let (Ok(user), Ok(password)) = (
         std::env::var("DECKHAND_REGISTRY_USERNAME"),
         std::env::var("DECKHAND_REGISTRY_PASSWORD"),
     ) {
-        return Some(DockerCredentials {
-            username: Some(user),
-            password: Some(password),
-            serveraddress: Some(registry.to_string()),
-            ..Default::default()
-        });
+        return Some((user, password));
     }
     let path = std::env::var_os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
@@ -128,12 +134,7 @@ fn credentials_for(registry: &str) -> Option<DockerCredentials> {
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
-    Some(DockerCredentials {
-        username: Some(user.to_string()),
-        password: Some(password.to_string()),
-        serveraddress: Some(registry.to_string()),
-        ..Default::default()
-    })
+    Some((user.to_string(), password.to_string()))
 }
 
 #[cfg(test)]

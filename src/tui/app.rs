@@ -131,6 +131,8 @@ pub struct Candidate {
     pub size_bytes: u64,
     /// Where it runs now: `dev/local blue LIVE`.
     pub runs: Vec<String>,
+    /// The registry has this tag (so hosts that lack it can pull it).
+    pub in_registry: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +141,8 @@ pub struct Picker {
     pub input: TextArea<'static>,
     pub selected: usize,
     pub candidates: Vec<Candidate>,
+    /// What the registry listing said: a count, "listing…", or why it failed.
+    pub registry_note: String,
 }
 
 impl Picker {
@@ -288,6 +292,10 @@ pub enum Effect {
         host: String,
         container: String,
     },
+    /// List the tags of a service's repository in its registry.
+    RegistryTags {
+        service: String,
+    },
     Shell {
         host: String,
         container: String,
@@ -327,6 +335,10 @@ pub enum Msg {
         id: u64,
         result: Result<Vec<String>, String>,
     },
+    RegistryTags {
+        service: String,
+        result: Result<Vec<String>, String>,
+    },
     Note(String),
 }
 
@@ -364,6 +376,8 @@ pub struct App {
     pub logs: Option<LogsState>,
     pub text: Option<TextState>,
     pub seen: BTreeMap<String, Vec<SeenRun>>,
+    /// Tags in each service's registry repository, as last listed (or why not).
+    pub registry_tags: BTreeMap<String, Result<Vec<String>, String>>,
     pub message: Option<String>,
     pub now: Instant,
     pub now_unix: i64,
@@ -406,6 +420,7 @@ impl App {
             logs: None,
             text: None,
             seen: BTreeMap::new(),
+            registry_tags: BTreeMap::new(),
             message: None,
             now: Instant::now(),
             now_unix: chrono::Utc::now().timestamp(),
@@ -562,6 +577,7 @@ impl App {
                 }
             }
             Msg::Note(m) => self.message = Some(m),
+            Msg::RegistryTags { service, result } => self.on_registry_tags(service, result),
         }
         Vec::new()
     }
@@ -978,13 +994,38 @@ impl App {
             return self.confirm_dialog(action);
         }
         let candidates = self.candidates(&service);
+        let registry_note = self.registry_note(&service);
         self.dialogs.push(Dialog::Picker(Box::new(Picker {
-            service,
+            service: service.clone(),
             input: line_input("type to filter SHAs"),
             selected: 0,
             candidates,
+            registry_note,
         })));
-        Vec::new()
+        // Listed afresh each time: CI pushes new SHAs while the console is open.
+        vec![Effect::RegistryTags { service }]
+    }
+
+    fn registry_note(&self, service: &str) -> String {
+        match self.registry_tags.get(service) {
+            None => "registry: listing tags…".to_string(),
+            Some(Ok(tags)) => format!("registry: {} tag(s)", tags.len()),
+            Some(Err(e)) => format!("registry: {e}"),
+        }
+    }
+
+    fn on_registry_tags(&mut self, service: String, result: Result<Vec<String>, String>) {
+        self.registry_tags.insert(service.clone(), result);
+        let candidates = self.candidates(&service);
+        let note = self.registry_note(&service);
+        for d in &mut self.dialogs {
+            if let Dialog::Picker(p) = d
+                && p.service == service
+            {
+                p.candidates.clone_from(&candidates);
+                p.registry_note.clone_from(&note);
+            }
+        }
     }
 
     /// SHAs the picker offers: images on this environment's hosts and SHAs seen running in
@@ -998,7 +1039,13 @@ impl App {
                 created_unix: i64::MIN,
                 size_bytes: 0,
                 runs: Vec::new(),
+                in_registry: false,
             })
+        }
+        if let Some(Ok(tags)) = self.registry_tags.get(service) {
+            for t in tags {
+                entry(&mut by_sha, t).in_registry = true;
+            }
         }
         for h in &self.hosts {
             let Some(s) = h.service(service) else {

@@ -352,6 +352,23 @@ impl Runtime {
                     let _ = tx.send(Bg::Msg(Msg::Inspect { id, result }));
                 });
             }
+            Effect::RegistryTags { service } => {
+                let tx = self.bg_tx.clone();
+                let image = self
+                    .services
+                    .iter()
+                    .find(|s| s.name == service)
+                    .map(|s| s.image.clone());
+                tokio::spawn(async move {
+                    let result = match image {
+                        Some(i) => crate::release::registry::list_tags(&i)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err(format!("unknown service `{service}`")),
+                    };
+                    let _ = tx.send(Bg::Msg(Msg::RegistryTags { service, result }));
+                });
+            }
             Effect::Shell { host, container } => {
                 let note = self.shell(&host, &container, term, events).await?;
                 self.app.on_msg(Msg::Note(note));

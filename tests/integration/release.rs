@@ -626,3 +626,25 @@ fn an_unreachable_host_stops_an_environment_deploy_before_anything_changes() {
         "nothing created on lab-1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_lists_the_tags_of_a_repository() {
+    let svc = TestService::new("rg");
+    svc.push(&["a000001", "a000002"]);
+    let tags = deckhand::release::registry::list_tags(&svc.repo)
+        .await
+        .expect("tags");
+    assert_eq!(tags, ["a000001", "a000002"]);
+    let missing =
+        deckhand::release::registry::list_tags(&format!("{REGISTRY}/{}/nothing", svc.name))
+            .await
+            .expect_err("no such repository");
+    assert!(missing.to_string().contains("not found"), "{missing}");
+    let dead = deckhand::release::registry::list_tags(&format!("127.0.0.1:{}/x/y", free_port()))
+        .await
+        .expect_err("no registry");
+    assert!(
+        dead.to_string().starts_with("registry 127.0.0.1:"),
+        "{dead}"
+    );
+}

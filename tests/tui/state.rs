@@ -384,3 +384,48 @@ fn color_keys_choose_the_container() {
         matches!(effects.as_slice(), [Effect::Shell { container, .. }] if container == "api-green")
     );
 }
+
+#[test]
+fn the_picker_lists_tags_the_registry_has_and_no_host_pulled_yet() {
+    let (mut app, _) = fleet_app();
+    let effects = app.on_key(key('d'));
+    let Some(Dialog::Picker(p)) = app.dialogs.last() else {
+        panic!("no picker");
+    };
+    let service = p.service.clone();
+    assert!(p.registry_note.contains("listing"), "{}", p.registry_note);
+    assert!(
+        matches!(effects.as_slice(), [Effect::RegistryTags { service: s }] if *s == service),
+        "{effects:?}"
+    );
+    app.on_msg(Msg::RegistryTags {
+        service: service.clone(),
+        result: Ok(vec!["a000003".into(), "f00ba47".into()]),
+    });
+    let Some(Dialog::Picker(p)) = app.dialogs.last() else {
+        panic!("no picker");
+    };
+    assert_eq!(p.registry_note, "registry: 2 tag(s)");
+    let fresh = p
+        .candidates
+        .iter()
+        .find(|c| c.sha == "f00ba47")
+        .expect("registry-only tag");
+    assert!(fresh.in_registry && fresh.runs.is_empty());
+    let live = p
+        .candidates
+        .iter()
+        .find(|c| c.sha == "a000003")
+        .expect("live tag");
+    assert!(live.in_registry && !live.runs.is_empty());
+    // A failed listing is said, and the host images are still offered.
+    app.on_msg(Msg::RegistryTags {
+        service,
+        result: Err("registry 127.0.0.1:5000: connection refused".into()),
+    });
+    let Some(Dialog::Picker(p)) = app.dialogs.last() else {
+        panic!("no picker");
+    };
+    assert!(p.registry_note.contains("connection refused"));
+    assert!(p.candidates.iter().any(|c| c.sha == "a000003"));
+}

@@ -285,10 +285,10 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
                 } else {
                     format_bytes(c.size_bytes)
                 };
-                let runs = if c.runs.is_empty() {
-                    "not running".to_string()
-                } else {
-                    c.runs.join(", ")
+                let runs = match (c.runs.is_empty(), c.in_registry, c.created_unix == i64::MIN) {
+                    (false, _, _) => c.runs.join(", "),
+                    (true, true, true) => "in the registry, on no host yet".to_string(),
+                    (true, _, _) => "not running".to_string(),
                 };
                 Row::new(vec![c.sha.clone(), created, size, runs])
             })
@@ -309,7 +309,7 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
     }
     f.render_widget(
         Paragraph::new(Span::styled(
-            "type to filter · ↑↓ choose · Enter plan (a dialog confirms) · Esc cancel",
+            format!("{} · ↑↓ choose · Enter plan · Esc cancel", p.registry_note),
             t.dim(),
         )),
         hint,
