@@ -33,6 +33,11 @@ pub struct HealthPoint {
 #[derive(Debug, Default)]
 pub struct HostMonitor {
     pub history: BTreeMap<(String, Color), VecDeque<HealthPoint>>,
+    /// Docker's data root, read once per connection.
+    docker_root: Option<String>,
+    /// Each container's last CPU counters (container total, system total, online CPUs), for
+    /// the next delta: one-shot stats answer at once instead of sampling for a second.
+    container_cpu: BTreeMap<String, (u64, u64, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,13 +68,10 @@ pub async fn run_cycle(
     notifier: &Notifier,
     now: DateTime<Utc>,
 ) -> MonitorSnapshot {
-    let docker_root = host
-        .docker
-        .info()
-        .await
-        .ok()
-        .and_then(|i| i.docker_root_dir)
-        .unwrap_or_else(|| "/".into());
+    if monitor.docker_root.is_none() {
+        monitor.docker_root = host.docker.info().await.ok().and_then(|i| i.docker_root_dir);
+    }
+    let docker_root = monitor.docker_root.clone().unwrap_or_else(|| "/".into());
     let audit_path = format!("{}/audit.jsonl", host.spec.state_dir);
     let book_path = store::book_path(host);
     let args = [
@@ -127,7 +129,7 @@ pub async fn run_cycle(
             Err(e) => error = Some(format!("{}: reading {}: {e}", host.name(), svc.name)),
         }
     }
-    m.containers = container_stats(host, &statuses_ok).await;
+    m.containers = container_stats(host, &statuses_ok, &mut monitor.container_cpu).await;
 
     // Health history for the console.
     for s in &statuses_ok {
@@ -319,7 +321,11 @@ fn live_failure(s: &ServiceStatus) -> Option<String> {
     }
 }
 
-async fn container_stats(host: &Host, statuses: &[ServiceStatus]) -> Vec<ContainerStats> {
+async fn container_stats(
+    host: &Host,
+    statuses: &[ServiceStatus],
+    previous: &mut BTreeMap<String, (u64, u64, u64)>,
+) -> Vec<ContainerStats> {
     let names: Vec<String> = statuses
         .iter()
         .flat_map(|s| {
@@ -330,35 +336,51 @@ async fn container_stats(host: &Host, statuses: &[ServiceStatus]) -> Vec<Contain
             })
         })
         .collect();
-    join_all(names.into_iter().map(|name| async move {
+    let samples = join_all(names.iter().map(|name| async move {
         let mut stream = host.docker.stats(
-            &name,
+            name,
             Some(StatsOptions {
                 stream: false,
-                one_shot: false,
+                one_shot: true,
             }),
         );
-        let stats = stream.next().await.and_then(Result::ok);
-        let (cpu, mem, limit) = stats.map_or((None, None, None), |s| {
-            let cpu = (|| {
-                let cur = s.cpu_stats.as_ref()?;
-                let pre = s.precpu_stats.as_ref()?;
-                let d_total = cur.cpu_usage.as_ref()?.total_usage? as f64
-                    - pre.cpu_usage.as_ref()?.total_usage? as f64;
-                let d_sys = cur.system_cpu_usage? as f64 - pre.system_cpu_usage? as f64;
-                let cpus = cur.online_cpus.unwrap_or(1) as f64;
-                (d_sys > 0.0).then(|| ((d_total / d_sys) * cpus * 1000.0).round() / 10.0)
-            })();
-            let mem = s.memory_stats.as_ref().and_then(|m| m.usage);
-            let limit = s.memory_stats.as_ref().and_then(|m| m.limit);
-            (cpu, mem, limit)
+        stream.next().await.and_then(Result::ok)
+    }))
+    .await;
+    let mut out = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (name, stats) in names.into_iter().zip(samples) {
+        let counters = stats.as_ref().and_then(|s| {
+            let cur = s.cpu_stats.as_ref()?;
+            Some((
+                cur.cpu_usage.as_ref()?.total_usage?,
+                cur.system_cpu_usage?,
+                u64::from(cur.online_cpus.unwrap_or(1)),
+            ))
         });
-        ContainerStats {
+        let cpu = match (counters, previous.get(&name)) {
+            (Some((total, system, cpus)), Some((p_total, p_system, _))) => {
+                let d_total = total.checked_sub(*p_total);
+                let d_sys = system.checked_sub(*p_system).filter(|d| *d > 0);
+                d_total.zip(d_sys).map(|(t, s)| {
+                    ((t as f64 / s as f64) * cpus as f64 * 1000.0).round() / 10.0
+                })
+            }
+            _ => None,
+        };
+        if let Some(c) = counters {
+            seen.insert(name.clone(), c);
+        }
+        let mem = stats.as_ref().and_then(|s| s.memory_stats.as_ref()).and_then(|m| m.usage);
+        let limit = stats.as_ref().and_then(|s| s.memory_stats.as_ref()).and_then(|m| m.limit);
+        out.push(ContainerStats {
             name,
             cpu_percent: cpu,
             mem_bytes: mem,
             mem_limit_bytes: limit,
-        }
-    }))
-    .await
+        });
+    }
+    // Containers that went away are forgotten.
+    *previous = seen;
+    out
 }
