@@ -69,7 +69,12 @@ pub async fn run_cycle(
     now: DateTime<Utc>,
 ) -> MonitorSnapshot {
     if monitor.docker_root.is_none() {
-        monitor.docker_root = host.docker.info().await.ok().and_then(|i| i.docker_root_dir);
+        monitor.docker_root = host
+            .docker
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.docker_root_dir);
     }
     let docker_root = monitor.docker_root.clone().unwrap_or_else(|| "/".into());
     let audit_path = format!("{}/audit.jsonl", host.spec.state_dir);
@@ -362,17 +367,23 @@ async fn container_stats(
             (Some((total, system, cpus)), Some((p_total, p_system, _))) => {
                 let d_total = total.checked_sub(*p_total);
                 let d_sys = system.checked_sub(*p_system).filter(|d| *d > 0);
-                d_total.zip(d_sys).map(|(t, s)| {
-                    ((t as f64 / s as f64) * cpus as f64 * 1000.0).round() / 10.0
-                })
+                d_total
+                    .zip(d_sys)
+                    .map(|(t, s)| ((t as f64 / s as f64) * cpus as f64 * 1000.0).round() / 10.0)
             }
             _ => None,
         };
         if let Some(c) = counters {
             seen.insert(name.clone(), c);
         }
-        let mem = stats.as_ref().and_then(|s| s.memory_stats.as_ref()).and_then(|m| m.usage);
-        let limit = stats.as_ref().and_then(|s| s.memory_stats.as_ref()).and_then(|m| m.limit);
+        let mem = stats
+            .as_ref()
+            .and_then(|s| s.memory_stats.as_ref())
+            .and_then(|m| m.usage);
+        let limit = stats
+            .as_ref()
+            .and_then(|s| s.memory_stats.as_ref())
+            .and_then(|m| m.limit);
         out.push(ContainerStats {
             name,
             cpu_percent: cpu,

@@ -6,7 +6,7 @@ pub mod action;
 pub mod app;
 pub mod keymap;
 pub mod model;
-mod tasks;
+pub mod tasks;
 pub mod theme;
 pub mod ui;
 

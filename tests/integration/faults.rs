@@ -191,3 +191,81 @@ fn an_interrupted_switch_is_seen_from_what_nginx_serves_and_settled_by_the_next_
     assert_eq!(v["hosts"][0]["services"][0]["live_sha"], "a000003");
     assert_eq!(public_get(svc.public_port, "/").expect("public").1, "blue");
 }
+
+/// A throw-away non-root user in the `docker` group, removed on drop.
+struct DeployUser(String);
+
+impl DeployUser {
+    fn create() -> DeployUser {
+        let name = format!("dh{}", unique_name("u").replace('-', ""));
+        let name: String = name.chars().take(30).collect();
+        let ok = std::process::Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", "-G", "docker", &name])
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("useradd ({e}): the test needs root and the passwd package")
+            });
+        assert!(
+            ok.success(),
+            "useradd {name} failed (is there a `docker` group? apt-get install docker.io)"
+        );
+        // A `!` password means "locked" to sshd without PAM, even for key logins.
+        let ok = std::process::Command::new("usermod")
+            .args(["-p", "*", &name])
+            .status()
+            .expect("usermod");
+        assert!(ok.success());
+        DeployUser(name)
+    }
+}
+
+impl Drop for DeployUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_non_root_deploy_user_in_the_docker_group_can_do_everything() {
+    use std::os::unix::fs::PermissionsExt;
+    let svc = TestService::new("nu");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let user = DeployUser::create();
+    // sshd reads authorized_keys as the user; the state dir must be the user's to write.
+    std::fs::set_permissions(sshd.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::create_dir_all(sshd.state_dir()).expect("state dir");
+    let ok = std::process::Command::new("chown")
+        .args([&format!("{}:{}", user.0, user.0)])
+        .arg(sshd.state_dir())
+        .status()
+        .expect("chown");
+    assert!(ok.success());
+    let host = sshd.host_toml("lab", "lab-1").replace(
+        "ssh = \"root@127.0.0.1\"",
+        &format!("ssh = \"{}@127.0.0.1\"", user.0),
+    );
+    let (_d, path) = write_config(&format!("{}\n{host}", svc.service_toml("")));
+
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["hosts"][0]["services"][0]["live_sha"], "a000001");
+    let audit = std::fs::read_to_string(sshd.state_dir().join("audit.jsonl")).expect("audit");
+    assert!(
+        audit.contains("\"host\":\"lab-1\""),
+        "the audit log was written by the deploy user"
+    );
+    let owner = std::process::Command::new("stat")
+        .args(["-c", "%U"])
+        .arg(sshd.state_dir().join("audit.jsonl"))
+        .output()
+        .expect("stat");
+    assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), user.0);
+}

@@ -4,4 +4,5 @@ mod alerts;
 mod faults;
 mod harness;
 mod release;
+mod secrets;
 mod status;

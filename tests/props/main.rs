@@ -9,11 +9,28 @@ use proptest::prelude::*;
 /// Config-looking text: fragments of real keys and values glued at random.
 fn config_like() -> impl Strategy<Value = String> {
     let fragments = prop::sample::select(vec![
-        "[[service]]\n", "name = \"api\"\n", "image = \"acme/api\"\n", "app_port = 3000\n",
-        "public_port = -1\n", "[env.dev]\n", "hosts = [\"local\"]\n", "[[env.lab.host]]\n",
-        "ssh = \"root@x\"\n", "port = 99999\n", "env = { A = \"b\" }\n", "drain = \"5x\"\n",
-        "health_timeout = \"\"\n", "keep_images = 0\n", "[env.dev.alerts]\n", "cpu_percent = 1e9\n",
-        "ansible_inventory = \"/nonexistent\"\n", "= \n", "\"\"\"\n", "[[\n", "\u{0}", "ü\n",
+        "[[service]]\n",
+        "name = \"api\"\n",
+        "image = \"acme/api\"\n",
+        "app_port = 3000\n",
+        "public_port = -1\n",
+        "[env.dev]\n",
+        "hosts = [\"local\"]\n",
+        "[[env.lab.host]]\n",
+        "ssh = \"root@x\"\n",
+        "port = 99999\n",
+        "env = { A = \"b\" }\n",
+        "drain = \"5x\"\n",
+        "health_timeout = \"\"\n",
+        "keep_images = 0\n",
+        "[env.dev.alerts]\n",
+        "cpu_percent = 1e9\n",
+        "ansible_inventory = \"/nonexistent\"\n",
+        "= \n",
+        "\"\"\"\n",
+        "[[\n",
+        "\u{0}",
+        "ü\n",
     ]);
     prop::collection::vec(fragments, 0..24).prop_map(|v| v.concat())
 }
