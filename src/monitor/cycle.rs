@@ -181,36 +181,30 @@ pub async fn run_cycle(
         book.alerts.insert(key, a);
     };
     let t = thresholds;
-    eval(
-        &mut book,
-        &mut transitions,
-        "cpu".into(),
-        format!("CPU > {}%{}", t.cpu_percent, format_for(t.cpu_for)),
-        m.cpu_percent.map(|v| v > t.cpu_percent),
-        m.cpu_percent,
-        t.cpu_for,
-        format!("CPU at {:.1}%", m.cpu_percent.unwrap_or(0.0)),
-    );
-    eval(
-        &mut book,
-        &mut transitions,
-        "memory".into(),
-        format!("memory > {}%{}", t.memory_percent, format_for(t.memory_for)),
-        m.mem_percent.map(|v| v > t.memory_percent),
-        m.mem_percent,
-        t.memory_for,
-        format!("memory at {:.1}%", m.mem_percent.unwrap_or(0.0)),
-    );
-    eval(
-        &mut book,
-        &mut transitions,
-        "disk".into(),
-        format!("disk > {}%{}", t.disk_percent, format_for(t.disk_for)),
-        m.disk_percent.map(|v| v > t.disk_percent),
-        m.disk_percent,
-        t.disk_for,
-        format!("disk at {:.1}%", m.disk_percent.unwrap_or(0.0)),
-    );
+    // The host rules: (key, what, value, threshold, for).
+    let host_rules = [
+        ("cpu", "CPU", m.cpu_percent, t.cpu_percent, t.cpu_for),
+        (
+            "memory",
+            "memory",
+            m.mem_percent,
+            t.memory_percent,
+            t.memory_for,
+        ),
+        ("disk", "disk", m.disk_percent, t.disk_percent, t.disk_for),
+    ];
+    for (key, what, value, limit, for_) in host_rules {
+        eval(
+            &mut book,
+            &mut transitions,
+            key.into(),
+            format!("{what} > {limit}%{}", format_for(for_)),
+            value.map(|v| v > limit),
+            value,
+            for_,
+            format!("{what} at {:.1}%", value.unwrap_or(0.0)),
+        );
+    }
     for s in &statuses_ok {
         // Not deployed here: nothing to watch. Deployed: the live color must answer healthy.
         let deployed = s.proxy.exists || s.colors.values().any(Option::is_some);

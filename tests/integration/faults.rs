@@ -3,12 +3,6 @@
 
 use crate::harness::*;
 
-fn status_json(path: &std::path::Path) -> (Option<i32>, serde_json::Value) {
-    let out = deckhand(path, &["status", "--env", "lab", "--output", "json"]);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-    (out.status.code(), v)
-}
-
 fn deployed(
     prefix: &str,
 ) -> (

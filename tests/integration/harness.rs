@@ -573,3 +573,10 @@ impl Webhook {
         self.bodies.lock().map(|b| b.clone()).unwrap_or_default()
     }
 }
+
+/// `deckhand status --env lab --output json`: the exit code and the parsed document.
+pub fn status_json(path: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = deckhand(path, &["status", "--env", "lab", "--output", "json"]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (out.status.code(), v)
+}
