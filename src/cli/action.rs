@@ -624,7 +624,12 @@ pub async fn unlock(ctx: &Context, args: &ActionArgs) -> Result<i32> {
                     AuditRecord::now(&who, &ctx.env.name, h.name(), &service.name, "unlock");
                 rec.outcome = "success".into();
                 rec.details = Some(format!("removed the lock of {}", state.holder()));
-                let _ = audit::append(h, &rec).await;
+                if let Err(e) = audit::append(h, &rec).await {
+                    eprintln!(
+                        "WARNING: {}: the unlock is not in the audit log: {e}",
+                        h.name()
+                    );
+                }
                 println!("{}: lock removed (was: {})", h.name(), state.holder());
             }
             Err(e) => {

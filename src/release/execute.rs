@@ -235,7 +235,7 @@ async fn run_locked(
 ) -> Result<(DeployPlan, bool), ReleaseError> {
     let host = r.host;
     let t = r.start(Step::Inspect, "");
-    let (plan, status) = match plan_on_host(host, service, target, action).await {
+    let (plan, _) = match plan_on_host(host, service, target, action).await {
         Ok(p) => p,
         Err(e) => {
             r.fail(Step::Inspect, &e);
@@ -438,7 +438,6 @@ async fn run_locked(
             Err(e) => r.info(format!("WARNING: auto-prune skipped: {e}")),
         }
     }
-    let _ = status;
     Ok((plan, pulled))
 }
 

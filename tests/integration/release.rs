@@ -648,3 +648,23 @@ async fn the_registry_lists_the_tags_of_a_repository() {
         "{dead}"
     );
 }
+
+#[test]
+fn auto_prune_after_a_successful_deploy_keeps_what_the_rule_says() {
+    let svc = TestService::new("ap");
+    svc.push(&["a000001", "a000002", "a000003", "a000004"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "keep_images = 1\nauto_prune = true\n");
+    for sha in ["a000001", "a000002", "a000003", "a000004"] {
+        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(text(&out).contains("prune old images"), "{}", text(&out));
+    }
+    let mut tags: Vec<String> = docker_ok(&["images", "--format", "{{.Tag}}", &svc.repo])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    tags.sort();
+    // Live a000004 and previous a000003 are in use; of the unused, the newest one stays.
+    assert_eq!(tags, ["a000002", "a000003", "a000004"]);
+}
