@@ -21,6 +21,12 @@ skip=""
 command -v terraform > /dev/null 2>&1 || { skip="terraform"; echo "test: terraform not installed: its fmt check is skipped"; }
 PATH="$VENV/bin:$PATH" LINT_INFRA_SKIP="$skip" bash scripts/lint-infra.sh
 
+echo "test: supply chain (cargo-deny: licenses, bans, sources)"
+command -v cargo-deny > /dev/null 2>&1 || cargo install --locked --quiet cargo-deny
+# The advisory database lives on GitHub, which this machine cannot reach; the GitHub workflow
+# checks advisories too.
+cargo deny --log-level error check licenses bans sources
+
 echo "test: cargo tests (unit + integration)"
 if cargo nextest --version > /dev/null 2>&1; then
     cargo nextest run --workspace --profile ci

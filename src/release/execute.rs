@@ -181,6 +181,7 @@ pub async fn run(
         }
     };
     r.finish(Step::Lock, t, "");
+    let record_token = held.info.token.clone();
 
     let mut record = AuditRecord::now(
         &opts.actor,
@@ -203,17 +204,49 @@ pub async fn run(
             record.error = Some(e.to_string());
         }
     }
+    // The record and the unlock matter even when the connection just died (that may be why the
+    // action failed): one new connection is tried before giving up on them.
+    let mut fresh: Option<Host> = None;
     let t = r.start(Step::Audit, record.outcome.clone());
-    if let Err(e) = audit::append(&host, &record).await {
-        // The action's own outcome matters more than the record of it; say so loudly.
-        r.info(format!("WARNING: could not write the audit log: {e}"));
+    if audit::append(&host, &record).await.is_err() {
+        fresh = reconnect(&r, &host).await;
+        match &fresh {
+            Some(h) => {
+                if let Err(e) = audit::append(h, &record).await {
+                    r.info(format!("WARNING: could not write the audit log: {e}"));
+                }
+            }
+            None => r.info(
+                "WARNING: the audit log could not be written: the host is unreachable".to_string(),
+            ),
+        }
     }
     r.finish(Step::Audit, t, "");
     let t = r.start(Step::Unlock, "");
-    if let Err(e) = held.release(&host).await {
-        r.info(format!("WARNING: could not release the lock: {e}"));
+    let released = match &fresh {
+        Some(h) => held.release(h).await,
+        None => held.release(&host).await,
+    };
+    if released.is_err() {
+        let retry = match fresh.take() {
+            Some(h) => Some(h),
+            None => reconnect(&r, &host).await,
+        };
+        match retry {
+            Some(h) => {
+                // `held` was consumed; release by token through the new connection.
+                if let Err(e) = lock::release_token(&h, &service.name, &record_token).await {
+                    r.info(format!("WARNING: could not release the lock: {e}; clear it with deckhand unlock"));
+                }
+                fresh = Some(h);
+            }
+            None => r.info("WARNING: the lock could not be released: the host is unreachable; clear it with deckhand unlock".to_string()),
+        }
     }
     r.finish(Step::Unlock, t, "");
+    if let Some(h) = fresh {
+        h.close().await;
+    }
 
     let (plan, pulled) = result?;
     Ok(HostOutcome {
@@ -473,6 +506,20 @@ async fn ensure_route(
             detail,
             live_note: "the other color was not stopped".into(),
         })
+}
+
+/// A new connection to the same host, for bookkeeping after the first one broke.
+async fn reconnect(r: &Runner<'_>, host: &Host) -> Option<Host> {
+    match Host::connect(&host.spec).await {
+        Ok(h) => {
+            r.info("the connection broke; reconnected to record the outcome".to_string());
+            Some(h)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reconnect for the audit record failed");
+            None
+        }
+    }
 }
 
 async fn drain_and_stop_old(r: &mut Runner<'_>, service: &Service, plan: &DeployPlan) {

@@ -206,6 +206,14 @@ impl Drop for HeldLock {
     }
 }
 
+/// Releases a lock by its token (when the connection that took it is gone).
+pub async fn release_token(host: &Host, service: &str, token: &str) -> Result<(), ReleaseError> {
+    let (_, path) = lock_path(host, service);
+    host.exec_ok("sh", &["-c", RELEASE, "deckhand-lock", &path, token], None)
+        .await?;
+    Ok(())
+}
+
 /// Removes the lock whoever holds it (`deckhand unlock`, after the operator confirmed).
 pub async fn force_remove(host: &Host, service: &str) -> Result<(), ReleaseError> {
     let (_, path) = lock_path(host, service);

@@ -263,3 +263,125 @@ fn a_non_root_deploy_user_in_the_docker_group_can_do_everything() {
         .expect("stat");
     assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), user.0);
 }
+
+/// The ssh masters deckhand runs for the sshd on `port` (they daemonize, so they are found by
+/// their command line, not as children).
+fn ssh_masters(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("^ssh .*-M -f -N.* -p {port} ")])
+        .output()
+        .expect("pgrep (procps)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `deckhand deploy` and cuts its SSH connection (SIGKILL to the ssh master) when `step`
+/// starts. Returns the exit code, or `None` when the step was never reached.
+fn deploy_cut_at(path: &std::path::Path, port: u16, sha: &str, step: &str) -> Option<Option<i32>> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(path)
+        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn deploy");
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("\"step\":\"{step}\"");
+    let mut cut = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if !cut && line.contains("\"event\":\"step_started\"") && line.contains(&needle) {
+            for pid in ssh_masters(port) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status();
+            }
+            cut = true;
+        }
+    }
+    let status = child.wait().expect("wait");
+    cut.then_some(status.code())
+}
+
+#[test]
+fn the_ssh_connection_cut_at_each_step_leaves_a_serving_service_and_the_next_run_converges() {
+    let svc = TestService::new("sc");
+    svc.push(&GOOD_SHAS);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        ssh_masters(sshd.port).is_empty(),
+        "deckhand closed its master on exit"
+    );
+
+    let load = LoadClient::start(svc.public_port);
+    let steps = [
+        "inspect", "pull", "network", "create", "start", "health", "proxy", "switch", "confirm",
+        "drain", "stop_old",
+    ];
+    let mut outcomes = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let sha = GOOD_SHAS[1 + i % (GOOD_SHAS.len() - 1)];
+        let code = deploy_cut_at(&path, sshd.port, sha, step)
+            .unwrap_or_else(|| panic!("step {step} was never reached"));
+        outcomes.push(format!("{step}: exit {code:?}"));
+        // The lock of the cut run stays until someone clears it (its heartbeat died with the
+        // connection); then the same deploy converges.
+        let out = deckhand(&path, &["unlock", "--env", "lab", "--yes"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "unlock after a cut at {step}: {}",
+            text(&out)
+        );
+        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "re-run after a cut at {step}: {}",
+            text(&out)
+        );
+        let (code, v) = status_json(&path);
+        assert_eq!(code, Some(0), "after a cut at {step}: {v:#}");
+        assert_eq!(
+            v["hosts"][0]["services"][0]["live_sha"], sha,
+            "after a cut at {step}"
+        );
+    }
+    let report = load.finish();
+    eprintln!(
+        "ssh cut matrix: {}; {} requests sent, {} failed",
+        outcomes.join(", "),
+        report.sent,
+        report.failed
+    );
+    assert_eq!(report.failed, 0, "served throughout: {:?}", report.failures);
+    assert!(
+        ssh_masters(sshd.port).is_empty(),
+        "no ssh master left behind"
+    );
+    // Every run is on the record with its outcome, cut ones included: deckhand reconnects to
+    // write the record and release its lock.
+    let audit: Vec<serde_json::Value> =
+        std::fs::read_to_string(sshd.state_dir().join("audit.jsonl"))
+            .expect("audit")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+    let ended = audit
+        .iter()
+        .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
+        .count();
+    assert_eq!(
+        ended,
+        1 + 2 * steps.len(),
+        "one outcome per run: {audit:#?}"
+    );
+}
