@@ -28,30 +28,31 @@ def free_port():
 class Sshd:
     """A real OpenSSH server on 127.0.0.1 with throw-away keys; strict known_hosts."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, address="127.0.0.1", port=None):
         os.makedirs("/run/sshd", exist_ok=True)
+        self.address = address
         self.dir = tempfile.mkdtemp(prefix="dhbench", dir=workdir)
         for name in ("host_key", "client_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                             os.path.join(self.dir, name)], check=True)
         shutil.copy(os.path.join(self.dir, "client_key.pub"), os.path.join(self.dir, "authorized_keys"))
-        self.port = free_port()
+        self.port = port or free_port()
         conf = os.path.join(self.dir, "sshd_config")
         with open(conf, "w") as f:
-            f.write(f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.dir}/host_key\n"
+            f.write(f"Port {self.port}\nListenAddress {address}\nHostKey {self.dir}/host_key\n"
                     f"PidFile {self.dir}/sshd.pid\nAuthorizedKeysFile {self.dir}/authorized_keys\n"
                     "StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
                     "UsePAM no\nAllowTcpForwarding yes\nAllowStreamLocalForwarding yes\n"
                     "MaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n")
         kind, key = open(os.path.join(self.dir, "host_key.pub")).read().split()[:2]
         with open(os.path.join(self.dir, "known_hosts"), "w") as f:
-            f.write(f"[127.0.0.1]:{self.port} {kind} {key}\n")
+            f.write(f"[{address}]:{self.port} {kind} {key}\n")
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((address, self.port), timeout=1).close()
                 break
             except OSError:
                 if time.time() > deadline:
@@ -59,7 +60,7 @@ class Sshd:
                 time.sleep(0.02)
 
     def host_toml(self, env, name):
-        return (f'[[env.{env}.host]]\nname = "{name}"\nssh = "root@127.0.0.1"\nport = {self.port}\n'
+        return (f'[[env.{env}.host]]\nname = "{name}"\nssh = "root@{self.address}"\nport = {self.port}\n'
                 f'identity_file = "{self.dir}/client_key"\nknown_hosts = "{self.dir}/known_hosts"\n'
                 f'state_dir = "{self.dir}/state"\n')
 
