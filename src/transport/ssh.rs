@@ -34,6 +34,7 @@ impl SshLink {
                 detail: "not an ssh host".into(),
             });
         };
+        reap_orphans_once().await;
         // Unix socket paths are limited to 108 bytes and openssh appends ~40 characters, so the
         // directory must be short; one per host keeps masters independent.
         let dir = tempfile::Builder::new()
@@ -43,6 +44,8 @@ impl SshLink {
                 host: spec.name.clone(),
                 detail: format!("cannot create a socket directory: {e}"),
             })?;
+        // Who owns the master: a later deckhand stops it if this process dies without closing.
+        let _ = std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string());
         let mut b = SessionBuilder::default();
         b.known_hosts_check(KnownHosts::Strict)
             .control_directory(dir.path())
@@ -203,6 +206,74 @@ async fn presented_fingerprints(spec: &HostSpec) -> String {
             }
         }
         _ => "unknown".into(),
+    }
+}
+
+const OWNER_FILE: &str = "owner.pid";
+
+/// Stops ssh masters left by deckhand processes that died without closing them (SIGKILL, a
+/// crash): with ControlPersist they would live forever. Once per process, before connecting.
+async fn reap_orphans_once() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async { reap_orphans(&short_tmp()).await })
+        .await;
+}
+
+pub(crate) async fn reap_orphans(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        let is_ours = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("dh"))
+            && dir.is_dir();
+        if !is_ours {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        // openssh keeps the control socket at `.ssh-connection*/master`.
+        let sockets: Vec<PathBuf> = files
+            .flatten()
+            .map(|f| f.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(".ssh-connection"))
+            })
+            .map(|p| if p.is_dir() { p.join("master") } else { p })
+            .filter(|p| p.exists())
+            .collect();
+        if sockets.is_empty() {
+            continue;
+        }
+        // Only a directory whose owner is known to be dead is touched: without the owner file
+        // it may belong to a live process (or another tool).
+        let Some(owner) = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        for sock in &sockets {
+            let _ = tokio::process::Command::new("ssh")
+                .arg("-S")
+                .arg(sock)
+                .args(["-O", "exit", "deckhand-orphan"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
+        }
+        tracing::info!(dir = %dir.display(), "stopped the ssh master of a deckhand that died");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

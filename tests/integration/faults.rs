@@ -385,3 +385,67 @@ fn the_ssh_connection_cut_at_each_step_leaves_a_serving_service_and_the_next_run
         "one outcome per run: {audit:#?}"
     );
 }
+
+#[test]
+fn the_ssh_master_of_a_killed_deckhand_is_stopped_by_the_next_run() {
+    let svc = TestService::new("om");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // SIGKILL mid-deploy: nothing in the process can close its master.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(&path)
+        .args(["deploy", "a000002", "--env", "lab", "--yes"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Killed once its master is up (the ssh process exists before its control socket does).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ssh_masters(sshd.port)
+        .iter()
+        .any(|pid| master_socket_exists(pid))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deploy never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_eq!(
+        ssh_masters(sshd.port).len(),
+        1,
+        "the orphan master lives on"
+    );
+    // Any later deckhand run stops it.
+    let out = deckhand(&path, &["status", "--env", "lab"]);
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    // `ssh -O exit` asks the master to go; it does so within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !ssh_masters(sshd.port).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphan master not reaped: {:?}",
+            ssh_masters(sshd.port)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn master_socket_exists(pid: &str) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    args.iter()
+        .position(|a| a == "-S")
+        .and_then(|i| args.get(i + 1))
+        .is_some_and(|sock| std::path::Path::new(sock).exists())
+}
