@@ -68,6 +68,20 @@ pub async fn run_cycle(
     notifier: &Notifier,
     now: DateTime<Utc>,
 ) -> MonitorSnapshot {
+    run_cycle_with(host, services, None, thresholds, monitor, notifier, now).await
+}
+
+/// [`run_cycle`] for a caller that has just read the services itself (the console's poller):
+/// `known` is used instead of reading them a second time.
+pub async fn run_cycle_with(
+    host: &Host,
+    services: &[Service],
+    known: Option<Vec<ServiceStatus>>,
+    thresholds: &AlertThresholds,
+    monitor: &mut HostMonitor,
+    notifier: &Notifier,
+    now: DateTime<Utc>,
+) -> MonitorSnapshot {
     if monitor.docker_root.is_none() {
         monitor.docker_root = host
             .docker
@@ -87,10 +101,14 @@ pub async fn run_cycle(
         &audit_path,
         &docker_root,
     ];
-    let (read, statuses) = tokio::join!(
-        host.exec("sh", &args, None),
-        join_all(services.iter().map(|s| read_service(host, s)))
-    );
+    let read_services = async {
+        match known {
+            Some(k) => k.into_iter().map(Ok).collect(),
+            None => join_all(services.iter().map(|s| read_service(host, s))).await,
+        }
+    };
+    let (read, statuses): (_, Vec<Result<ServiceStatus, bollard::errors::Error>>) =
+        tokio::join!(host.exec("sh", &args, None), read_services);
     let mut error = None;
     let text = match read {
         Ok(o) => o.stdout_text(),

@@ -7,6 +7,6 @@ pub mod notify;
 pub mod rules;
 pub mod store;
 
-pub use cycle::{HostMonitor, MonitorSnapshot, run_cycle};
+pub use cycle::{HostMonitor, MonitorSnapshot, run_cycle, run_cycle_with};
 pub use metrics::{ContainerStats, HostMetrics};
 pub use rules::{Alert, AlertState};

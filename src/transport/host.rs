@@ -17,6 +17,9 @@ pub struct Host {
     pub spec: HostSpec,
     pub docker: Docker,
     link: Link,
+    /// One HTTP client per (port, timeout), reused with its keep-alive connections: a console
+    /// probes the same ports every few seconds.
+    http_clients: std::sync::Mutex<std::collections::HashMap<(u16, Duration), HttpEndpoint>>,
 }
 
 enum Link {
@@ -103,6 +106,7 @@ impl Host {
             spec: spec.clone(),
             docker,
             link,
+            http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -120,13 +124,25 @@ impl Host {
             host: self.spec.name.clone(),
             detail: format!("cannot build an HTTP client: {e}"),
         };
-        match &self.link {
-            Link::Local => HttpEndpoint::direct(port, timeout).map_err(build_err),
+        if let Some(e) = self
+            .http_clients
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(port, timeout)).cloned())
+        {
+            return Ok(e);
+        }
+        let endpoint = match &self.link {
+            Link::Local => HttpEndpoint::direct(port, timeout).map_err(build_err)?,
             Link::Ssh(link) => {
                 let sock = link.forward_tcp(&self.spec.name, port).await?;
-                HttpEndpoint::via_unix_socket(&sock, port, timeout).map_err(build_err)
+                HttpEndpoint::via_unix_socket(&sock, port, timeout).map_err(build_err)?
             }
+        };
+        if let Ok(mut m) = self.http_clients.lock() {
+            m.insert((port, timeout), endpoint.clone());
         }
+        Ok(endpoint)
     }
 
     /// Runs a fixed program with arguments on the host. Arguments are passed as separate words

@@ -113,9 +113,17 @@ pub async fn poll_host(
                 Ok(mut snap) => {
                     if last_cycle.is_none_or(|t| t.elapsed() >= thresholds.interval) {
                         last_cycle = Some(std::time::Instant::now());
-                        let cycle = crate::monitor::run_cycle(
+                        // The snapshot just read every service; the cycle reuses that read
+                        // (unless one failed, in which case it reads for itself).
+                        let known = snap
+                            .status
+                            .error
+                            .is_none()
+                            .then(|| snap.status.services.clone());
+                        let cycle = crate::monitor::run_cycle_with(
                             &host,
                             &services,
+                            known,
                             &thresholds,
                             &mut monitor,
                             &notifier,

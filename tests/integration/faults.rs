@@ -277,35 +277,16 @@ fn ssh_masters(port: u16) -> Vec<String> {
         .collect()
 }
 
-/// Runs `deckhand deploy` and cuts its SSH connection (SIGKILL to the ssh master) when `step`
-/// starts. Returns the exit code, or `None` when the step was never reached.
+/// Cuts a deploy's SSH connection (SIGKILL to the ssh master) when `step` starts. Returns the
+/// exit code, or `None` when the step was never reached.
 fn deploy_cut_at(path: &std::path::Path, port: u16, sha: &str, step: &str) -> Option<Option<i32>> {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
-        .arg("--config")
-        .arg(path)
-        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn deploy");
-    let stdout = child.stdout.take().expect("stdout");
-    let needle = format!("\"step\":\"{step}\"");
-    let mut cut = false;
-    for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        if !cut && line.contains("\"event\":\"step_started\"") && line.contains(&needle) {
-            for pid in ssh_masters(port) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid])
-                    .status();
-            }
-            cut = true;
+    deploy_interrupted_at(path, sha, step, |_| {
+        for pid in ssh_masters(port) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
         }
-    }
-    let status = child.wait().expect("wait");
-    cut.then_some(status.code())
+    })
 }
 
 #[test]

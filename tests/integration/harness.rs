@@ -580,3 +580,38 @@ pub fn status_json(path: &Path) -> (Option<i32>, serde_json::Value) {
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     (out.status.code(), v)
 }
+
+/// Runs `deckhand deploy SHA --output json` on env `lab` and calls `at_step` with the process
+/// when `step` starts (to kill it, or to cut its connection). Returns `None` when the step was
+/// never reached, else the exit code.
+pub fn deploy_interrupted_at(
+    path: &Path,
+    sha: &str,
+    step: &str,
+    at_step: impl FnOnce(&mut Child),
+) -> Option<Option<i32>> {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(path)
+        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn deploy");
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("\"step\":\"{step}\"");
+    let mut at_step = Some(at_step);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"event\":\"step_started\"")
+            && line.contains(&needle)
+            && let Some(f) = at_step.take()
+        {
+            f(&mut child);
+        }
+    }
+    let status = child.wait().expect("wait");
+    at_step.is_none().then_some(status.code())
+}

@@ -442,32 +442,9 @@ fn actions_refuse_without_yes_when_stdin_is_not_a_terminal_and_in_read_only() {
     assert_eq!(svc.container_state("blue"), None, "nothing was created");
 }
 
-/// Runs `deckhand deploy` with JSON events and SIGKILLs it when `step` starts. Returns whether
-/// the step was reached (a deploy that skips the step runs to its end).
+/// SIGKILLs a deploy when `step` starts; whether the step was reached.
 fn deploy_killed_at(path: &std::path::Path, sha: &str, step: &str) -> bool {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
-        .arg("--config")
-        .arg(path)
-        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deploy");
-    let stdout = child.stdout.take().expect("stdout");
-    let needle = format!("\"step\":\"{step}\"");
-    let mut reached = false;
-    for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        if line.contains("\"event\":\"step_started\"") && line.contains(&needle) {
-            child.kill().expect("SIGKILL");
-            reached = true;
-            break;
-        }
-    }
-    let _ = child.wait();
-    reached
+    deploy_interrupted_at(path, sha, step, |child| child.kill().expect("SIGKILL")).is_some()
 }
 
 #[test]
