@@ -333,7 +333,20 @@ fn lock_wait_queues_behind_the_holder() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    // Start the second run only once the first holds the lock: a fixed head start loses the
+    // race on a loaded machine, and then the first (without --lock-wait) is the one refused.
+    let lock = sshd
+        .state_dir()
+        .join("locks")
+        .join(format!("{}.lock", svc.name));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("deploy a000002")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first deploy did not take the lock within 60s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let second = deckhand(
         &path,
         &[
