@@ -2,13 +2,16 @@
 """Soak: `deckhand alerts --watch` (status + monitoring) against 50 SSH hosts for 10 minutes.
 The hosts are sshd instances on distinct loopback addresses 127.0.0.2 … 127.0.0.51 (one real
 dockerd behind them). Every 30 s it samples the deckhand process (open file descriptors,
-threads, resident memory) and counts ssh master processes, then says whether anything grew.
+threads, resident memory, tokio tasks alive as deckhand logs them each cycle) and counts ssh
+master processes, then says whether anything grew.
 
     python3 scripts/soak.py [--hosts 50] [--minutes 10] [--interval 5s]"""
 
 import argparse
+import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +29,17 @@ def proc_stats(pid):
     field = lambda k: int(next(l.split()[1] for l in status.splitlines() if l.startswith(k)))  # noqa: E731
     masters = subprocess.run(["pgrep", "-c", "-f", "^ssh .*-M -f -N"], capture_output=True, text=True).stdout.strip()
     return {"fds": fds, "threads": field("Threads:"), "rss_kib": field("VmRSS:"), "ssh_masters": int(masters or 0)}
+
+
+def alive_tasks(state):
+    """The tokio task count of the last cycle, from deckhand's own log line."""
+    found = None
+    for path in sorted(glob.glob(os.path.join(state, "deckhand", "deckhand*.log"))):
+        for line in open(path, errors="replace"):
+            m = re.search(r"alerts cycle.*alive_tasks=(\d+)", line)
+            if m:
+                found = int(m.group(1))
+    return found
 
 
 def main():
@@ -69,6 +83,7 @@ def main():
         while time.time() < end:
             time.sleep(30)
             s = proc_stats(proc.pid)
+            s["tokio_tasks"] = alive_tasks(work)
             s["t"] = round(time.time() - (end - a.minutes * 60))
             s["cycles"] = cycles[0]
             samples.append(s)
@@ -79,7 +94,7 @@ def main():
         last = samples[-1]
         print(f"\n{a.hosts} hosts, {a.minutes} min, {cycles[0]} cycles "
               f"(median {b.median(cycle_ms):.0f} ms), unreachable host-cycles {unreachable[0]}")
-        for k in ("fds", "threads", "rss_kib", "ssh_masters"):
+        for k in ("fds", "threads", "tokio_tasks", "rss_kib", "ssh_masters"):
             print(f"  {k:12s} after 1 min {warm[k]:>8}  at the end {last[k]:>8}  max {max(x[k] for x in samples):>8}")
         after = proc_stats_after()
         print(f"  ssh masters left after exit: {after}")

@@ -35,19 +35,37 @@ pub async fn run(ctx: &Context, watch: bool) -> Result<i32> {
             }))
         })
         .collect();
-    let mut code;
+    // One handler for the whole run: a fresh `ctrl_c()` per sleep would miss (and, once
+    // registered, swallow) a Ctrl-C that arrives while a cycle runs.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut code = exit::OK;
     loop {
         let started = std::time::Instant::now();
-        let results = join_all(hosts.iter().map(|w| cycle(w.clone(), ctx, &notifier))).await;
+        let results = tokio::select! {
+            r = join_all(hosts.iter().map(|w| cycle(w.clone(), ctx, &notifier))) => r,
+            _ = &mut interrupted => break,
+        };
         let cycle_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         code = exit_code(&results);
         print(ctx, &results, cycle_ms);
+        // One line per cycle in the log file: a watch left running for days should show flat
+        // task counts here (the soak script reads them).
+        tracing::info!(
+            cycle_ms,
+            hosts = results.len(),
+            unreachable = results.iter().filter(|r| r.is_err()).count(),
+            alive_tasks = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            "alerts cycle"
+        );
         if !watch {
             break;
         }
         tokio::select! {
             _ = tokio::time::sleep(ctx.env.alerts.interval) => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupted => break,
         }
     }
     for w in hosts {

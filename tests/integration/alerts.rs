@@ -1,6 +1,7 @@
 //! Health polling and alert rules against real hosts (sshd + dockerd).
 
 use crate::harness::*;
+use std::time::Duration;
 
 fn alerts_json(path: &std::path::Path, envs: &[(&str, &str)]) -> (Option<i32>, serde_json::Value) {
     let out = deckhand_env(path, &["alerts", "--env", "lab", "--output", "json"], envs);
@@ -152,5 +153,82 @@ fn a_disk_threshold_below_current_use_fires_and_the_table_says_so() {
         t.lines()
             .any(|l| l.contains("disk > 1%") && l.contains("FIRING")),
         "{t}"
+    );
+}
+
+/// Ctrl-C must stop `alerts --watch` whenever it comes, also while a cycle is waiting on a slow
+/// host, and the ssh masters must go with it.
+#[test]
+fn alerts_watch_stops_on_ctrl_c_in_the_middle_of_a_cycle() {
+    use std::io::BufRead;
+    let svc = TestService::new("aw");
+    let sshd = SshServer::start();
+    // A host that accepts TCP and never speaks SSH: each cycle waits for its connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let good = sshd.host_toml("lab", "lab-1");
+    let hung = good.replace("\"lab-1\"", "\"lab-2\"").replace(
+        &format!("port = {}", sshd.port),
+        &format!("port = {silent_port}"),
+    );
+    let (_d, path) = write_config(&format!(
+        "[defaults]\nconnect_timeout = \"4s\"\n\n{}\n[env.lab.alerts]\ninterval = \"1s\"\n\n{good}\n{hung}",
+        svc.service_toml("")
+    ));
+    let state = tempfile::tempdir().expect("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(&path)
+        .args(["alerts", "--watch", "--env", "lab", "--output", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a first cycle").expect("read");
+    let v: serde_json::Value = serde_json::from_str(&first).expect("json");
+    assert_eq!(v["hosts"][1]["reachable"], false, "{v:#}");
+    assert_eq!(
+        ssh_masters(sshd.port).len(),
+        1,
+        "one master for the good host"
+    );
+    // The next cycle starts 1 s after the first printed and then waits ~4 s on lab-2.
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = std::time::Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let deadline = sent + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("alerts --watch ignored Ctrl-C during a cycle");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "exit code of the last full cycle (a host unreachable): {status:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        ssh_masters(sshd.port).is_empty(),
+        "ssh masters left behind: {:?}",
+        ssh_masters(sshd.port)
     );
 }

@@ -264,19 +264,6 @@ fn a_non_root_deploy_user_in_the_docker_group_can_do_everything() {
     assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), user.0);
 }
 
-/// The ssh masters deckhand runs for the sshd on `port` (they daemonize, so they are found by
-/// their command line, not as children).
-fn ssh_masters(port: u16) -> Vec<String> {
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", &format!("^ssh .*-M -f -N.* -p {port} ")])
-        .output()
-        .expect("pgrep (procps)");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Cuts a deploy's SSH connection (SIGKILL to the ssh master) when `step` starts. Returns the
 /// exit code, or `None` when the step was never reached.
 fn deploy_cut_at(path: &std::path::Path, port: u16, sha: &str, step: &str) -> Option<Option<i32>> {

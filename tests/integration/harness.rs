@@ -615,3 +615,16 @@ pub fn deploy_interrupted_at(
     let status = child.wait().expect("wait");
     at_step.is_none().then_some(status.code())
 }
+
+/// The ssh masters deckhand runs for the sshd on `port` (they daemonize, so they are found by
+/// their command line, not as children).
+pub fn ssh_masters(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("^ssh .*-M -f -N.* -p {port} ")])
+        .output()
+        .expect("pgrep (procps)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
