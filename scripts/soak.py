@@ -23,12 +23,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_lib as b  # noqa: E402
 
 
-def proc_stats(pid):
+def masters(port):
+    """ssh masters for the soak's sshd port only (other ssh on the machine is not ours)."""
+    out = subprocess.run(["pgrep", "-c", "-f", f"^ssh .*-M -f -N.* -p {port} "], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def proc_stats(pid, port):
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     status = open(f"/proc/{pid}/status").read()
     field = lambda k: int(next(l.split()[1] for l in status.splitlines() if l.startswith(k)))  # noqa: E731
-    masters = subprocess.run(["pgrep", "-c", "-f", "^ssh .*-M -f -N"], capture_output=True, text=True).stdout.strip()
-    return {"fds": fds, "threads": field("Threads:"), "rss_kib": field("VmRSS:"), "ssh_masters": int(masters or 0)}
+    return {"fds": fds, "threads": field("Threads:"), "rss_kib": field("VmRSS:"), "ssh_masters": masters(port)}
 
 
 def alive_tasks(state):
@@ -82,7 +87,7 @@ def main():
         end = time.time() + a.minutes * 60
         while time.time() < end:
             time.sleep(30)
-            s = proc_stats(proc.pid)
+            s = proc_stats(proc.pid, port)
             s["tokio_tasks"] = alive_tasks(work)
             s["t"] = round(time.time() - (end - a.minutes * 60))
             s["cycles"] = cycles[0]
@@ -95,19 +100,15 @@ def main():
         print(f"\n{a.hosts} hosts, {a.minutes} min, {cycles[0]} cycles "
               f"(median {b.median(cycle_ms):.0f} ms), unreachable host-cycles {unreachable[0]}")
         for k in ("fds", "threads", "tokio_tasks", "rss_kib", "ssh_masters"):
-            print(f"  {k:12s} after 1 min {warm[k]:>8}  at the end {last[k]:>8}  max {max(x[k] for x in samples):>8}")
-        after = proc_stats_after()
+            seen = [x[k] for x in samples if x[k] is not None]
+            print(f"  {k:12s} after 1 min {str(warm[k]):>8}  at the end {str(last[k]):>8}  max {str(max(seen, default='-')):>8}")
+        time.sleep(1)
+        after = masters(port)
         print(f"  ssh masters left after exit: {after}")
     finally:
         for s in servers:
             s.stop()
         b.cleanup_service(name)
-
-
-def proc_stats_after():
-    time.sleep(1)
-    out = subprocess.run(["pgrep", "-c", "-f", "^ssh .*-M -f -N"], capture_output=True, text=True).stdout.strip()
-    return int(out or 0)
 
 
 main()

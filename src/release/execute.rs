@@ -756,6 +756,8 @@ async fn wait_healthy(
             report: report.trim_end().to_string(),
         }
     };
+    let mut checks: Option<super::docker_checks::CheckWatch> = None;
+    let mut checks_restarted = false;
     loop {
         attempt += 1;
         let ins = host
@@ -764,6 +766,28 @@ async fn wait_healthy(
             .await
             .map_err(|e| docker_err(host, &format!("inspect {name}"), &e))?;
         let state = ins.state.clone().unwrap_or_default();
+        if attempt == 1 {
+            checks = super::docker_checks::CheckWatch::new(
+                ins.config.as_ref().and_then(|c| c.healthcheck.as_ref()),
+                Instant::now(),
+            );
+        }
+        if let Some(quiet) = checks
+            .as_mut()
+            .and_then(|w| w.stalled(&state, Instant::now()))
+            && !checks_restarted
+            && state.running == Some(true)
+        {
+            r.info(format!(
+                "Docker ran no health check of {name} for {}s: its checks stop when dockerd restarts with live-restore (Docker before 23, moby#41871). Pausing and unpausing {name} (not serving yet) to restart them.",
+                quiet.as_secs()
+            ));
+            restart_docker_checks(host, &name).await?;
+            checks_restarted = true;
+            if let Some(w) = checks.as_mut() {
+                w.reset(Instant::now());
+            }
+        }
         let docker_health = state
             .health
             .as_ref()
@@ -855,8 +879,13 @@ async fn wait_healthy(
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let stalled = checks
+                .as_mut()
+                .and_then(|w| w.stalled(&state, Instant::now()))
+                .map(|q| format!("; Docker ran no health check for {}s", q.as_secs()))
+                .unwrap_or_default();
             let why = format!(
-                "not healthy within {}{}",
+                "not healthy within {}{}{stalled}",
                 format_duration(timeout),
                 last_docker
                     .as_deref()
@@ -878,6 +907,18 @@ async fn wait_healthy(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Pause and unpause make Docker set up a container's health monitor again.
+async fn restart_docker_checks(host: &Host, name: &str) -> Result<(), ReleaseError> {
+    host.docker
+        .pause_container(name)
+        .await
+        .map_err(|e| docker_err(host, &format!("pause {name}"), &e))?;
+    host.docker
+        .unpause_container(name)
+        .await
+        .map_err(|e| docker_err(host, &format!("unpause {name}"), &e))
 }
 
 async fn tail_logs(host: &Host, name: &str) -> String {

@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod audit;
+mod docker_checks;
 mod error;
 pub mod events;
 pub mod execute;

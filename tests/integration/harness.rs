@@ -416,8 +416,14 @@ impl TestService {
 
 /// One request through the public port on a fresh connection: (status code, X-Deckhand-Color).
 pub fn public_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    get_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+/// One request on a fresh connection to `addr`: the status code and the color that answered.
+pub fn get_at(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), String> {
     use std::io::Read;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     write!(
@@ -463,13 +469,17 @@ pub struct LoadReport {
 
 impl LoadClient {
     pub fn start(port: u16) -> LoadClient {
+        Self::start_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    pub fn start_at(addr: std::net::SocketAddr) -> LoadClient {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut r = LoadReport::default();
             while !flag.load(Ordering::Relaxed) {
                 r.sent += 1;
-                match public_get(port, "/") {
+                match get_at(addr, "/") {
                     Ok((200, color)) => {
                         r.colors_seen.insert(color);
                     }
