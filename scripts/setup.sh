@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages=(docker.io openssh-server openssh-client docker-registry nginx-light iptables
-    ca-certificates curl jq tmux procps util-linux)
+    iproute2 ca-certificates curl jq tmux procps util-linux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

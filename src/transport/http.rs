@@ -15,6 +15,10 @@ impl HttpEndpoint {
                 .timeout(timeout)
                 .connect_timeout(timeout)
                 .no_proxy()
+                // Plain HTTP on loopback: no TLS roots to load (the platform verifier reads the
+                // system's CA bundle, a few hundred KB per client, and a console keeps one
+                // client per host).
+                .tls_certs_only([])
                 .build()?,
             base_url: format!("http://127.0.0.1:{port}"),
         })
@@ -31,6 +35,7 @@ impl HttpEndpoint {
                 .connect_timeout(timeout)
                 .no_proxy()
                 .unix_socket(socket)
+                .tls_certs_only([])
                 .build()?,
             base_url: format!("http://127.0.0.1:{port}"),
         })

@@ -8,12 +8,24 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-/// Container addresses of this engine. Nothing else on a test machine uses it.
-const POOL: &str = "10.231.0.0/16";
+/// Engines of concurrent tests take different slots: each has its own default bridge, bridge
+/// address and container address pool, so their networks never overlap. The bridge is created
+/// here, not by dockerd, because `--bridge=none` would make dockerd delete `docker0`, the
+/// machine dockerd's default bridge.
+const SLOTS: u8 = 8;
+
+fn bridge_name(slot: u8) -> String {
+    format!("dhtest{slot}")
+}
+
+fn pool(slot: u8) -> String {
+    format!("10.{}.0.0/16", 231 + u16::from(slot))
+}
 
 struct PrivateDockerd {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    slot: u8,
 }
 
 impl PrivateDockerd {
@@ -26,8 +38,13 @@ impl PrivateDockerd {
         // The host's FORWARD policy is DROP (the main dockerd sets it) and bridged traffic goes
         // through iptables, so the proxy could not reach the app containers of an engine that
         // manages no iptables rules of its own.
-        iptables_rule("-I");
-        let mut engine = PrivateDockerd { dir, child: None };
+        let slot = take_bridge();
+        iptables_rule("-I", slot);
+        let mut engine = PrivateDockerd {
+            dir,
+            child: None,
+            slot,
+        };
         engine.spawn();
         engine
     }
@@ -53,12 +70,12 @@ impl PrivateDockerd {
             .arg("-H")
             .arg(format!("unix://{}", self.socket().display()))
             .args([
-                "--bridge=none",
+                &format!("--bridge={}", bridge_name(self.slot)),
                 "--iptables=false",
                 "--ip-forward=false",
                 "--ip-masq=false",
                 "--default-address-pool",
-                &format!("base={POOL},size=24"),
+                &format!("base={},size=24", pool(self.slot)),
                 "--live-restore",
             ])
             .stdin(Stdio::null())
@@ -156,13 +173,46 @@ impl Drop for PrivateDockerd {
         }
         let _ = self.docker(&["network", "prune", "-f"]);
         self.stop();
-        iptables_rule("-D");
+        iptables_rule("-D", self.slot);
+        let _ = ip(&["link", "del", &bridge_name(self.slot)]);
     }
 }
 
-fn iptables_rule(op: &str) {
+fn ip(args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ip ({e}): install iproute2 (scripts/setup.sh does)"))
+}
+
+/// Creates the first free slot's bridge; creating a link is atomic, so it is also the lock.
+fn take_bridge() -> u8 {
+    for slot in 0..SLOTS {
+        let name = bridge_name(slot);
+        if ip(&["link", "add", "name", &name, "type", "bridge"])
+            .status
+            .success()
+        {
+            let addr = format!("10.{}.0.1/24", 240 + u16::from(slot));
+            for args in [
+                &["addr", "add", &addr, "dev", &name][..],
+                &["link", "set", &name, "up"][..],
+            ] {
+                let out = ip(args);
+                assert!(out.status.success(), "ip {args:?}: {}", text(&out));
+            }
+            return slot;
+        }
+    }
+    panic!(
+        "no free test bridge dhtest0..dhtest{SLOTS}: delete leftovers with `ip link del dhtestN`"
+    )
+}
+
+fn iptables_rule(op: &str, slot: u8) {
+    let pool = pool(slot);
     let status = Command::new("iptables")
-        .args([op, "FORWARD", "-s", POOL, "-d", POOL, "-j", "ACCEPT"])
+        .args([op, "FORWARD", "-s", &pool, "-d", &pool, "-j", "ACCEPT"])
         .status()
         .unwrap_or_else(|e| panic!("iptables ({e}): install iptables (scripts/setup.sh does)"));
     assert!(
@@ -227,15 +277,6 @@ fn dockerd_restarted_at_each_deploy_step_keeps_serving_and_the_next_run_converge
             "re-run after a restart at {step}: {}",
             text(&out)
         );
-        if *step == "health" {
-            // The restart came while the new color was still "starting": Docker 20.10 stops
-            // checking restored containers, so the re-run has to restart the checks.
-            assert!(
-                text(&out).contains("moby#41871"),
-                "the re-run noticed Docker's stopped health checks: {}",
-                text(&out)
-            );
-        }
         let (code, v) = status_json(&path);
         assert_eq!(code, Some(0), "after a restart at {step}: {v:#}");
         assert_eq!(
@@ -276,4 +317,81 @@ fn dockerd_restarted_at_each_deploy_step_keeps_serving_and_the_next_run_converge
         1 + 2 * steps.len(),
         "one outcome per run: {audit:#?}"
     );
+}
+
+/// Docker before 23 stops health-checking the containers it restores (moby#41871). A release
+/// that was warming up during the restart must still become live on the next run.
+#[test]
+fn a_release_warming_up_across_a_dockerd_restart_gets_its_health_checks_back() {
+    use std::io::{Read, Write};
+    let mut engine = PrivateDockerd::start();
+    let svc = TestService::new("dh");
+    // UNHEALTHY_SHA answers 503 until told otherwise, so Docker cannot call it healthy before
+    // the restart, whenever its first check runs.
+    svc.push(&["a000001", UNHEALTHY_SHA]);
+    let sshd = SshServer::start();
+    let (_d, path) = write_config(&format!(
+        "{}\n{}docker_socket = \"{}\"\n",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1"),
+        engine.socket().display()
+    ));
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    deploy_interrupted_at(&path, UNHEALTHY_SHA, "health", |child| {
+        engine.restart();
+        let _ = child.kill();
+    })
+    .expect("the health step was reached");
+    let out = deckhand(&path, &["unlock", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let name = ["blue", "green"]
+        .iter()
+        .map(|c| format!("{}-{c}", svc.name))
+        .find(|n| {
+            let out = engine.docker(&[
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"deckhand.sha\"}}",
+                n,
+            ]);
+            text(&out).trim() == UNHEALTHY_SHA
+        })
+        .expect("the new color's container");
+    let port = engine.docker(&["port", &name, "3000/tcp"]);
+    let port: u16 = String::from_utf8_lossy(&port.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("127.0.0.1:")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("app port of {name}: {}", text(&port)));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "POST /admin/healthy HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let version = engine.docker(&["version", "-f", "{{.Server.Version}}"]);
+    let major: u32 = text(&version)
+        .trim()
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let out = deckhand(&path, &["deploy", UNHEALTHY_SHA, "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    if major < 23 {
+        assert!(
+            text(&out).contains("moby#41871"),
+            "Docker {} stopped checking {name}; the deploy should have restarted its checks: {}",
+            text(&version).trim(),
+            text(&out)
+        );
+    }
+    let (code, v) = status_json(&path);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["hosts"][0]["services"][0]["live_sha"], UNHEALTHY_SHA);
 }
