@@ -11,7 +11,7 @@ use futures_util::{StreamExt, future::join_all};
 
 use super::contract::{
     LABEL_COLOR, LABEL_DEPLOYED_AT, LABEL_DEPLOYED_BY, LABEL_SERVICE, LABEL_SHA, PROXY_CONF_DIR,
-    PROXY_CONF_FILE,
+    PROXY_CONF_FILE, app_container,
 };
 use super::model::{DiskUse, HostFacts};
 use super::{
@@ -132,8 +132,23 @@ pub async fn read_service(
     )
     .await;
     for ((color, _), ins) in inspections.into_iter().zip(inspected) {
-        let ins = ins?;
-        colors.insert(color, Some(color_status(&ins, service)));
+        let ins = match ins {
+            Ok(i) => Some(i),
+            // Removed between the list and the inspect: another operator's deploy replacing
+            // it. What counts is the container that has the color's name now, if any.
+            Err(e) if is_not_found(&e) => {
+                match docker
+                    .inspect_container(&app_container(service, color), None)
+                    .await
+                {
+                    Ok(i) => Some(i),
+                    Err(e) if is_not_found(&e) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        colors.insert(color, ins.map(|i| color_status(&i, service)));
     }
 
     // Health of every running color, concurrently.
@@ -273,6 +288,16 @@ fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatu
         host_port,
         health: None,
     }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 async fn read_proxy(host: &Host, service: &Service) -> Result<ProxyStatus, bollard::errors::Error> {

@@ -49,6 +49,16 @@ impl PrivateDockerd {
         engine
     }
 
+    /// The test service on host `lab-1` (env `lab`), whose Docker is this engine.
+    fn config(&self, svc: &TestService, sshd: &SshServer) -> (tempfile::TempDir, PathBuf) {
+        write_config(&format!(
+            "{}\n{}docker_socket = \"{}\"\n",
+            svc.service_toml(""),
+            sshd.host_toml("lab", "lab-1"),
+            self.socket().display()
+        ))
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.path().join("d.sock")
     }
@@ -227,12 +237,7 @@ fn dockerd_restarted_at_each_deploy_step_keeps_serving_and_the_next_run_converge
     let svc = TestService::new("dr");
     svc.push(&GOOD_SHAS);
     let sshd = SshServer::start();
-    let (_d, path) = write_config(&format!(
-        "{}\n{}docker_socket = \"{}\"\n",
-        svc.service_toml(""),
-        sshd.host_toml("lab", "lab-1"),
-        engine.socket().display()
-    ));
+    let (_d, path) = engine.config(&svc, &sshd);
     let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
@@ -302,18 +307,9 @@ fn dockerd_restarted_at_each_deploy_step_keeps_serving_and_the_next_run_converge
     assert!(direct.colors_seen.len() == 2, "both colors served in turn");
     // Every run is on the record with its outcome: the audit log and the lock live on the host's
     // disk and go over ssh, not through Docker.
-    let audit: Vec<serde_json::Value> =
-        std::fs::read_to_string(sshd.state_dir().join("audit.jsonl"))
-            .expect("audit")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json line"))
-            .collect();
-    let ended = audit
-        .iter()
-        .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
-        .count();
+    let audit = audit_records(&sshd.state_dir());
     assert_eq!(
-        ended,
+        ended_deploys(&audit),
         1 + 2 * steps.len(),
         "one outcome per run: {audit:#?}"
     );
@@ -330,12 +326,7 @@ fn a_release_warming_up_across_a_dockerd_restart_gets_its_health_checks_back() {
     // the restart, whenever its first check runs.
     svc.push(&["a000001", UNHEALTHY_SHA]);
     let sshd = SshServer::start();
-    let (_d, path) = write_config(&format!(
-        "{}\n{}docker_socket = \"{}\"\n",
-        svc.service_toml(""),
-        sshd.host_toml("lab", "lab-1"),
-        engine.socket().display()
-    ));
+    let (_d, path) = engine.config(&svc, &sshd);
     let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     deploy_interrupted_at(&path, UNHEALTHY_SHA, "health", |child| {

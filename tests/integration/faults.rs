@@ -337,18 +337,9 @@ fn the_ssh_connection_cut_at_each_step_leaves_a_serving_service_and_the_next_run
     );
     // Every run is on the record with its outcome, cut ones included: deckhand reconnects to
     // write the record and release its lock.
-    let audit: Vec<serde_json::Value> =
-        std::fs::read_to_string(sshd.state_dir().join("audit.jsonl"))
-            .expect("audit")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json line"))
-            .collect();
-    let ended = audit
-        .iter()
-        .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
-        .count();
+    let audit = audit_records(&sshd.state_dir());
     assert_eq!(
-        ended,
+        ended_deploys(&audit),
         1 + 2 * steps.len(),
         "one outcome per run: {audit:#?}"
     );

@@ -638,3 +638,21 @@ pub fn ssh_masters(port: u16) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The audit log of a host (`<state_dir>/audit.jsonl`), one JSON value per line.
+pub fn audit_records(state_dir: &Path) -> Vec<serde_json::Value> {
+    let path = state_dir.join("audit.jsonl");
+    let body = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    body.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{body}")))
+        .collect()
+}
+
+/// How many deploys have an outcome (anything but `started`) in the audit log.
+pub fn ended_deploys(audit: &[serde_json::Value]) -> usize {
+    audit
+        .iter()
+        .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
+        .count()
+}

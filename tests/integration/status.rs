@@ -229,3 +229,62 @@ fn a_broken_config_file_is_a_usage_error_naming_file_and_line() {
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("/nonexistent/deckhand.toml"), "{t}");
 }
+
+/// Another operator's deploy removes and recreates a color while this one reads: a container
+/// that vanishes between Docker's list and its inspect is not an error (seen in CI as "No such
+/// container" when the console and the CLI deployed at once).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_color_replaced_while_status_reads_is_not_an_error() {
+    let (svc, _sshd, _d, _path, cfg) = setup("rp");
+    let service = cfg.services[0].clone();
+    let spec = cfg.envs["dev"].hosts[0].clone();
+    let host = deckhand::transport::Host::connect(&spec)
+        .await
+        .expect("local engine");
+    let name = format!("{}-green", svc.name);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, name, service) = (stop.clone(), name.clone(), svc.name.clone());
+        std::thread::spawn(move || {
+            let mut replaced = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = docker(&["rm", "-f", &name]);
+                docker_ok(&[
+                    "create",
+                    "--name",
+                    &name,
+                    "--label",
+                    &format!("deckhand.service={service}"),
+                    "--label",
+                    "deckhand.color=green",
+                    "--label",
+                    "deckhand.sha=a000001",
+                    &format!("{DEMO_REPO}:a000001"),
+                ]);
+                replaced += 1;
+            }
+            let _ = docker(&["rm", "-f", &name]);
+            replaced
+        })
+    };
+    let until = Instant::now() + std::time::Duration::from_secs(8);
+    let (mut reads, mut seen) = (0u32, 0u32);
+    while Instant::now() < until {
+        let status = deckhand::state::read_service(&host, &service)
+            .await
+            .unwrap_or_else(|e| panic!("read {reads} failed while {name} was being replaced: {e}"));
+        reads += 1;
+        if status
+            .colors
+            .get(&Color::Green)
+            .is_some_and(Option::is_some)
+        {
+            seen += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let replaced = churn.join().expect("churn thread");
+    eprintln!("{reads} reads while {name} was replaced {replaced} times; present in {seen}");
+    assert!(replaced > 5 && seen > 0, "the race was exercised");
+    host.close().await;
+}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 mod harness;
 
 use harness::{
-    GOOD_SHAS, LoadClient, SLOW_SHA, TestService, UNHEALTHY_SHA, deckhand, deckhand_env, docker,
-    docker_ok, public_get, text, write_config,
+    GOOD_SHAS, LoadClient, SLOW_SHA, TestService, UNHEALTHY_SHA, audit_records, deckhand,
+    deckhand_env, docker, docker_ok, public_get, text, write_config,
 };
 
 /// A tmux server of our own (its own socket), killed on drop.
@@ -383,16 +383,6 @@ fn deploy_ended(screen: &str, sha: &str) -> bool {
         .any(|l| l.contains(&title) && (l.contains("done ✓") || l.contains("FAILED")))
 }
 
-/// The host's audit log, parsed.
-fn audit_records(setup: &Setup) -> Vec<serde_json::Value> {
-    let path = setup.host_state.join("audit.jsonl");
-    let body = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    body.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{body}")))
-        .collect()
-}
-
 /// Fault matrix: "console and CLI deploying at the same time". Both take the same per-service
 /// host lock, so whichever holds it proceeds and the other is refused with who, since when and
 /// doing what, in both orders; the public port serves throughout, `status` shows one live
@@ -412,7 +402,7 @@ fn console_and_cli_deploying_at_once_exactly_one_proceeds() {
             &format!("{}:{gated}", svc.repo),
         ]);
     }
-    let audit_before = audit_records(&setup).len();
+    let audit_before = audit_records(&setup.host_state).len();
     let load = LoadClient::start(svc.public_port);
     let cli_deploy = |sha: &str| {
         deckhand_env(
@@ -573,7 +563,7 @@ fn console_and_cli_deploying_at_once_exactly_one_proceeds() {
 
     // The audit log: one complete pair per winner, nothing at all from the losers (a refused
     // lock comes before the `started` record, so nothing is left half-done).
-    let records = audit_records(&setup);
+    let records = audit_records(&setup.host_state);
     let ours: Vec<_> = records[audit_before..]
         .iter()
         .map(|r| {
