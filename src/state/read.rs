@@ -151,7 +151,9 @@ pub async fn read_service(
         colors.insert(color, ins.map(|i| color_status(&i, service)));
     }
 
-    // Health of every running color, concurrently.
+    // The rest needs only the colors' containers: health probes, the proxy (its config and what
+    // it serves) and the image history go out together, so a read over a slow link costs the
+    // longest of them, not their sum.
     let probes: Vec<(Color, u16)> = colors
         .iter()
         .filter_map(|(c, s)| {
@@ -160,33 +162,25 @@ pub async fn read_service(
                 .and_then(|s| s.host_port.map(|p| (*c, p)))
         })
         .collect();
-    let reports =
+    let (reports, proxy, images) = tokio::join!(
         join_all(probes.iter().map(|(_, port)| {
             probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)
-        }))
-        .await;
+        })),
+        read_proxy_and_served(host, service),
+        read_images(host, service, &colors),
+    );
+    let ((proxy, served), images) = (proxy?, images?);
     for ((color, _), report) in probes.into_iter().zip(reports) {
         if let Some(Some(s)) = colors.get_mut(&color) {
             s.health = Some(report);
         }
     }
 
-    let proxy = read_proxy(host, service).await?;
     let route = match &proxy.upstream {
         Some(conf) => proxy_conf::parse(service, conf),
         None => None,
     };
     let file_color = route.as_ref().map(|(c, _)| *c);
-    // What nginx serves is the truth; the file can be ahead of it when a switch was interrupted
-    // between writing the config and reloading.
-    let served = if proxy.running {
-        match proxy.public_port {
-            Some(p) => served_color(host, p, &service.health_path).await,
-            None => None,
-        }
-    } else {
-        None
-    };
     let live_color = served.or(file_color);
     let mut divergence = None;
     if let (Some(s), Some(f)) = (served, file_color)
@@ -208,7 +202,6 @@ pub async fn read_service(
         ..proxy
     };
 
-    let images = read_images(host, service, &colors).await?;
     let mut status = ServiceStatus {
         name: service.name.clone(),
         live_color,
@@ -221,6 +214,21 @@ pub async fn read_service(
     status.problems = problems(&status);
     status.problems.extend(divergence);
     Ok(status)
+}
+
+/// The proxy container, and the color it answers with right now. What nginx serves is the
+/// truth; the config file can be ahead of it when a switch was interrupted between writing the
+/// config and reloading.
+async fn read_proxy_and_served(
+    host: &Host,
+    service: &Service,
+) -> Result<(ProxyStatus, Option<Color>), bollard::errors::Error> {
+    let proxy = read_proxy(host, service).await?;
+    let served = match proxy.public_port {
+        Some(p) if proxy.running => served_color(host, p, &service.health_path).await,
+        _ => None,
+    };
+    Ok((proxy, served))
 }
 
 /// The color the proxy answers with right now (its `X-Deckhand-Color` header), if it answers.
