@@ -275,19 +275,7 @@ fn dockerd_restarted_at_each_deploy_step_keeps_serving_and_the_next_run_converge
             "{step}: exit {code:?}, status exit {status_code:?}, live {live}, problems {}",
             v["hosts"][0]["services"][0]["problems"]
         ));
-        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "re-run after a restart at {step}: {}",
-            text(&out)
-        );
-        let (code, v) = status_json(&path);
-        assert_eq!(code, Some(0), "after a restart at {step}: {v:#}");
-        assert_eq!(
-            v["hosts"][0]["services"][0]["live_sha"], sha,
-            "after a restart at {step}"
-        );
+        redeploy_converges(&path, sha, &format!("a restart at {step}"));
     }
     let direct = direct.finish();
     let published = published.finish();

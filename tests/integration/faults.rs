@@ -302,26 +302,8 @@ fn the_ssh_connection_cut_at_each_step_leaves_a_serving_service_and_the_next_run
         outcomes.push(format!("{step}: exit {code:?}"));
         // The lock of the cut run stays until someone clears it (its heartbeat died with the
         // connection); then the same deploy converges.
-        let out = deckhand(&path, &["unlock", "--env", "lab", "--yes"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "unlock after a cut at {step}: {}",
-            text(&out)
-        );
-        let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "re-run after a cut at {step}: {}",
-            text(&out)
-        );
-        let (code, v) = status_json(&path);
-        assert_eq!(code, Some(0), "after a cut at {step}: {v:#}");
-        assert_eq!(
-            v["hosts"][0]["services"][0]["live_sha"], sha,
-            "after a cut at {step}"
-        );
+        unlock_ok(&path, &format!("a cut at {step}"));
+        redeploy_converges(&path, sha, &format!("a cut at {step}"));
     }
     let report = load.finish();
     eprintln!(

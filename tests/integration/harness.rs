@@ -656,3 +656,31 @@ pub fn ended_deploys(audit: &[serde_json::Value]) -> usize {
         .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
         .count()
 }
+
+/// `deckhand unlock --yes` on env `lab` succeeds (after an interrupted run left its lock).
+pub fn unlock_ok(path: &Path, after: &str) {
+    let out = deckhand(path, &["unlock", "--env", "lab", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "unlock after {after}: {}",
+        text(&out)
+    );
+}
+
+/// The same deploy run again converges: it exits 0, `status` exits 0 and `sha` is live.
+pub fn redeploy_converges(path: &Path, sha: &str, after: &str) {
+    let out = deckhand(path, &["deploy", sha, "--env", "lab", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "re-run after {after}: {}",
+        text(&out)
+    );
+    let (code, v) = status_json(path);
+    assert_eq!(code, Some(0), "after {after}: {v:#}");
+    assert_eq!(
+        v["hosts"][0]["services"][0]["live_sha"], sha,
+        "after {after}"
+    );
+}

@@ -482,13 +482,7 @@ fn killing_the_deploy_at_each_step_then_deploying_again_converges() {
             killed += 1;
         }
         // The killed process's lock stays (stale once its heartbeat stops); an operator clears it.
-        let out = deckhand(&path, &["unlock", "--env", "lab", "--yes"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "unlock after kill at {step}: {}",
-            text(&out)
-        );
+        unlock_ok(&path, &format!("kill at {step}"));
         let out = deckhand(&path, &["deploy", sha, "--env", "lab", "--yes"]);
         assert_eq!(
             out.status.code(),

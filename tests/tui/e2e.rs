@@ -261,15 +261,7 @@ fn ctrl_c_aborts_a_deploy_and_the_old_color_keeps_serving() {
     let setup = open_console(&[SLOW_SHA]);
     let (tmux, cfg) = (&setup.tmux, &setup.cfg);
     // : command mode straight to the deploy dialog (the slow release never gets healthy).
-    tmux.send(&[":"]);
-    tmux.send(&["-l", &format!("deploy {SLOW_SHA}")]);
-    tmux.send(&["Enter"]);
-    let s = tmux.wait_for("the deploy plan", Duration::from_secs(30), |s| {
-        s.contains(&format!("→ {SLOW_SHA} (blue)"))
-    });
-    assert!(s.contains("> Cancel <"), "{s}");
-    tmux.send(&["Tab"]);
-    tmux.send(&["Enter"]);
+    confirm_console_deploy(tmux, "the deploy plan", SLOW_SHA, "blue");
     tmux.wait_for("the health wait", Duration::from_secs(30), |s| {
         s.lines()
             .any(|l| l.contains("wait until healthy") && !l.contains('✓'))
@@ -374,6 +366,20 @@ fn let_it_become_healthy(setup: &Setup, color: &str, sha: &str) {
     }
 }
 
+/// Opens the deploy dialog for `sha` with `:deploy`, checks the plan names the color and that
+/// focus starts on Cancel, then confirms.
+fn confirm_console_deploy(tmux: &Tmux, what: &str, sha: &str, color: &str) {
+    tmux.send(&[":"]);
+    tmux.send(&["-l", &format!("deploy {sha}")]);
+    tmux.send(&["Enter"]);
+    let s = tmux.wait_for(what, Duration::from_secs(30), |s| {
+        s.contains(&format!("→ {sha} ({color})"))
+    });
+    assert!(s.contains("> Cancel <"), "{s}");
+    tmux.send(&["Tab"]);
+    tmux.send(&["Enter"]);
+}
+
 /// The progress pane's title says the console's deploy of `sha` ended (either way); the title
 /// of an earlier action's progress, still on screen until the new one starts, does not count.
 fn deploy_ended(screen: &str, sha: &str) -> bool {
@@ -413,15 +419,7 @@ fn console_and_cli_deploying_at_once_exactly_one_proceeds() {
     };
 
     // 1. The console deploys first and holds the lock (its new blue waits to become healthy).
-    tmux.send(&[":"]);
-    tmux.send(&["-l", &format!("deploy {}", GATED_SHAS[0])]);
-    tmux.send(&["Enter"]);
-    let s = tmux.wait_for("the console's deploy plan", Duration::from_secs(30), |s| {
-        s.contains(&format!("→ {} (blue)", GATED_SHAS[0]))
-    });
-    assert!(s.contains("> Cancel <"), "{s}");
-    tmux.send(&["Tab"]);
-    tmux.send(&["Enter"]);
+    confirm_console_deploy(tmux, "the console's deploy plan", GATED_SHAS[0], "blue");
     let lock = wait_for_lock(&setup, &format!("deploy {}", GATED_SHAS[0]));
     assert_eq!(
         lock["actor"],
@@ -504,15 +502,7 @@ fn console_and_cli_deploying_at_once_exactly_one_proceeds() {
         Duration::from_secs(15),
         |s| s.contains(&format!("locked: {CLI} deploy {}", GATED_SHAS[1])),
     );
-    tmux.send(&[":"]);
-    tmux.send(&["-l", &format!("deploy {}", GOOD_SHAS[2])]);
-    tmux.send(&["Enter"]);
-    let s = tmux.wait_for("the console's second plan", Duration::from_secs(30), |s| {
-        s.contains(&format!("→ {} (green)", GOOD_SHAS[2]))
-    });
-    assert!(s.contains("> Cancel <"), "{s}");
-    tmux.send(&["Tab"]);
-    tmux.send(&["Enter"]);
+    confirm_console_deploy(tmux, "the console's second plan", GOOD_SHAS[2], "green");
     let s = tmux.wait_for(
         "the console's deploy to end",
         Duration::from_secs(30),
