@@ -5,16 +5,19 @@
 
 pub mod actor;
 pub mod audit;
+pub mod container;
 mod docker_checks;
 mod error;
 pub mod events;
 pub mod execute;
+mod health_wait;
 pub mod lock;
 pub mod plan;
 pub mod proxy;
 pub mod prune;
 pub mod pull;
 pub mod registry;
+mod steps;
 
 pub use error::ReleaseError;
 pub use events::{Event, EventSink, Step};

@@ -91,7 +91,7 @@ proptest! {
         let _ = deckhand::monitor::metrics::parse_sample(&text);
         let _ = deckhand::state::parse_df(&text);
         let _ = deckhand::state::parse_meminfo(&text);
-        let _ = deckhand::release::execute::parse_env_file(&text);
+        let _ = deckhand::release::container::parse_env_file(&text);
         let cfg = deckhand::config::load_str(
             "[[service]]\nname=\"api\"\nimage=\"acme/api\"\n[env.dev]\nhosts=[\"local\"]\n",
             Path::new("t.toml"),
