@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod prune;
 pub mod pull;
 pub mod registry;
+pub mod runner;
 mod steps;
 
 pub use error::ReleaseError;

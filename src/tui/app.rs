@@ -5,29 +5,24 @@
 //! later as `Msg`s. That keeps every transition unit-testable without a terminal or a host.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 
-use super::action::{PendingAction, PlanState, PlanView, Progress};
+use super::action::{PlanState, Progress};
 use super::keymap::{self, KeyAction, Scope};
 use super::model::{HostUpdate, HostView};
 use crate::config::Service;
 use crate::release::Event;
+use crate::release::plan::Target;
+pub use crate::release::runner::EnvInfo;
+use crate::release::runner::{Confirmation, HostPlan, PlanError, Request, RunReport, Verb};
 use crate::state::Color;
 
 /// Lines a log view keeps; older lines are dropped so a chatty container never grows memory.
 pub const LOG_CAPACITY: usize = 5000;
-
-/// An environment as the console needs it.
-#[derive(Debug, Clone)]
-pub struct EnvInfo {
-    pub name: String,
-    pub protected: bool,
-    pub read_only: bool,
-    pub hosts: Vec<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -86,7 +81,7 @@ impl Button {
 #[derive(Debug, Clone)]
 pub struct Confirm {
     pub id: u64,
-    pub action: PendingAction,
+    pub request: Request,
     pub plan: PlanState,
     pub focus: Button,
     pub protected: bool,
@@ -94,31 +89,25 @@ pub struct Confirm {
 }
 
 impl Confirm {
-    /// What the operator may type in a protected environment.
-    pub fn confirm_words(&self) -> Vec<String> {
-        let mut words = vec![self.action.env().to_string()];
-        if let PlanState::Ready(p) = &self.plan {
-            words.extend(p.confirm_words());
+    /// What confirms, by the engine's rule (the same as the CLI's).
+    pub fn confirmation(&self) -> Confirmation {
+        match &self.plan {
+            PlanState::Ready(p) => self.request.confirmation(p),
+            _ => self.request.confirmation(&[]),
         }
-        words.dedup();
-        words
     }
 
     /// The action button works: the plan is ready, changes something, and (in a protected
     /// environment) the right word is typed.
     pub fn armed(&self) -> bool {
-        let PlanState::Ready(plan) = &self.plan else {
-            return false;
-        };
-        if plan.is_noop() {
+        if !matches!(self.plan, PlanState::Ready(_)) || self.plan.is_noop() {
             return false;
         }
-        if !self.protected {
-            return true;
+        match self.confirmation() {
+            // The button is the plain yes.
+            Confirmation::Plain => true,
+            rule => rule.accepts(&self.typed.lines().join("")),
         }
-        let typed = self.typed.lines().join("");
-        let typed = typed.trim();
-        !typed.is_empty() && self.confirm_words().iter().any(|w| w == typed)
     }
 }
 
@@ -263,20 +252,22 @@ pub enum InputMode {
 }
 
 /// Something the runtime must do: the only way state reaches the outside.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Stop the pollers and start new ones for this environment, tagged `epoch`.
     SwitchEnv {
         env: String,
         epoch: u64,
     },
+    /// Plan the request on its hosts (the runner's first phase).
     Plan {
         id: u64,
-        action: PendingAction,
+        request: Request,
     },
+    /// Run the plan confirmed in dialog `id`, exactly as planned.
     Execute {
         id: u64,
-        action: PendingAction,
+        request: Request,
     },
     Abort {
         id: u64,
@@ -313,7 +304,7 @@ pub enum Msg {
     },
     Plan {
         id: u64,
-        result: Result<PlanView, String>,
+        result: Result<Vec<HostPlan>, Arc<PlanError>>,
     },
     Action {
         id: u64,
@@ -321,7 +312,7 @@ pub enum Msg {
     },
     ActionDone {
         id: u64,
-        result: Result<String, String>,
+        report: Arc<RunReport>,
     },
     Logs {
         id: u64,
@@ -382,6 +373,8 @@ pub struct App {
     pub now: Instant,
     pub now_unix: i64,
     pub quit: bool,
+    /// Who acts (recorded in locks and the audit log); the runtime sets it.
+    pub actor: String,
     next_id: u64,
 }
 
@@ -425,6 +418,7 @@ impl App {
             now: Instant::now(),
             now_unix: chrono::Utc::now().timestamp(),
             quit: false,
+            actor: String::new(),
             next_id: 1,
         };
         app.hosts = app.env_info().map_or_else(Vec::new, |e| {
@@ -538,13 +532,15 @@ impl App {
                     p.apply(event, now);
                 }
             }
-            Msg::ActionDone { id, result } => {
+            Msg::ActionDone { id, report } => {
                 if let Some(p) = self.progress.values_mut().find(|p| p.id == id) {
-                    self.message = Some(match &result {
-                        Ok(s) => format!("{} finished: {s}", p.action.verb()),
-                        Err(_) => format!("{} FAILED (see the progress pane)", p.action.verb()),
+                    let verb = p.request.verb.as_str();
+                    self.message = Some(if report.succeeded() {
+                        format!("{verb} finished: {}", report.summary().replace('\n', "; "))
+                    } else {
+                        format!("{verb} FAILED (see the progress pane)")
                     });
-                    p.finish(result, now);
+                    p.finish(report, now);
                 }
                 // An abort dialog for an action that has ended has nothing left to ask.
                 self.dialogs
@@ -651,7 +647,7 @@ impl App {
                     .current_progress()
                     .filter(|p| p.running())
                     .or_else(|| self.running().next())
-                    .map(|p| (p.id, p.action.title()));
+                    .map(|p| (p.id, p.request.title()));
                 if let Some((id, title)) = running {
                     self.dialogs.push(Dialog::Abort {
                         id,
@@ -928,32 +924,43 @@ impl App {
         Some((service, hosts))
     }
 
-    fn confirm_dialog(&mut self, action: PendingAction) -> Vec<Effect> {
+    fn confirm_dialog(&mut self, request: Request) -> Vec<Effect> {
         let id = self.id();
         let mut typed = line_input("type to confirm");
         typed.set_cursor_line_style(ratatui::style::Style::default());
         self.dialogs.push(Dialog::Confirm(Box::new(Confirm {
             id,
-            action: action.clone(),
+            request: request.clone(),
             plan: PlanState::Loading,
             focus: Button::Cancel,
-            protected: self.protected(),
+            protected: request.protected,
             typed,
         })));
-        vec![Effect::Plan { id, action }]
+        vec![Effect::Plan { id, request }]
+    }
+
+    /// The request for `verb` on the selected service, checked by the engine's rules.
+    fn request(&mut self, service: &str, hosts: &[String], verb: Verb) -> Option<Request> {
+        let env = self.env_info()?.clone();
+        let svc = self.services.iter().find(|s| s.name == service)?.clone();
+        match Request::new(&env, &svc, hosts, verb, &self.actor) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.message = Some(e.to_string());
+                None
+            }
+        }
     }
 
     pub fn open_rollback(&mut self, target: Option<String>) -> Vec<Effect> {
         let Some((service, hosts)) = self.action_target() else {
             return Vec::new();
         };
-        let action = PendingAction::Rollback {
-            env: self.env.clone(),
-            service,
-            hosts,
-            target,
-        };
-        self.confirm_dialog(action)
+        let target = target.map_or(Target::Previous, Target::Ref);
+        match self.request(&service, &hosts, Verb::Rollback { target }) {
+            Some(r) => self.confirm_dialog(r),
+            None => Vec::new(),
+        }
     }
 
     pub fn open_prune(&mut self) -> Vec<Effect> {
@@ -966,13 +973,10 @@ impl App {
             .find(|s| s.name == service)
             .map_or(5, |s| s.keep_images)
             .max(1);
-        let action = PendingAction::Prune {
-            env: self.env.clone(),
-            service,
-            hosts,
-            keep,
-        };
-        self.confirm_dialog(action)
+        match self.request(&service, &hosts, Verb::Prune { keep }) {
+            Some(r) => self.confirm_dialog(r),
+            None => Vec::new(),
+        }
     }
 
     /// `d` opens the picker; `:deploy SHA` goes straight to the dialog.
@@ -980,18 +984,11 @@ impl App {
         let Some((service, hosts)) = self.action_target() else {
             return Vec::new();
         };
-        if let Some(sha) = sha {
-            if let Err(e) = crate::release::plan::validate_ref(&sha) {
-                self.message = Some(e);
-                return Vec::new();
-            }
-            let action = PendingAction::Deploy {
-                env: self.env.clone(),
-                service,
-                hosts,
-                sha,
+        if let Some(reference) = sha {
+            return match self.request(&service, &hosts, Verb::Deploy { reference }) {
+                Some(r) => self.confirm_dialog(r),
+                None => Vec::new(),
             };
-            return self.confirm_dialog(action);
         }
         let candidates = self.candidates(&service);
         let registry_note = self.registry_note(&service);
@@ -1185,23 +1182,17 @@ impl App {
                         return Vec::new();
                     }
                     if !c.armed() {
-                        self.message = Some(if c.protected {
-                            format!(
-                                "type {} to confirm",
-                                c.confirm_words()
-                                    .iter()
-                                    .map(|w| format!("`{w}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(" or ")
-                            )
-                        } else {
-                            "nothing to confirm yet".into()
+                        self.message = Some(match c.confirmation() {
+                            rule @ Confirmation::Typed { .. } => {
+                                format!("type {} to confirm", rule.words_text())
+                            }
+                            Confirmation::Plain => "nothing to confirm yet".into(),
                         });
                         return Vec::new();
                     }
-                    let (id, action) = (c.id, c.action.clone());
+                    let (id, request) = (c.id, c.request.clone());
                     self.dialogs.pop();
-                    return self.start(id, action);
+                    return self.start(id, request);
                 }
                 KeyCode::Char(_) | KeyCode::Backspace | KeyCode::Delete if c.protected && !ctrl => {
                     c.typed.input(key);
@@ -1253,14 +1244,14 @@ impl App {
     }
 
     /// A confirmed action starts: its progress is shown at once.
-    fn start(&mut self, id: u64, action: PendingAction) -> Vec<Effect> {
-        let key = progress_key(action.env(), action.service());
+    fn start(&mut self, id: u64, request: Request) -> Vec<Effect> {
+        let key = progress_key(&request.env, &request.service.name);
         self.progress
-            .insert(key, Progress::new(id, action.clone(), self.now));
+            .insert(key, Progress::new(id, request.clone(), self.now));
         self.view = View::Host;
         self.pane = Pane::Progress;
         self.pane_scroll = 0;
-        vec![Effect::Execute { id, action }]
+        vec![Effect::Execute { id, request }]
     }
 
     fn input_key(&mut self, key: KeyEvent) -> Vec<Effect> {

@@ -27,9 +27,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Context;
 use crate::config::{Config, HostTarget, Service};
+use crate::monitor::notify::Notifier;
 use crate::release::EventSink;
+use crate::release::runner::{PlanError, Planned, RunReport};
+use crate::session::Session;
 use crate::transport::Host;
 use app::{App, Effect, EnvInfo, Msg};
 use tasks::Bg;
@@ -39,28 +41,19 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// How long quitting waits for a running action to stop and release its lock.
 const QUIT_WAIT: Duration = Duration::from_secs(120);
 
-/// Opens the console on the context's environment. Returns the exit code.
-pub async fn run(ctx: Context) -> Result<i32> {
-    let envs: Vec<EnvInfo> = ctx
-        .config
-        .envs
-        .values()
-        .map(|e| EnvInfo {
-            name: e.name.clone(),
-            protected: e.protected,
-            read_only: e.read_only,
-            hosts: e.hosts.iter().map(|h| h.name.clone()).collect(),
-        })
-        .collect();
+/// Opens the console on the session's environment. Returns the exit code.
+pub async fn run(session: Session) -> Result<i32> {
+    let envs: Vec<EnvInfo> = session.config.envs.values().map(EnvInfo::from).collect();
     let mut app = App::new(
         envs,
-        &ctx.env.name,
-        ctx.services.clone(),
-        ctx.global.read_only,
+        &session.env.name,
+        session.services.clone(),
+        session.read_only,
     );
     app.theme = theme::Theme::from_env();
+    app.actor = crate::release::actor::current();
     let mut term = enter().wrap_err("cannot set up the terminal")?;
-    let mut rt = Runtime::new(ctx.config, ctx.services, app);
+    let mut rt = Runtime::new(session.config, session.services, app);
     let result = rt.run(&mut term).await;
     drop(term);
     restore();
@@ -112,6 +105,9 @@ struct Runtime {
     pollers: CancellationToken,
     refresh: Arc<Notify>,
     actions: HashMap<u64, (CancellationToken, JoinHandle<()>)>,
+    /// The plan the open dialog shows, by dialog id: what runs when it is confirmed.
+    planned: HashMap<u64, Planned>,
+    notifier: Notifier,
     logs: Option<CancellationToken>,
 }
 
@@ -131,6 +127,8 @@ impl Runtime {
             pollers: CancellationToken::new(),
             refresh: Arc::new(Notify::new()),
             actions: HashMap::new(),
+            planned: HashMap::new(),
+            notifier: Notifier::from_env(),
             logs: None,
         }
     }
@@ -200,6 +198,19 @@ impl Runtime {
                 }
                 Vec::new()
             }
+            Bg::Planned { id, result } => {
+                let result = match result {
+                    Ok(planned) => {
+                        let plans = planned.plans().to_vec();
+                        // One dialog at a time: an older plan will never be confirmed.
+                        self.planned.clear();
+                        self.planned.insert(id, *planned);
+                        Ok(plans)
+                    }
+                    Err(e) => Err(Arc::new(e)),
+                };
+                self.app.on_msg(Msg::Plan { id, result })
+            }
             Bg::Msg(m) => {
                 if let Msg::ActionDone { id, .. } = &m {
                     self.actions.remove(id);
@@ -230,7 +241,7 @@ impl Runtime {
     }
 
     /// The connected hosts an action names, or why not all are available.
-    fn hosts_for(&self, names: &[String]) -> Result<Vec<Arc<Host>>, String> {
+    fn hosts_for(&self, names: &[String]) -> Result<Vec<Arc<Host>>, PlanError> {
         names
             .iter()
             .map(|n| {
@@ -245,9 +256,10 @@ impl Runtime {
                             _ => None,
                         })
                         .unwrap_or_else(|| "not connected yet".into());
-                    format!(
-                        "{n} is not reachable ({why}); every host must be reachable before an action starts, nothing was changed"
-                    )
+                    PlanError::NotConnected {
+                        host: n.clone(),
+                        why,
+                    }
                 })
             })
             .collect()
@@ -262,29 +274,20 @@ impl Runtime {
         match e {
             Effect::Quit => {}
             Effect::SwitchEnv { env, epoch } => self.start_pollers(&env, epoch),
-            Effect::Plan { id, action } => {
+            Effect::Plan { id, request } => {
                 let tx = self.bg_tx.clone();
-                let service = self
-                    .services
-                    .iter()
-                    .find(|s| s.name == action.service())
-                    .cloned();
-                let hosts = self.hosts_for(action.hosts());
+                let hosts = self.hosts_for(&request.hosts);
                 tokio::spawn(async move {
-                    let result = match (hosts, service) {
-                        (Err(e), _) => Err(e),
-                        (_, None) => Err(format!("unknown service `{}`", action.service())),
-                        (Ok(h), Some(s)) => tasks::plan(h, s, action).await,
-                    };
-                    let _ = tx.send(Bg::Msg(Msg::Plan { id, result }));
+                    let result = tasks::plan(request, hosts).await.map(Box::new);
+                    let _ = tx.send(Bg::Planned { id, result });
                 });
             }
-            Effect::Execute { id, action } => {
+            Effect::Execute { id, request } => {
                 let tx = self.bg_tx.clone();
                 let token = CancellationToken::new();
                 let cancel = token.clone();
-                let hosts = self.hosts_for(action.hosts());
-                let services = self.services.clone();
+                let planned = self.planned.remove(&id);
+                let notifier = self.notifier.clone();
                 let handle = tokio::spawn(async move {
                     let (etx, mut erx) = mpsc::unbounded_channel();
                     let forward_tx = tx.clone();
@@ -293,15 +296,24 @@ impl Runtime {
                             let _ = forward_tx.send(Bg::Msg(Msg::Action { id, event }));
                         }
                     });
-                    let result = match hosts {
-                        Err(e) => Err(e),
-                        Ok(h) => {
-                            tasks::execute(h, services, action, cancel, EventSink::new(etx)).await
+                    let report = match planned {
+                        Some(p) => tasks::execute(p, cancel, EventSink::new(etx), notifier).await,
+                        None => {
+                            drop(etx);
+                            RunReport {
+                                title: request.title(),
+                                equivalent: request.equivalent(),
+                                refused: Some("the confirmed plan is gone; plan again".into()),
+                                hosts: Vec::new(),
+                            }
                         }
                     };
                     // Every event is delivered before the outcome.
                     let _ = forward.await;
-                    let _ = tx.send(Bg::Msg(Msg::ActionDone { id, result }));
+                    let _ = tx.send(Bg::Msg(Msg::ActionDone {
+                        id,
+                        report: Arc::new(report),
+                    }));
                 });
                 self.actions.insert(id, (token, handle));
             }

@@ -10,17 +10,13 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::action::{PendingAction, PlanView};
 use super::app::Msg;
 use super::model::{HostUpdate, Snapshot};
 use crate::config::{HostSpec, Service};
-use crate::release::audit;
-use crate::release::execute::plan_on_host;
-use crate::release::plan::Action;
-use crate::release::{
-    ActionOptions, EventSink, Target, actor, deploy_on_host, lock, prune, rollback_on_host,
-};
-use crate::state::{read_host, read_service};
+use crate::monitor::notify::Notifier;
+use crate::release::runner::{self, PlanError, Planned, Request, RunOptions, RunReport};
+use crate::release::{EventSink, audit, lock};
+use crate::state::read_host;
 use crate::transport::Host;
 
 /// How often a host is read.
@@ -34,7 +30,15 @@ const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// the runtime keeps (they are not state) so actions reuse the poller's connection.
 pub enum Bg {
     Msg(Msg),
-    Connected { epoch: u64, host: Arc<Host> },
+    Connected {
+        epoch: u64,
+        host: Arc<Host>,
+    },
+    /// A dialog's plan: the runtime keeps the value (it holds connections) and shows its plans.
+    Planned {
+        id: u64,
+        result: Result<Box<Planned>, PlanError>,
+    },
 }
 
 fn host_msg(epoch: u64, name: &str, update: HostUpdate) -> Bg {
@@ -239,146 +243,29 @@ pub fn monitor_view(
     MonitorSnapshot { metrics, alerts }
 }
 
-fn service_of<'a>(services: &'a [Service], name: &str) -> Result<&'a Service, String> {
-    services
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| format!("unknown service `{name}`"))
-}
-
-/// Plans an action on every host, without changing anything.
+/// The runner's first phase for a dialog: plan the request on the hosts the pollers hold.
 pub async fn plan(
-    hosts: Vec<Arc<Host>>,
-    service: Service,
-    action: PendingAction,
-) -> Result<PlanView, String> {
-    match &action {
-        PendingAction::Prune { keep, .. } => {
-            let mut plans = Vec::new();
-            for h in &hosts {
-                let st = read_service(h, &service)
-                    .await
-                    .map_err(|e| format!("{}: {e}", h.name()))?;
-                plans.push(prune::plan_prune(h.name(), &st, *keep));
-            }
-            Ok(PlanView::Prune(plans))
-        }
-        PendingAction::Deploy { sha, .. } => {
-            let mut plans = Vec::new();
-            for h in &hosts {
-                let (p, _) = plan_on_host(h, &service, &Target::Ref(sha.clone()), Action::Deploy)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                plans.push(p);
-            }
-            Ok(PlanView::Release(plans))
-        }
-        PendingAction::Rollback { target, .. } => {
-            let t = target.clone().map_or(Target::Previous, Target::Ref);
-            let mut plans = Vec::new();
-            for h in &hosts {
-                let (p, _) = plan_on_host(h, &service, &t, Action::Rollback)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                plans.push(p);
-            }
-            Ok(PlanView::Release(plans))
-        }
-    }
+    request: Request,
+    hosts: Result<Vec<Arc<Host>>, PlanError>,
+) -> Result<Planned, PlanError> {
+    runner::plan(request, hosts?).await
 }
 
-/// Runs a confirmed action host by host, stopping at the first failure; events flow to the UI.
+/// The runner's second phase for a confirmed dialog: exactly the plans the dialog showed, host
+/// by host; events flow to the UI and outcomes to the webhook, as from the CLI.
 pub async fn execute(
-    hosts: Vec<Arc<Host>>,
-    services: Vec<Service>,
-    action: PendingAction,
+    planned: Planned,
     cancel: CancellationToken,
     events: EventSink,
-) -> Result<String, String> {
-    let service = service_of(&services, action.service())?.clone();
-    let opts = ActionOptions {
-        env: action.env().to_string(),
-        actor: actor::current(),
-        lock_wait: Duration::ZERO,
-        health_timeout: None,
-        cancel: cancel.clone(),
-    };
-    let mut done: Vec<String> = Vec::new();
-    for (i, h) in hosts.iter().enumerate() {
-        let result = match &action {
-            PendingAction::Deploy { sha, .. } => {
-                deploy_on_host(h.clone(), &service, sha, &opts, &events)
-                    .await
-                    .map(|o| format!("{} in {} ms", o.plan.summary(), o.duration_ms))
-                    .map_err(|e| e.to_string())
-            }
-            PendingAction::Rollback { target, .. } => {
-                let t = target.clone().map_or(Target::Previous, Target::Ref);
-                rollback_on_host(h.clone(), &service, t, &opts, &events)
-                    .await
-                    .map(|o| format!("{} in {} ms", o.plan.summary(), o.duration_ms))
-                    .map_err(|e| e.to_string())
-            }
-            PendingAction::Prune { keep, env, .. } => {
-                prune_host(h, &service, *keep, env, &events).await
-            }
-        };
-        match result {
-            Ok(s) => done.push(s),
-            Err(e) => {
-                let rest: Vec<&str> = hosts[i + 1..].iter().map(|h| h.name()).collect();
-                let mut msg = e;
-                if !done.is_empty() {
-                    msg.push_str(&format!("\ndone before the failure: {}", done.join("; ")));
-                }
-                if !rest.is_empty() {
-                    msg.push_str(&format!("\nnot attempted (unchanged): {}", rest.join(", ")));
-                }
-                return Err(msg);
-            }
-        }
-        if cancel.is_cancelled() {
-            let rest: Vec<&str> = hosts[i + 1..].iter().map(|h| h.name()).collect();
-            if !rest.is_empty() {
-                return Err(format!(
-                    "aborted by the operator after {}; not attempted: {}",
-                    h.name(),
-                    rest.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(done.join("\n"))
-}
-
-/// Prune on one host under its lock, re-planned under the lock, audited; the steps are
-/// reported as events like a deploy's, so the console draws them the same way.
-async fn prune_host(
-    host: &Arc<Host>,
-    service: &Service,
-    keep: usize,
-    env: &str,
-    events: &EventSink,
-) -> Result<String, String> {
-    prune::run_on_host(
-        host,
-        service,
-        keep,
-        env,
-        &actor::current(),
-        Duration::ZERO,
-        events,
-    )
-    .await
-    .map(|(p, removed)| {
-        format!(
-            "{}: removed {} image(s) ({} reclaimed)",
-            host.name(),
-            removed.len(),
-            crate::util::format_bytes(p.reclaim_bytes)
-        )
-    })
-    .map_err(|e| e.to_string())
+    notifier: Notifier,
+) -> RunReport {
+    planned
+        .run(&RunOptions {
+            events,
+            cancel,
+            notifier,
+        })
+        .await
 }
 
 /// Follows a container's logs, in batches, into a bounded channel: a chatty container slows

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use deckhand::config::{self, Service};
 use deckhand::release::audit::AuditRecord;
+use deckhand::release::runner::{HostReport, HostResult, NotAttempted, RunReport};
 use deckhand::state::{
     Color, ColorStatus, ContainerState, HealthReport, HostFacts, HostStatus, ImageInfo,
     ProxyStatus, ServiceStatus,
@@ -258,4 +259,47 @@ pub fn typed(app: &mut App, text: &str) {
     for c in text.chars() {
         app.on_key(key(c));
     }
+}
+
+/// The runner's report of a run that did everything on dev-1.
+pub fn report_done(summary: &str) -> std::sync::Arc<RunReport> {
+    std::sync::Arc::new(RunReport {
+        title: "Roll back api in dev".into(),
+        equivalent: "deckhand rollback --env dev --service api".into(),
+        refused: None,
+        hosts: vec![HostReport {
+            host: "dev-1".into(),
+            result: HostResult::Done {
+                summary: summary.into(),
+                duration_ms: 3100,
+                outcome: None,
+            },
+            serves_now: None,
+        }],
+    })
+}
+
+/// The runner's report of a run that failed on dev-1 (dev-2 not attempted).
+pub fn report_failed(e: deckhand::release::ReleaseError) -> std::sync::Arc<RunReport> {
+    std::sync::Arc::new(RunReport {
+        title: "Roll back api in dev".into(),
+        equivalent: "deckhand rollback --env dev --service api".into(),
+        refused: None,
+        hosts: vec![
+            HostReport {
+                host: "dev-1".into(),
+                result: HostResult::Failed {
+                    error: std::sync::Arc::new(e.into()),
+                },
+                serves_now: None,
+            },
+            HostReport {
+                host: "dev-2".into(),
+                result: HostResult::NotAttempted {
+                    why: NotAttempted::EarlierFailure,
+                },
+                serves_now: None,
+            },
+        ],
+    })
 }

@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use crossterm::event::KeyCode;
+use deckhand::release::plan::Target;
+use deckhand::release::runner::{HostPlan, Verb};
 use deckhand::release::{Event, Step};
 use deckhand::state::Color;
-use deckhand::tui::action::{PendingAction, PlanView, StepState};
+use deckhand::tui::action::StepState;
 use deckhand::tui::app::{Button, Dialog, Effect, LOG_CAPACITY, Msg, Pane, View};
 use deckhand::tui::keymap;
 use deckhand::tui::model::{HostUpdate, LATENCY_SAMPLES};
@@ -24,7 +26,7 @@ fn ready(app: &mut deckhand::tui::app::App) {
     let id = confirm(app).id;
     app.on_msg(Msg::Plan {
         id,
-        result: Ok(PlanView::Release(vec![rollback_plan()])),
+        result: Ok(vec![HostPlan::Release(rollback_plan())]),
     });
 }
 
@@ -35,9 +37,9 @@ fn rollback_asks_with_focus_on_cancel_and_enter_cancels() {
     assert!(matches!(
         effects.as_slice(),
         [Effect::Plan {
-            action: PendingAction::Rollback { target: None, .. },
+            request,
             ..
-        }]
+        }] if request.verb == Verb::Rollback { target: Target::Previous }
     ));
     ready(&mut app);
     assert_eq!(confirm(&app).focus, Button::Cancel);
@@ -75,9 +77,9 @@ fn confirming_starts_the_action_and_shows_progress() {
     app.on_key(code(KeyCode::Right));
     let effects = app.on_key(code(KeyCode::Enter));
     let id = match effects.as_slice() {
-        [Effect::Execute { id, action }] => {
-            assert_eq!(action.service(), "api");
-            assert_eq!(action.hosts(), ["dev-1".to_string(), "dev-2".to_string()]);
+        [Effect::Execute { id, request }] => {
+            assert_eq!(request.service.name, "api");
+            assert_eq!(request.hosts, ["dev-1".to_string(), "dev-2".to_string()]);
             *id
         }
         other => panic!("unexpected {other:?}"),
@@ -127,7 +129,7 @@ fn confirming_starts_the_action_and_shows_progress() {
     // The end: a step still open is marked failed on failure.
     app.on_msg(Msg::ActionDone {
         id,
-        result: Err("boom".into()),
+        report: report_failed(deckhand::release::ReleaseError::Refused("boom".into())),
     });
     let p = app.current_progress().expect("progress");
     assert_eq!(p.steps[1].state, StepState::Failed);
@@ -296,7 +298,7 @@ fn the_picker_offers_the_sha_live_in_dev_when_in_staging() {
     let effects = app.on_key(code(KeyCode::Enter));
     assert!(matches!(
         effects.as_slice(),
-        [Effect::Plan { action: PendingAction::Deploy { sha, env, .. }, .. }] if sha == "a000003" && env == "staging"
+        [Effect::Plan { request, .. }] if request.verb == Verb::Deploy { reference: "a000003".into() } && request.env == "staging"
     ));
 }
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 use crossterm::event::KeyCode;
 use deckhand::release::plan::Action;
 use deckhand::release::prune::{PruneItem, PrunePlan};
+use deckhand::release::runner::{HostPlan, PlanError};
 use deckhand::release::{DeployPlan, Event, Step};
 use deckhand::state::Color;
-use deckhand::tui::action::PlanView;
 use deckhand::tui::app::{App, Msg, Pane};
 use deckhand::tui::model::{AlertRow, AlertState, HostUpdate, MonitorSnapshot};
 
@@ -32,7 +32,7 @@ pub fn rollback_plan() -> DeployPlan {
 }
 
 /// Only dev-1 answers in these tests; actions name the hosts the app chose.
-fn plan_ready(app: &mut App, view: PlanView) {
+fn plan_ready(app: &mut App, view: Vec<HostPlan>) {
     let id = match app.dialogs.last() {
         Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id,
         _ => panic!("no confirm dialog"),
@@ -161,7 +161,7 @@ fn rollback_dialog_planning() {
 fn rollback_dialog_focus_on_cancel() {
     let (mut app, _) = fleet_app();
     app.on_key(key('r'));
-    plan_ready(&mut app, PlanView::Release(vec![rollback_plan()]));
+    plan_ready(&mut app, vec![HostPlan::Release(rollback_plan())]);
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -175,7 +175,10 @@ fn rollback_dialog_cannot_plan() {
     };
     app.on_msg(Msg::Plan {
         id,
-        result: Err("dev-2 is not reachable (ssh: connection timed out); every host must be reachable before an action starts, nothing was changed".into()),
+        result: Err(std::sync::Arc::new(PlanError::NotConnected {
+            host: "dev-2".into(),
+            why: "ssh: connection timed out".into(),
+        })),
     });
     insta::assert_snapshot!(render(&app, 80, 24));
 }
@@ -192,7 +195,7 @@ fn rollback_dialog_protected_environment() {
     app.on_key(key('r'));
     let mut p = rollback_plan();
     p.host = "staging-1".into();
-    plan_ready(&mut app, PlanView::Release(vec![p]));
+    plan_ready(&mut app, vec![HostPlan::Release(p)]);
     typed(&mut app, "stag");
     insta::assert_snapshot!(render(&app, 80, 24));
 }
@@ -216,7 +219,7 @@ fn deploy_dialog() {
     p.action = Action::Deploy;
     p.to_sha = "a000001".into();
     p.reuse_existing = false;
-    plan_ready(&mut app, PlanView::Release(vec![p]));
+    plan_ready(&mut app, vec![HostPlan::Release(p)]);
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -226,7 +229,7 @@ fn prune_dialog_shows_the_dry_run() {
     app.on_key(key('p'));
     plan_ready(
         &mut app,
-        PlanView::Prune(vec![PrunePlan {
+        vec![HostPlan::Prune(PrunePlan {
             host: "dev-1".into(),
             keep: 5,
             kept: vec!["a000003".into(), "a000002".into(), "stable".into()],
@@ -236,14 +239,14 @@ fn prune_dialog_shows_the_dry_run() {
                 created: "2026-11-21T10:00:00Z".into(),
             }],
             reclaim_bytes: 12 * 1024 * 1024,
-        }]),
+        })],
     );
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
 fn started(app: &mut App) -> u64 {
     app.on_key(key('r'));
-    plan_ready(app, PlanView::Release(vec![rollback_plan()]));
+    plan_ready(app, vec![HostPlan::Release(rollback_plan())]);
     app.on_key(code(KeyCode::Tab));
     app.on_key(code(KeyCode::Enter));
     app.progress.values().next().expect("progress").id
@@ -342,9 +345,8 @@ fn progress_done_and_failed() {
     app.set_clock(t0 + Duration::from_secs(4), NOW);
     app.on_msg(Msg::ActionDone {
         id,
-        result: Ok(
-            "dev-1: api a000003 (blue) → a000002 (green, restart the kept container) in 3100 ms"
-                .into(),
+        report: report_done(
+            "dev-1: api a000003 (blue) → a000002 (green, restart the kept container) in 3100 ms",
         ),
     });
     insta::assert_snapshot!("progress_done", render(&app, 80, 24));
@@ -371,7 +373,16 @@ fn progress_done_and_failed() {
         },
     );
     app.set_clock(t0 + Duration::from_secs(30), NOW);
-    app.on_msg(Msg::ActionDone { id, result: Err("dev-1: the new green container (bad0001) did not become healthy; blue (a000003) still serves\n  /health: 503 {\"status\":\"unhealthy\",\"services\":{\"database\":\"disconnected\"}}\n  last logs:\n    db: connection refused".into()) });
+    app.on_msg(Msg::ActionDone {
+        id,
+        report: report_failed(deckhand::release::ReleaseError::Unhealthy {
+            host: "dev-1".into(),
+            color: "green".into(),
+            sha: "bad0001".into(),
+            live_note: "blue (a000003) still serves".into(),
+            report: "  /health: 503 {\"status\":\"unhealthy\",\"services\":{\"database\":\"disconnected\"}}\n  last logs:\n    db: connection refused".into(),
+        }),
+    });
     insta::assert_snapshot!("progress_failed", render(&app, 80, 24));
 }
 

@@ -6,7 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState};
 
 use super::{centered, trunc, wrap};
-use crate::tui::action::{PendingAction, PlanState, PlanView};
+use crate::release::plan::Target;
+use crate::release::runner::{HostPlan, Verb};
+use crate::tui::action::PlanState;
 use crate::tui::app::{App, Button, Confirm, Dialog, Picker};
 use crate::util::{format_age, format_bytes};
 
@@ -35,7 +37,7 @@ pub fn draw(f: &mut Frame, app: &App, d: &Dialog, area: Rect) {
         Dialog::QuitRunning { focus } => {
             let running: Vec<Line> = app
                 .running()
-                .map(|p| Line::from(format!("  {}", p.action.title())))
+                .map(|p| Line::from(format!("  {}", p.request.title())))
                 .collect();
             let mut lines = vec![Line::from("An action is running:")];
             lines.extend(running);
@@ -102,16 +104,27 @@ fn simple(
 fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     let t = app.theme;
     let width = usize::from(area.width.min(78).saturating_sub(2));
-    let a = &c.action;
+    let a = &c.request;
     let mut lines = vec![
         Line::from(vec![
             Span::styled("environment  ", t.dim()),
-            Span::styled(a.env().to_string(), t.bold()),
+            Span::styled(a.env.clone(), t.bold()),
             Span::styled(if c.protected { "  (protected)" } else { "" }, t.warn()),
         ]),
         Line::from(vec![
             Span::styled("hosts        ", t.dim()),
-            Span::raw(trunc(&a.hosts().join(", "), width.saturating_sub(13))),
+            Span::raw(trunc(
+                &format!(
+                    "{}{}",
+                    a.hosts.join(", "),
+                    if a.all_hosts {
+                        ""
+                    } else {
+                        "  (selected host only)"
+                    }
+                ),
+                width.saturating_sub(13),
+            )),
         ]),
         Line::from(""),
     ];
@@ -125,12 +138,21 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
                 "cannot plan; nothing will change:",
                 t.bad(),
             )));
-            for l in wrap(e, width).into_iter().take(8) {
+            for l in wrap(&e.to_string(), width).into_iter().take(8) {
                 lines.push(Line::from(l));
             }
         }
-        PlanState::Ready(PlanView::Release(plans)) => {
-            if let PendingAction::Rollback { target: None, .. } = a
+        PlanState::Ready(all) => {
+            let plans: Vec<_> = all
+                .iter()
+                .filter_map(|p| match p {
+                    HostPlan::Release(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
+            if let Verb::Rollback {
+                target: Target::Previous,
+            } = a.verb
                 && let Some(p) = plans.first()
             {
                 lines.push(Line::from(vec![
@@ -163,9 +185,15 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
                     lines.push(Line::from(Span::styled(l, t.dim())));
                 }
             }
-        }
-        PlanState::Ready(PlanView::Prune(plans)) => {
-            for p in plans {
+            for p in all {
+                if let HostPlan::Unlock { .. } = p {
+                    lines.push(Line::from(p.summary()));
+                }
+            }
+            for p in all.iter().filter_map(|p| match p {
+                HostPlan::Prune(p) => Some(p),
+                _ => None,
+            }) {
                 lines.push(Line::from(vec![
                     Span::styled(format!("{}: ", p.host), t.bold()),
                     Span::raw(format!(
@@ -189,9 +217,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
             }
         }
     }
-    if let PlanState::Ready(p) = &c.plan
-        && p.is_noop()
-    {
+    if c.plan.is_noop() {
         lines.push(Line::from(Span::styled(
             "nothing to do on any host",
             t.warn(),
@@ -200,13 +226,9 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     lines.push(Line::from(""));
     lines.push(Line::from(vec![
         Span::styled("same as  ", t.dim()),
-        Span::raw(trunc(&a.equivalent(true), width.saturating_sub(9))),
+        Span::raw(trunc(&a.equivalent(), width.saturating_sub(9))),
     ]));
-    let label = match a {
-        PendingAction::Deploy { .. } => "Deploy",
-        PendingAction::Rollback { .. } => "Rollback",
-        PendingAction::Prune { .. } => "Prune",
-    };
+    let label = a.verb.button();
     let title = format!(" {} ", a.title());
     let extra = if c.protected { 3 } else { 0 };
     let h = u16::try_from(lines.len()).unwrap_or(20) + 2 + 2 + extra;
@@ -219,12 +241,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     .areas(inner);
     f.render_widget(Paragraph::new(lines), body);
     if c.protected {
-        let words = c
-            .confirm_words()
-            .iter()
-            .map(|w| format!("`{w}`"))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let words = c.confirmation().words_text();
         let [q, input, _] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(1),

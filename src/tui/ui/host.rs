@@ -522,11 +522,11 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
     let (state, style) = match &p.outcome {
         None if p.abort_requested => ("aborting…".to_string(), t.warn()),
         None => ("running".to_string(), t.warn()),
-        Some(Ok(_)) => ("done ✓".to_string(), t.ok()),
-        Some(Err(_)) => ("FAILED ✗".to_string(), t.bad()),
+        Some(r) if r.succeeded() => ("done ✓".to_string(), t.ok()),
+        Some(_) => ("FAILED ✗".to_string(), t.bad()),
     };
     let title = Line::from(vec![
-        Span::raw(format!(" {} · ", p.action.title())),
+        Span::raw(format!(" {} · ", p.request.title())),
         Span::styled(state, style),
         Span::raw(format!(" · {} ", format_duration(p.elapsed(app.now)))),
     ]);
@@ -616,14 +616,14 @@ fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
         )));
     }
     match &p.outcome {
-        Some(Ok(summary)) => {
-            for l in wrap(summary, width) {
+        Some(r) if r.succeeded() => {
+            for l in wrap(&r.summary(), width) {
                 lines.push(Line::from(Span::styled(l, t.ok())));
             }
         }
-        Some(Err(cause)) => {
+        Some(r) => {
             lines.push(Line::from(Span::styled("cause:", t.bad())));
-            for l in wrap(cause, width) {
+            for l in wrap(&r.summary(), width) {
                 lines.push(Line::from(l));
             }
         }

@@ -76,7 +76,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     if let Some(p) = app.running().next() {
         spans.push(Span::raw(" │ "));
         spans.push(Span::styled(
-            format!("⟳ {} {}", p.action.verb(), p.action.service()),
+            format!("⟳ {} {}", p.request.verb.as_str(), p.request.service.name),
             t.warn(),
         ));
     }

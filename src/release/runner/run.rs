@@ -1,0 +1,334 @@
+//! The second phase: carry out a confirmed `Planned` host by host, stopping at the first
+//! failure or when the operator cancels, notifying the webhook of each outcome.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{HostPlan, Planned, plan_one};
+use super::report::{HostError, HostReport, HostResult, NotAttempted, RunReport, ServesNow};
+use super::request::{Request, Verb};
+use crate::monitor::notify::Notifier;
+use crate::release::audit::{self, AuditRecord};
+use crate::release::plan::{Action, Target};
+use crate::release::{ActionOptions, Event, EventSink, ReleaseError, Step, execute, lock, prune};
+use crate::state::read_service;
+use crate::transport::Host;
+use crate::util::format_bytes;
+
+/// What a run needs besides the plan: where events go, the cancel switch, the webhook.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub events: EventSink,
+    /// Checked before every host and, inside a release, between its steps up to the switch.
+    pub cancel: CancellationToken,
+    pub notifier: Notifier,
+}
+
+impl Planned {
+    /// Runs the confirmed plans. The connections are closed unless someone else holds them.
+    pub async fn run(self, opts: &RunOptions) -> RunReport {
+        let Planned {
+            request,
+            hosts,
+            plans,
+        } = self;
+        let mut report = RunReport {
+            title: request.title(),
+            equivalent: request.equivalent(),
+            refused: request.read_only.clone(),
+            hosts: Vec::with_capacity(hosts.len()),
+        };
+        let mut stop: Option<NotAttempted> = report.refused.as_ref().map(|_| NotAttempted::Refused);
+        let mut last_done: Option<String> = None;
+        for (host, plan) in hosts.iter().zip(&plans) {
+            if stop.is_none() && opts.cancel.is_cancelled() {
+                stop = Some(NotAttempted::Cancelled);
+                if let Some(after) = &last_done {
+                    notify_stopped(&opts.notifier, &request, after, host.name()).await;
+                }
+            }
+            if let Some(why) = stop {
+                opts.events.emit(Event::Info {
+                    host: host.name().to_string(),
+                    message: match why {
+                        NotAttempted::Cancelled => "not attempted: cancelled by the operator",
+                        NotAttempted::EarlierFailure => "not attempted: an earlier host failed",
+                        NotAttempted::Refused => "not attempted: refused",
+                    }
+                    .to_string(),
+                });
+                report.hosts.push(HostReport {
+                    host: host.name().to_string(),
+                    result: HostResult::NotAttempted { why },
+                    serves_now: None,
+                });
+                continue;
+            }
+            let result = run_host(&request, host, plan, opts).await;
+            if request.verb.is_release() {
+                notify(&opts.notifier, &request, host.name(), &result).await;
+            }
+            match &result {
+                HostResult::Done { .. } => last_done = Some(host.name().to_string()),
+                _ => stop = Some(NotAttempted::EarlierFailure),
+            }
+            report.hosts.push(HostReport {
+                host: host.name().to_string(),
+                result,
+                serves_now: None,
+            });
+        }
+        if request.verb.is_release() && report.refused.is_none() {
+            let now = join_all(hosts.iter().map(|h| serves_now(h, &request))).await;
+            for (r, s) in report.hosts.iter_mut().zip(now) {
+                r.serves_now = Some(s);
+            }
+        }
+        super::plan::close(hosts).await;
+        report
+    }
+}
+
+async fn run_host(
+    request: &Request,
+    host: &Arc<Host>,
+    plan: &HostPlan,
+    opts: &RunOptions,
+) -> HostResult {
+    let failed = |e: HostError| HostResult::Failed { error: Arc::new(e) };
+    if let Err(e) = confirmed_still_holds(request, host, plan).await {
+        opts.events.emit(Event::StepFailed {
+            host: host.name().to_string(),
+            step: Step::Inspect,
+            error: e.to_string(),
+        });
+        return failed(e);
+    }
+    let service = &request.service;
+    let action_opts = ActionOptions {
+        env: request.env.clone(),
+        actor: request.actor.clone(),
+        lock_wait: request.lock_wait,
+        health_timeout: request.health_timeout,
+        cancel: opts.cancel.clone(),
+    };
+    let release = |target: Target, action: Action| {
+        execute::run(
+            host.clone(),
+            service,
+            target,
+            action,
+            &action_opts,
+            &opts.events,
+        )
+    };
+    let done = match &request.verb {
+        Verb::Deploy { reference } => release(Target::Ref(reference.clone()), Action::Deploy).await,
+        Verb::Redeploy { reference } => {
+            release(Target::Ref(reference.clone()), Action::Redeploy).await
+        }
+        Verb::Rollback { target } => release(target.clone(), Action::Rollback).await,
+        Verb::Prune { keep } => {
+            return match prune::run_on_host(
+                host,
+                service,
+                *keep,
+                &request.env,
+                &request.actor,
+                request.lock_wait,
+                &opts.events,
+            )
+            .await
+            {
+                Ok((p, removed)) => HostResult::Done {
+                    summary: format!(
+                        "{}: removed {} image(s){} ({} reclaimed)",
+                        host.name(),
+                        removed.len(),
+                        if removed.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", removed.join(", "))
+                        },
+                        format_bytes(p.reclaim_bytes)
+                    ),
+                    duration_ms: 0,
+                    outcome: None,
+                },
+                Err(e) => failed(e.into()),
+            };
+        }
+        Verb::Unlock => return unlock(request, host, plan, &opts.events).await,
+    };
+    match done {
+        Ok(o) => HostResult::Done {
+            summary: o.plan.summary(),
+            duration_ms: o.duration_ms,
+            outcome: Some(Box::new(o)),
+        },
+        Err(e @ ReleaseError::Aborted { .. }) => HostResult::Aborted {
+            error: Arc::new(e.into()),
+        },
+        Err(e) => failed(e.into()),
+    }
+}
+
+/// The host is still what the operator confirmed: read again just before this host's turn
+/// (an earlier host took minutes; another operator may have acted). The lock taken next makes
+/// the rest of the run exclusive.
+async fn confirmed_still_holds(
+    request: &Request,
+    host: &Host,
+    confirmed: &HostPlan,
+) -> Result<(), HostError> {
+    let now = match plan_one(request, host).await {
+        Ok(p) => p,
+        Err(super::PlanError::Host { source, .. }) => return Err((*source).into()),
+        Err(e) => {
+            return Err(HostError::Changed {
+                host: host.name().to_string(),
+                confirmed: confirmed.summary(),
+                now: e.to_string(),
+            });
+        }
+    };
+    let changed = match (confirmed, &now) {
+        // Converging on what was asked is fine whatever the path (someone deployed the same).
+        (HostPlan::Release(_), HostPlan::Release(n)) if n.noop => false,
+        (HostPlan::Release(c), HostPlan::Release(n)) => {
+            c.from_sha != n.from_sha || c.from_color != n.from_color || c.to_sha != n.to_sha
+        }
+        (HostPlan::Unlock { lock: c, .. }, HostPlan::Unlock { lock: n, .. }) => {
+            let token = |l: &Option<crate::release::lock::LockState>| {
+                l.as_ref()
+                    .and_then(|l| l.info.as_ref())
+                    .map(|i| i.token.clone())
+            };
+            n.is_some() && token(c) != token(n)
+        }
+        // Prune re-plans under its lock by rule (keep N), whatever arrived since.
+        (HostPlan::Prune(_), HostPlan::Prune(_)) => false,
+        _ => true,
+    };
+    if changed {
+        return Err(HostError::Changed {
+            host: host.name().to_string(),
+            confirmed: confirmed.summary(),
+            now: now.summary(),
+        });
+    }
+    Ok(())
+}
+
+/// Removes the lock that was confirmed, and records it.
+async fn unlock(request: &Request, host: &Host, plan: &HostPlan, events: &EventSink) -> HostResult {
+    let HostPlan::Unlock {
+        lock: Some(state), ..
+    } = plan
+    else {
+        return HostResult::Done {
+            summary: format!("{}: {} is not locked", host.name(), request.service.name),
+            duration_ms: 0,
+            outcome: None,
+        };
+    };
+    let name = host.name().to_string();
+    let started = std::time::Instant::now();
+    events.emit(Event::StepStarted {
+        host: name.clone(),
+        step: Step::Unlock,
+        detail: state.holder(),
+    });
+    if let Err(e) = lock::force_remove(host, &request.service.name).await {
+        events.emit(Event::StepFailed {
+            host: name,
+            step: Step::Unlock,
+            error: e.to_string(),
+        });
+        return HostResult::Failed {
+            error: Arc::new(e.into()),
+        };
+    }
+    let mut rec = AuditRecord::now(
+        &request.actor,
+        &request.env,
+        host.name(),
+        &request.service.name,
+        "unlock",
+    );
+    rec.outcome = "success".into();
+    rec.details = Some(format!("removed the lock of {}", state.holder()));
+    if let Err(e) = audit::append(host, &rec).await {
+        events.emit(Event::Info {
+            host: name.clone(),
+            message: format!("WARNING: the unlock is not in the audit log: {e}"),
+        });
+    }
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    events.emit(Event::StepFinished {
+        host: name.clone(),
+        step: Step::Unlock,
+        elapsed_ms: duration_ms,
+        detail: String::new(),
+    });
+    HostResult::Done {
+        summary: format!("{name}: lock removed (was: {})", state.holder()),
+        duration_ms,
+        outcome: None,
+    }
+}
+
+async fn serves_now(host: &Host, request: &Request) -> ServesNow {
+    match read_service(host, &request.service).await {
+        Ok(s) => match s.live_color {
+            Some(color) => ServesNow::Release {
+                color,
+                sha: s.live_sha,
+            },
+            None => ServesNow::Nothing,
+        },
+        Err(e) => ServesNow::Unknown(crate::util::error_chain(&e)),
+    }
+}
+
+/// The webhook line of one host's outcome; the same whichever face asked.
+pub fn outcome_message(request: &Request, host: &str, result: &HostResult) -> Option<String> {
+    let what = match result {
+        HostResult::Done { summary, .. } => format!("succeeded: {summary}"),
+        HostResult::Failed { error } | HostResult::Aborted { error } => format!(
+            "FAILED: {}",
+            error.to_string().lines().next().unwrap_or_default()
+        ),
+        HostResult::NotAttempted { .. } => return None,
+    };
+    Some(format!(
+        "[deckhand] {} of {} in {} on {host} {what}",
+        request.verb.as_str(),
+        request.service.name,
+        request.env
+    ))
+}
+
+async fn notify(notifier: &Notifier, request: &Request, host: &str, result: &HostResult) {
+    if !notifier.enabled() {
+        return;
+    }
+    if let Some(text) = outcome_message(request, host, result) {
+        notifier.send(&text).await;
+    }
+}
+
+async fn notify_stopped(notifier: &Notifier, request: &Request, after: &str, next: &str) {
+    if notifier.enabled() {
+        notifier
+            .send(&format!(
+                "[deckhand] {} of {} in {} stopped by the operator after {after}; {next} and later hosts were not attempted",
+                request.verb.as_str(),
+                request.service.name,
+                request.env
+            ))
+            .await;
+    }
+}
