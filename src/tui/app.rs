@@ -511,7 +511,7 @@ impl App {
                 if epoch == self.epoch
                     && let Some(h) = self.hosts.iter_mut().find(|h| h.name == host)
                 {
-                    h.apply(update, now);
+                    h.apply(update, now, self.now_unix);
                 }
             }
             Msg::Plan { id, result } => {

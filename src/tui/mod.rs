@@ -251,10 +251,7 @@ impl Runtime {
                         .hosts
                         .iter()
                         .find(|h| &h.name == n)
-                        .and_then(|h| match &h.conn {
-                            model::Conn::Failed(e) => Some(e.clone()),
-                            _ => None,
-                        })
+                        .and_then(|h| h.down_reason().map(ToString::to_string))
                         .unwrap_or_else(|| "not connected yet".into());
                     PlanError::NotConnected {
                         host: n.clone(),

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::app::Msg;
-use super::model::{HostUpdate, Snapshot};
+use super::model::{HostDown, HostUpdate, Snapshot};
 use crate::config::{HostSpec, Service};
 use crate::monitor::notify::Notifier;
 use crate::release::runner::{self, PlanError, Planned, Request, RunOptions, RunReport};
@@ -54,7 +54,7 @@ pub async fn snapshot(host: &Host, services: &[Service]) -> Snapshot {
     let locks = async {
         let mut out = BTreeMap::new();
         for s in services {
-            let l = lock::read(host, &s.name).await.map_err(|e| e.to_string());
+            let l = lock::read(host, &s.name).await.map_err(Arc::new);
             out.insert(s.name.clone(), l);
         }
         out
@@ -63,7 +63,7 @@ pub async fn snapshot(host: &Host, services: &[Service]) -> Snapshot {
         tokio::join!(read_host(host, services), audit::read(host, 50), locks);
     Snapshot {
         status,
-        audit: audit.map(|l| l.records).map_err(|e| e.to_string()),
+        audit: audit.map(|l| l.records).map_err(Arc::new),
         locks,
         monitor: None,
     }
@@ -90,7 +90,15 @@ pub async fn poll_host(
         let host = match connected {
             Ok(h) => Arc::new(h),
             Err(e) => {
-                let _ = tx.send(host_msg(epoch, &name, HostUpdate::Failed(e.to_string())));
+                let why = Arc::new(HostDown::Connect(e));
+                let _ = tx.send(host_msg(
+                    epoch,
+                    &name,
+                    HostUpdate::Down {
+                        why,
+                        retry_in: RETRY_EVERY,
+                    },
+                ));
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(RETRY_EVERY) => continue,
@@ -144,15 +152,34 @@ pub async fn poll_host(
                 }
                 Err(_) => {
                     failures += 1;
+                    let why = Arc::new(HostDown::ReadTimeout {
+                        host: name.clone(),
+                        secs: READ_TIMEOUT.as_secs(),
+                    });
                     let _ = tx.send(host_msg(
                         epoch,
                         &name,
-                        HostUpdate::Failed(format!(
-                            "{name}: reading the host took longer than {}s",
-                            READ_TIMEOUT.as_secs()
-                        )),
+                        HostUpdate::Down {
+                            why,
+                            retry_in: POLL_EVERY,
+                        },
                     ));
                 }
+            }
+            // A lost ssh master says so (typed): reconnect now instead of after three failures.
+            if failures > 0
+                && let Err(e) = host.check_alive().await
+                && e.is_connection_lost()
+            {
+                let _ = tx.send(host_msg(
+                    epoch,
+                    &name,
+                    HostUpdate::Down {
+                        why: Arc::new(HostDown::Connect(e)),
+                        retry_in: Duration::ZERO,
+                    },
+                ));
+                break;
             }
             if failures >= 3 {
                 // The connection is probably gone: start over with a new one.

@@ -684,3 +684,39 @@ pub fn redeploy_converges(path: &Path, sha: &str, after: &str) {
         "after {after}"
     );
 }
+
+/// [`deploy_interrupted_at`] with extra environment variables for the deploy.
+pub fn deploy_interrupted_at_with_env(
+    path: &Path,
+    sha: &str,
+    step: &str,
+    envs: &[(&str, &str)],
+    at_step: impl FnOnce(&mut Child),
+) -> Option<Option<i32>> {
+    use std::io::BufRead;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deckhand"));
+    cmd.arg("--config")
+        .arg(path)
+        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn deploy");
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("\"step\":\"{step}\"");
+    let mut at_step = Some(at_step);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"event\":\"step_started\"")
+            && line.contains(&needle)
+            && let Some(f) = at_step.take()
+        {
+            f(&mut child);
+        }
+    }
+    let status = child.wait().expect("wait");
+    at_step.is_none().then_some(status.code())
+}

@@ -5,5 +5,6 @@ mod engine_restart;
 mod faults;
 mod harness;
 mod release;
+mod runner;
 mod secrets;
 mod status;

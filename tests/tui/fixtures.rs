@@ -11,8 +11,9 @@ use deckhand::state::{
     Color, ColorStatus, ContainerState, HealthReport, HostFacts, HostStatus, ImageInfo,
     ProxyStatus, ServiceStatus,
 };
+use deckhand::transport::TransportError;
 use deckhand::tui::app::{App, EnvInfo, Msg};
-use deckhand::tui::model::{HostUpdate, Snapshot};
+use deckhand::tui::model::{HostDown, HostUpdate, Snapshot};
 use deckhand::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -222,9 +223,13 @@ pub fn fleet_app() -> (App, Instant) {
     feed(
         &mut app,
         "dev-2",
-        HostUpdate::Failed(
-            "dev-2: cannot connect over SSH: ssh: connect to host 203.0.113.7 port 22: Connection timed out".into(),
-        ),
+        HostUpdate::Down {
+            why: std::sync::Arc::new(HostDown::Connect(TransportError::Connect {
+                host: "dev-2".into(),
+                detail: "ssh: connect to host 203.0.113.7 port 22: Connection timed out".into(),
+            })),
+            retry_in: Duration::from_secs(5),
+        },
     );
     app.set_clock(t0 + Duration::from_secs(2), NOW);
     (app, t0)

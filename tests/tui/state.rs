@@ -259,10 +259,18 @@ fn messages_from_an_old_environment_are_ignored() {
     app.on_msg(Msg::Host {
         epoch: old,
         host: "staging-1".into(),
-        update: HostUpdate::Failed("late news from dev".into()),
+        update: HostUpdate::Down {
+            why: std::sync::Arc::new(deckhand::tui::model::HostDown::Unreadable {
+                detail: "late news from dev".into(),
+            }),
+            retry_in: Duration::from_secs(5),
+        },
     });
     assert!(app.hosts[0].snapshot.is_none());
-    assert_eq!(app.hosts[0].conn, deckhand::tui::model::Conn::Connecting);
+    assert!(matches!(
+        app.hosts[0].conn,
+        deckhand::tui::model::Conn::Connecting
+    ));
     // [ and ] cycle environments.
     let effects = app.on_key(key('['));
     assert!(matches!(effects.as_slice(), [Effect::SwitchEnv { env, .. }] if env == "dev"));
@@ -430,4 +438,36 @@ fn the_picker_lists_tags_the_registry_has_and_no_host_pulled_yet() {
     };
     assert!(p.registry_note.contains("connection refused"));
     assert!(p.candidates.iter().any(|c| c.sha == "a000003"));
+}
+
+#[test]
+fn a_host_that_is_down_stays_down_while_the_poller_retries() {
+    let (mut app, t0) = fleet_app();
+    let down = |app: &deckhand::tui::app::App| {
+        app.hosts[1]
+            .conn
+            .down_text(app.now, app.now_unix)
+            .unwrap_or_else(|| format!("not down: {:?}", app.hosts[1].conn))
+    };
+    // fleet_app marked dev-2 down at t0 with a retry in 5 s.
+    let text = down(&app);
+    assert!(
+        text.starts_with("down since 10:00:00 UTC (0s ago)"),
+        "{text}"
+    );
+    assert!(text.ends_with("next try in 3s"), "{text}");
+    // The retry starts: still down, since the same time, saying it tries again.
+    app.set_clock(t0 + Duration::from_secs(65), NOW + 65);
+    feed(&mut app, "dev-2", HostUpdate::Connecting);
+    let text = down(&app);
+    assert!(
+        text.starts_with("down since 10:00:00 UTC (1m ago)") && text.contains("attempt 2"),
+        "{text}"
+    );
+    let screen = render(&app, 100, 24);
+    assert!(screen.contains("down since 10:00:00 UTC"), "{screen}");
+    assert!(!screen.contains("connecting"), "{screen}");
+    // It answers: up again.
+    feed(&mut app, "dev-2", HostUpdate::Connected);
+    assert!(app.hosts[1].conn.is_up());
 }

@@ -226,3 +226,80 @@ impl RunReport {
         out.join("\n")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, result: HostResult) -> HostReport {
+        HostReport {
+            host: name.into(),
+            result,
+            serves_now: None,
+        }
+    }
+
+    fn report(hosts: Vec<HostReport>) -> RunReport {
+        RunReport {
+            title: "t".into(),
+            equivalent: "e".into(),
+            refused: None,
+            hosts,
+        }
+    }
+
+    fn done() -> HostResult {
+        HostResult::Done {
+            summary: "h: done".into(),
+            duration_ms: 1,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn the_exit_code_says_how_the_run_ended() {
+        assert_eq!(report(vec![host("a", done())]).exit_code(), crate::exit::OK);
+        let locked = HostResult::Failed {
+            error: Arc::new(
+                ReleaseError::Locked {
+                    host: "b".into(),
+                    service: "api".into(),
+                    holder: "x".into(),
+                    hint: String::new(),
+                }
+                .into(),
+            ),
+        };
+        let r = report(vec![
+            host("a", done()),
+            host("b", locked),
+            host(
+                "c",
+                HostResult::NotAttempted {
+                    why: NotAttempted::EarlierFailure,
+                },
+            ),
+        ]);
+        assert_eq!(r.exit_code(), crate::exit::LOCKED);
+        assert!(!r.succeeded());
+        assert!(
+            r.summary().ends_with("not attempted (unchanged): c"),
+            "{}",
+            r.summary()
+        );
+        let cancelled = report(vec![
+            host("a", done()),
+            host(
+                "b",
+                HostResult::NotAttempted {
+                    why: NotAttempted::Cancelled,
+                },
+            ),
+        ]);
+        assert!(cancelled.cancelled());
+        assert_eq!(cancelled.exit_code(), crate::exit::ACTION_FAILED);
+        let mut refused = report(Vec::new());
+        refused.refused = Some("--read-only is set".into());
+        assert_eq!(refused.exit_code(), crate::exit::USAGE);
+    }
+}

@@ -250,3 +250,157 @@ impl Confirmation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::DeployPlan;
+    use crate::state::Color;
+
+    fn service() -> Service {
+        let cfg = crate::config::load_str(
+            "[[service]]\nname = \"api\"\nimage = \"r/acme/api\"\napp_port = 3000\npublic_port = 3001\nproxy_image = \"nginx\"\n\n[env.dev]\nhosts = [\"local\"]\n",
+            std::path::Path::new("/tmp/deckhand.toml"),
+        )
+        .expect("config");
+        cfg.services[0].clone()
+    }
+
+    fn env(protected: bool) -> EnvInfo {
+        EnvInfo {
+            name: "staging".into(),
+            protected,
+            read_only: false,
+            hosts: vec!["s-1".into(), "s-2".into()],
+        }
+    }
+
+    fn release_plan(to_sha: &str) -> HostPlan {
+        HostPlan::Release(DeployPlan {
+            action: crate::release::plan::Action::Deploy,
+            host: "s-1".into(),
+            service: "api".into(),
+            from_color: Some(Color::Blue),
+            from_sha: Some("a000001".into()),
+            to_color: Color::Green,
+            to_sha: to_sha.into(),
+            image: format!("r/acme/api:{to_sha}"),
+            reuse_existing: false,
+            noop: false,
+            finish_only: false,
+            create_proxy: false,
+            steps: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_equivalent_command_names_hosts_only_when_some_are_chosen() {
+        let svc = service();
+        let verb = |v: Verb| Request::new(&env(false), &svc, &[], v, "me").expect("request");
+        let cases = [
+            (
+                Verb::Deploy {
+                    reference: "a000002".into(),
+                },
+                "deckhand deploy a000002 --env staging --service api",
+            ),
+            (
+                Verb::Redeploy {
+                    reference: "a000002".into(),
+                },
+                "deckhand deploy --force a000002 --env staging --service api",
+            ),
+            (
+                Verb::Rollback {
+                    target: Target::Previous,
+                },
+                "deckhand rollback --env staging --service api",
+            ),
+            (
+                Verb::Rollback {
+                    target: Target::Ref("a000001".into()),
+                },
+                "deckhand rollback a000001 --env staging --service api",
+            ),
+            (
+                Verb::Prune { keep: 3 },
+                "deckhand prune --keep 3 --env staging --service api",
+            ),
+            (Verb::Unlock, "deckhand unlock --env staging --service api"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(verb(v).equivalent(), want);
+        }
+        let one =
+            Request::new(&env(false), &svc, &["s-2".into()], Verb::Unlock, "me").expect("request");
+        assert_eq!(
+            one.equivalent(),
+            "deckhand unlock --env staging --service api --host s-2"
+        );
+        assert!(!one.all_hosts);
+        assert!(one.title().ends_with("on s-2"), "{}", one.title());
+    }
+
+    #[test]
+    fn a_request_refuses_unknown_hosts_and_bad_refs_and_keeps_the_env_order() {
+        let svc = service();
+        let e = Request::new(&env(false), &svc, &["nope".into()], Verb::Unlock, "me")
+            .expect_err("unknown host");
+        assert_eq!(
+            e.to_string(),
+            "host `nope` is not in environment `staging` (hosts: s-1, s-2)"
+        );
+        let e = Request::new(
+            &env(false),
+            &svc,
+            &[],
+            Verb::Deploy {
+                reference: "x;rm -rf /".into(),
+            },
+            "me",
+        )
+        .expect_err("bad ref");
+        assert!(e.to_string().contains("neither a git SHA"), "{e}");
+        let r = Request::new(
+            &env(false),
+            &svc,
+            &["s-2".into(), "s-1".into()],
+            Verb::Unlock,
+            "me",
+        )
+        .expect("request");
+        assert_eq!(r.hosts, ["s-1", "s-2"]);
+        assert!(r.all_hosts);
+    }
+
+    #[test]
+    fn a_protected_environment_wants_its_name_or_the_short_sha_typed() {
+        let svc = service();
+        let verb = Verb::Deploy {
+            reference: "a000002".into(),
+        };
+        let plain = Request::new(&env(false), &svc, &[], verb.clone(), "me").expect("request");
+        let rule = plain.confirmation(&[release_plan("a000002")]);
+        assert_eq!(rule, Confirmation::Plain);
+        assert!(rule.accepts("y\n") && rule.accepts("yes") && !rule.accepts("staging"));
+        let protected = Request::new(&env(true), &svc, &[], verb, "me").expect("request");
+        let rule = protected.confirmation(&[
+            release_plan("a0000021234567890"),
+            release_plan("a0000021234567890"),
+        ]);
+        assert_eq!(
+            rule,
+            Confirmation::Typed {
+                words: vec!["staging".into(), "a000002".into()]
+            }
+        );
+        assert!(rule.accepts("staging\n"));
+        assert!(rule.accepts(" a000002 "));
+        assert!(
+            !rule.accepts("y"),
+            "a plain yes does not confirm a protected env"
+        );
+        assert!(!rule.accepts("dev") && !rule.accepts(""));
+        assert_eq!(rule.words_text(), "`staging` or `a000002`");
+    }
+}

@@ -30,7 +30,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         let (conn, conn_style) = match &h.conn {
             Conn::Connected => ("up", t.ok()),
             Conn::Connecting => ("…", t.dim()),
-            Conn::Failed(_) => ("DOWN", t.bad()),
+            Conn::Down { .. } => ("DOWN", t.bad()),
         };
         let s = h.service(&svc.name);
         let live = s.and_then(|s| s.live_color);
@@ -136,10 +136,14 @@ fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     for h in &app.hosts {
         if let Some(e) = failure(h) {
-            let text = if e.starts_with(&format!("{}:", h.name)) {
+            let e = if e.starts_with(&format!("{}:", h.name)) {
                 e
             } else {
                 format!("{}: {e}", h.name)
+            };
+            let text = match h.conn.down_text(app.now, app.now_unix) {
+                Some(d) => format!("{e}\n{d}"),
+                None => e,
             };
             for (i, l) in wrap(&text, width.saturating_sub(2)).into_iter().enumerate() {
                 out.push(Line::from(Span::styled(
@@ -167,8 +171,8 @@ fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
 }
 
 fn failure(h: &HostView) -> Option<String> {
-    match &h.conn {
-        Conn::Failed(e) => Some(e.clone()),
-        _ => h.snapshot.as_ref().and_then(|s| s.status.error.clone()),
+    match h.down_reason() {
+        Some(e) => Some(e.to_string()),
+        None => h.snapshot.as_ref().and_then(|s| s.status.error.clone()),
     }
 }

@@ -72,10 +72,12 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         draw_progress(f, app, body);
         return;
     }
-    let down = match &h.conn {
-        Conn::Failed(e) => Some(e.clone()),
-        _ => None,
-    };
+    let down = h
+        .down_reason()
+        .map(|e| match h.conn.down_text(app.now, app.now_unix) {
+            Some(d) => format!("{e}\n{d}"),
+            None => e.to_string(),
+        });
     if let Some(e) = down.filter(|_| h.snapshot.is_none() || app.pane != Pane::Audit) {
         let mut lines = vec![Line::from(Span::styled(
             format!("{} is unreachable; other hosts keep working.", h.name),
@@ -122,6 +124,7 @@ fn draw_pane(f: &mut Frame, app: &App, h: &HostView, s: Option<&ServiceStatus>, 
 fn waiting(h: &HostView) -> String {
     match (&h.conn, &h.snapshot) {
         (Conn::Connecting, _) => format!("connecting to {} …", h.name),
+        (Conn::Down { why, .. }, None) => why.to_string(),
         (_, Some(s)) => s
             .status
             .error

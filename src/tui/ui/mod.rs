@@ -11,7 +11,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::app::{App, InputMode, View};
-use super::model::Conn;
 
 /// Draws the whole console.
 pub fn draw(f: &mut Frame, app: &App) {
@@ -55,11 +54,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     if app.protected() {
         spans.push(Span::styled("protected ", t.warn()));
     }
-    let up = app
-        .hosts
-        .iter()
-        .filter(|h| h.conn == Conn::Connected)
-        .count();
+    let up = app.hosts.iter().filter(|h| h.conn.is_up()).count();
     let conn_style = if up == app.hosts.len() {
         t.ok()
     } else {
