@@ -50,8 +50,8 @@ pub async fn run(session: Session) -> Result<i32> {
         session.services.clone(),
         session.read_only,
     );
-    app.theme = theme::Theme::from_env();
-    app.actor = crate::release::actor::current();
+    app.set_theme(theme::Theme::from_env());
+    app.set_actor(&crate::release::actor::current());
     let mut term = enter().wrap_err("cannot set up the terminal")?;
     let mut rt = Runtime::new(session.config, session.services, app);
     let result = rt.run(&mut term).await;
@@ -134,8 +134,8 @@ impl Runtime {
     }
 
     async fn run(&mut self, term: &mut Term) -> Result<()> {
-        let env = self.app.env.clone();
-        let epoch = self.app.epoch;
+        let env = self.app.env().to_string();
+        let epoch = self.app.epoch();
         self.start_pollers(&env, epoch);
         let mut events = Some(EventStream::new());
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -184,7 +184,7 @@ impl Runtime {
                 }
                 self.effect(e, term, &mut events).await?;
             }
-            if self.app.quit {
+            if self.app.quitting() {
                 return Ok(());
             }
         }
@@ -193,7 +193,7 @@ impl Runtime {
     fn on_bg(&mut self, bg: Bg) -> Vec<Effect> {
         match bg {
             Bg::Connected { epoch, host } => {
-                if epoch == self.app.epoch {
+                if epoch == self.app.epoch() {
                     self.hosts.insert(host.name().to_string(), host);
                 }
                 Vec::new()
@@ -248,7 +248,7 @@ impl Runtime {
                 self.hosts.get(n).cloned().ok_or_else(|| {
                     let why = self
                         .app
-                        .hosts
+                        .hosts()
                         .iter()
                         .find(|h| &h.name == n)
                         .and_then(|h| h.down_reason().map(ToString::to_string))
@@ -355,8 +355,8 @@ impl Runtime {
                 let h = self.hosts.get(&host).cloned();
                 tokio::spawn(async move {
                     let result = match h {
-                        Some(h) => tasks::inspect(h, container).await,
-                        None => Err(format!("{host} is not connected")),
+                        Some(h) => tasks::inspect(h, container).await.map_err(Arc::new),
+                        None => Err(Arc::new(model::InspectError::NotConnected { host })),
                     };
                     let _ = tx.send(Bg::Msg(Msg::Inspect { id, result }));
                 });
@@ -372,8 +372,8 @@ impl Runtime {
                     let result = match image {
                         Some(i) => crate::release::registry::list_tags(&i)
                             .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("unknown service `{service}`")),
+                            .map_err(Arc::new),
+                        None => return,
                     };
                     let _ = tx.send(Bg::Msg(Msg::RegistryTags { service, result }));
                 });
@@ -403,7 +403,7 @@ impl Runtime {
     ) -> Result<String> {
         let Some(spec) = self
             .config
-            .env(&self.app.env)
+            .env(self.app.env())
             .ok()
             .and_then(|e| e.hosts.iter().find(|h| h.name == host))
             .cloned()

@@ -44,11 +44,13 @@ pub struct AlertRow {
     pub detail: String,
 }
 
+/// An alert's state as instants (unix seconds); ages and time left are computed when drawn,
+/// by the state's clock, like every other age on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertState {
-    Pending { left_secs: u64 },
-    Firing { since: String },
-    Resolved { ago_secs: u64 },
+    Pending { fires_at: i64 },
+    Firing { since: i64 },
+    Resolved { at: i64 },
 }
 
 /// Why a host is down.
@@ -251,4 +253,36 @@ impl HostView {
     pub fn lock(&self, service: &str) -> Option<&Result<Option<LockState>, Arc<ReleaseError>>> {
         self.snapshot.as_ref().and_then(|s| s.locks.get(service))
     }
+}
+
+/// Why the inspect view could not be filled.
+#[derive(Debug, Error)]
+pub enum InspectError {
+    #[error("{host} is not connected")]
+    NotConnected { host: String },
+    #[error("{host}: inspect {container}: {}", crate::util::error_chain(.source))]
+    Docker {
+        host: String,
+        container: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("inspect {container}: {source}")]
+    Json {
+        container: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The release a rollback would go to: the kept (stopped) other color, while one is live.
+/// (When the release ledger lands, it says this instead of the idle slot.)
+pub fn rollback_target(s: &ServiceStatus) -> Option<(Color, &str)> {
+    let live = s.live_color?;
+    let other = live.other();
+    let cs = s.color(other)?;
+    (cs.state != crate::state::ContainerState::Running)
+        .then_some(())
+        .and(cs.sha.as_deref())
+        .map(|sha| (other, sha))
 }

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::app::Msg;
-use super::model::{HostDown, HostUpdate, Snapshot};
+use super::model::{HostDown, HostUpdate, InspectError, Snapshot};
 use crate::config::{HostSpec, Service};
 use crate::monitor::notify::Notifier;
 use crate::release::runner::{self, PlanError, Planned, Request, RunOptions, RunReport};
@@ -203,7 +203,7 @@ pub fn monitor_view(
 ) -> crate::tui::model::MonitorSnapshot {
     use crate::monitor::AlertState as S;
     use crate::tui::model::{AlertRow, AlertState, MonitorSnapshot};
-    use crate::util::{format_age, format_bytes};
+    use crate::util::format_bytes;
     let x = &m.metrics;
     let mut metrics = Vec::new();
     if let Some(c) = x.cpu_percent {
@@ -243,21 +243,15 @@ pub fn monitor_view(
             let state = match a.state {
                 S::Inactive => return None,
                 S::Pending => AlertState::Pending {
-                    left_secs: a.time_left(for_, now).map_or(0, |d| d.as_secs()),
+                    fires_at: now.timestamp()
+                        + a.time_left(for_, now)
+                            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
                 },
                 S::Firing => AlertState::Firing {
-                    since: a.firing_since.map_or_else(String::new, |f| {
-                        format!(
-                            "{} ({} ago)",
-                            f.format("%H:%M:%S"),
-                            format_age((now - f).num_seconds())
-                        )
-                    }),
+                    since: a.firing_since.unwrap_or(now).timestamp(),
                 },
                 S::Resolved => AlertState::Resolved {
-                    ago_secs: a
-                        .resolved_at
-                        .map_or(0, |r| u64::try_from((now - r).num_seconds()).unwrap_or(0)),
+                    at: a.resolved_at.unwrap_or(now).timestamp(),
                 },
             };
             Some(AlertRow {
@@ -350,21 +344,23 @@ pub async fn stream_logs(
 
 /// `docker inspect` of a container with secrets redacted: env values whose names look secret,
 /// secret-looking labels, and credentials in any text.
-pub async fn inspect(host: Arc<Host>, container: String) -> Result<Vec<String>, String> {
+pub async fn inspect(host: Arc<Host>, container: String) -> Result<Vec<String>, InspectError> {
     let info = host
         .docker
         .inspect_container(&container, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| {
-            format!(
-                "{}: inspect {container}: {}",
-                host.name(),
-                crate::util::error_chain(&e)
-            )
+        .map_err(|source| InspectError::Docker {
+            host: host.name().to_string(),
+            container: container.clone(),
+            source,
         })?;
-    let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+    let json = |source| InspectError::Json {
+        container: container.clone(),
+        source,
+    };
+    let mut value = serde_json::to_value(&info).map_err(json)?;
     redact_value(&mut value);
-    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&value).map_err(json)?;
     Ok(text.lines().map(crate::redact::redact_text).collect())
 }
 
@@ -430,10 +426,9 @@ mod tests {
         let v = monitor_view(&m, &crate::config::AlertThresholds::default(), now);
         assert_eq!(v.metrics[0], ("CPU".to_string(), "91.5%".to_string()));
         assert_eq!(v.alerts.len(), 3, "the quiet memory rule is not listed");
-        assert_eq!(v.alerts[0].state, AlertState::Pending { left_secs: 180 });
-        assert!(
-            matches!(&v.alerts[1].state, AlertState::Firing { since } if since.contains("10m ago"))
-        );
-        assert_eq!(v.alerts[2].state, AlertState::Resolved { ago_secs: 60 });
+        let t = now.timestamp();
+        assert_eq!(v.alerts[0].state, AlertState::Pending { fires_at: t + 180 });
+        assert_eq!(v.alerts[1].state, AlertState::Firing { since: t - 600 });
+        assert_eq!(v.alerts[2].state, AlertState::Resolved { at: t - 60 });
     }
 }

@@ -120,7 +120,7 @@ async fn a_console_deploy_and_a_cli_deploy_notify_and_audit_alike() {
     .expect("session");
     let envs: Vec<EnvInfo> = session.config.envs.values().map(EnvInfo::from).collect();
     let mut app = App::new(envs, "dev", session.services.clone(), false);
-    app.actor = ACTOR.to_string();
+    app.set_actor(ACTOR);
     let host = Arc::new(Host::connect(&session.env.hosts[0]).await.expect("local"));
     for sha in &GOOD_SHAS[..2] {
         console_deploy(&mut app, &host, sha, &hook.url).await;

@@ -142,13 +142,11 @@ fn open_console_as(actor: Option<&str>, extra_shas: &[&str]) -> Setup {
         cfg.display()
     );
     tmux.send(&[&command, "Enter"]);
+    // A one-host environment opens on that host: both colors on the first screen.
     tmux.wait_for(
-        "the host list with green live",
+        "the host view with green live on a000002",
         Duration::from_secs(30),
-        |s| {
-            s.lines()
-                .any(|l| l.contains("local") && l.contains("green") && l.contains("a000002"))
-        },
+        |s| live_in_pane(s) == Some("green") && s.contains("a000002"),
     );
     Setup {
         tmux,
@@ -182,21 +180,26 @@ fn quit(tmux: &Tmux) {
 fn console_rolls_back_in_tmux() {
     let setup = open_console(&[]);
     let (tmux, cfg) = (&setup.tmux, &setup.cfg);
-    // The host list: the local host, green live on a000002.
-    tmux.wait_for(
-        "the host list with green live",
-        Duration::from_secs(30),
-        |s| {
-            s.lines()
-                .any(|l| l.contains("local") && l.contains("green") && l.contains("a000002"))
-        },
-    );
-    tmux.send(&["Enter"]);
+    // The host view straight away (one host): green live on a000002, blue the rollback target.
     let s = tmux.wait_for("the containers pane", Duration::from_secs(15), |s| {
         live_in_pane(s).is_some()
     });
     assert_eq!(live_in_pane(&s), Some("green"), "{s}");
     assert!(s.contains("rollback target"), "{s}");
+    // The host list says the same in one row: live SHA and the rollback target beside it.
+    tmux.send(&["Escape"]);
+    tmux.wait_for("the host list row", Duration::from_secs(10), |s| {
+        s.lines().any(|l| {
+            l.contains("local")
+                && l.contains("green")
+                && l.contains("a000002")
+                && l.contains("↺a000001")
+        })
+    });
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the host view again", Duration::from_secs(10), |s| {
+        live_in_pane(s) == Some("green")
+    });
 
     // Rollback: the dialog names the previous release, and focus starts on Cancel.
     tmux.send(&["r"]);

@@ -188,15 +188,20 @@ pub fn snapshot(status: HostStatus) -> Snapshot {
 
 /// A console on `dev` (two hosts), clock fixed, colors off (snapshots are text).
 pub fn app() -> (App, Instant) {
-    let mut app = App::new(envs(), "dev", vec![service()], false);
-    app.theme = Theme { color: false };
+    app_with(false)
+}
+
+/// [`app`], with `--read-only` as given.
+pub fn app_with(read_only: bool) -> (App, Instant) {
+    let mut app = App::new(envs(), "dev", vec![service()], read_only);
+    app.set_theme(Theme { color: false });
     let t0 = Instant::now();
     app.set_clock(t0, NOW);
     (app, t0)
 }
 
 pub fn feed(app: &mut App, host: &str, update: HostUpdate) {
-    let epoch = app.epoch;
+    let epoch = app.epoch();
     app.on_msg(Msg::Host {
         epoch,
         host: host.into(),
@@ -206,7 +211,12 @@ pub fn feed(app: &mut App, host: &str, update: HostUpdate) {
 
 /// dev-1 read with blue live (a000003) and green kept (a000002); dev-2 unreachable.
 pub fn fleet_app() -> (App, Instant) {
-    let (mut app, t0) = app();
+    fleet_app_with(false)
+}
+
+/// [`fleet_app`], with `--read-only` as given.
+pub fn fleet_app_with(read_only: bool) -> (App, Instant) {
+    let (mut app, t0) = app_with(read_only);
     for lat in [3, 5, 4, 9, 3] {
         feed(
             &mut app,

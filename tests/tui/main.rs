@@ -3,5 +3,6 @@
 
 mod e2e;
 mod fixtures;
+mod parts;
 mod state;
 mod views;

@@ -8,7 +8,7 @@ use deckhand::release::prune::{PruneItem, PrunePlan};
 use deckhand::release::runner::{HostPlan, PlanError};
 use deckhand::release::{DeployPlan, Event, Step};
 use deckhand::state::Color;
-use deckhand::tui::app::{App, Msg, Pane};
+use deckhand::tui::app::{App, Msg};
 use deckhand::tui::model::{AlertRow, AlertState, HostUpdate, MonitorSnapshot};
 
 use crate::fixtures::*;
@@ -33,8 +33,8 @@ pub fn rollback_plan() -> DeployPlan {
 
 /// Only dev-1 answers in these tests; actions name the hosts the app chose.
 fn plan_ready(app: &mut App, view: Vec<HostPlan>) {
-    let id = match app.dialogs.last() {
-        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id,
+    let id = match app.dialog() {
+        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id(),
         _ => panic!("no confirm dialog"),
     };
     app.on_msg(Msg::Plan {
@@ -64,8 +64,7 @@ fn fleet_stale_data_shows_its_age() {
 
 #[test]
 fn fleet_read_only() {
-    let (mut app, _) = fleet_app();
-    app.read_only_flag = true;
+    let (app, _) = fleet_app_with(true);
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -95,7 +94,7 @@ fn host_containers_120x30() {
 fn host_images() {
     let (mut app, _) = fleet_app();
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Images;
+    app.on_key(key('2'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -103,7 +102,7 @@ fn host_images() {
 fn host_metrics_not_monitored_yet() {
     let (mut app, _) = fleet_app();
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Metrics;
+    app.on_key(key('3'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -116,21 +115,21 @@ fn host_metrics_with_a_monitor_snapshot() {
         alerts: vec![
             AlertRow {
                 name: "cpu > 80 %".into(),
-                state: AlertState::Pending { left_secs: 170 },
+                state: AlertState::Pending {
+                    fires_at: NOW + 170,
+                },
                 detail: "91 % for 2m10s".into(),
             },
             AlertRow {
                 name: "health".into(),
-                state: AlertState::Firing {
-                    since: "10:02".into(),
-                },
+                state: AlertState::Firing { since: NOW - 120 },
                 detail: "green: 503".into(),
             },
         ],
     });
     feed(&mut app, "dev-1", HostUpdate::Snapshot(Box::new(snap)));
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Metrics;
+    app.on_key(key('3'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -138,7 +137,7 @@ fn host_metrics_with_a_monitor_snapshot() {
 fn host_audit_log() {
     let (mut app, _) = fleet_app();
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Audit;
+    app.on_key(key('4'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -169,8 +168,8 @@ fn rollback_dialog_focus_on_cancel() {
 fn rollback_dialog_cannot_plan() {
     let (mut app, _) = fleet_app();
     app.on_key(key('r'));
-    let id = match app.dialogs.last() {
-        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id,
+    let id = match app.dialog() {
+        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id(),
         _ => panic!("no dialog"),
     };
     app.on_msg(Msg::Plan {
@@ -249,7 +248,7 @@ fn started(app: &mut App) -> u64 {
     plan_ready(app, vec![HostPlan::Release(rollback_plan())]);
     app.on_key(code(KeyCode::Tab));
     app.on_key(code(KeyCode::Enter));
-    app.progress.values().next().expect("progress").id
+    app.progress().values().next().expect("progress").id
 }
 
 fn ev(app: &mut App, id: u64, event: Event) {
@@ -398,7 +397,7 @@ fn abort_dialog_on_ctrl_c() {
 fn logs_view() {
     let (mut app, _) = fleet_app();
     app.on_key(key('l'));
-    let id = app.logs.as_ref().expect("logs").id;
+    let id = app.logs().expect("logs").id();
     app.on_msg(Msg::Logs {
         id,
         lines: (0..40)
@@ -421,7 +420,7 @@ fn logs_view() {
 fn inspect_view() {
     let (mut app, _) = fleet_app();
     app.on_key(key('i'));
-    let id = app.text.as_ref().expect("text").id;
+    let id = app.text().expect("text").id();
     app.on_msg(Msg::Inspect {
         id,
         result: Ok(vec![

@@ -52,7 +52,7 @@ pub fn draw(f: &mut Frame, app: &App, d: &Dialog, area: Rect) {
 }
 
 fn buttons(app: &App, focus: Button, label: &str, armed: bool) -> Line<'static> {
-    let t = app.theme;
+    let t = app.theme();
     let b = |text: &str, focused: bool, enabled: bool| {
         let s = if focused {
             format!("> {text} <")
@@ -102,14 +102,14 @@ fn simple(
 }
 
 fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let width = usize::from(area.width.min(78).saturating_sub(2));
-    let a = &c.request;
+    let a = &c.request();
     let mut lines = vec![
         Line::from(vec![
             Span::styled("environment  ", t.dim()),
             Span::styled(a.env.clone(), t.bold()),
-            Span::styled(if c.protected { "  (protected)" } else { "" }, t.warn()),
+            Span::styled(if c.protected() { "  (protected)" } else { "" }, t.warn()),
         ]),
         Line::from(vec![
             Span::styled("hosts        ", t.dim()),
@@ -128,7 +128,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
         ]),
         Line::from(""),
     ];
-    match &c.plan {
+    match c.plan() {
         PlanState::Loading => lines.push(Line::from(Span::styled(
             "planning on every host (reading what each runs)…",
             t.dim(),
@@ -217,7 +217,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
             }
         }
     }
-    if c.plan.is_noop() {
+    if c.plan().is_noop() {
         lines.push(Line::from(Span::styled(
             "nothing to do on any host",
             t.warn(),
@@ -230,7 +230,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     ]));
     let label = a.verb.button();
     let title = format!(" {} ", a.title());
-    let extra = if c.protected { 3 } else { 0 };
+    let extra = if c.protected() { 3 } else { 0 };
     let h = u16::try_from(lines.len()).unwrap_or(20) + 2 + 2 + extra;
     let inner = frame(f, area, &title, h);
     let [body, typed, btn] = Layout::vertical([
@@ -240,7 +240,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     ])
     .areas(inner);
     f.render_widget(Paragraph::new(lines), body);
-    if c.protected {
+    if c.protected() {
         let words = c.confirmation().words_text();
         let [q, input, _] = Layout::vertical([
             Constraint::Length(1),
@@ -258,17 +258,17 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
         let [mark, field] =
             Layout::horizontal([Constraint::Length(2), Constraint::Min(1)]).areas(input);
         f.render_widget(Paragraph::new("› "), mark);
-        f.render_widget(&c.typed, field);
+        f.render_widget(c.typed(), field);
     }
     let [_, b] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(btn);
-    f.render_widget(Paragraph::new(buttons(app, c.focus, label, c.armed())), b);
+    f.render_widget(Paragraph::new(buttons(app, c.focus(), label, c.armed())), b);
 }
 
 fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let visible = p.visible();
     let list_h = u16::try_from(visible.len().clamp(1, 10)).unwrap_or(10);
-    let title = format!(" Deploy {} in {}: pick a SHA ", p.service, app.env);
+    let title = format!(" Deploy {} in {}: pick a SHA ", p.service(), app.env());
     let inner = frame(f, area, &title, list_h + 6);
     let [input, list, hint] = Layout::vertical([
         Constraint::Length(1),
@@ -279,7 +279,7 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
     let [mark, field] =
         Layout::horizontal([Constraint::Length(2), Constraint::Min(1)]).areas(input);
     f.render_widget(Paragraph::new("› "), mark);
-    f.render_widget(&p.input, field);
+    f.render_widget(p.input(), field);
     if visible.is_empty() {
         let q = p.query();
         let text = if q.is_empty() {
@@ -295,7 +295,7 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
                 let created = if c.created_unix == i64::MIN {
                     "—".to_string()
                 } else {
-                    format!("{} ago", format_age(app.now_unix - c.created_unix))
+                    format!("{} ago", format_age(app.now_unix() - c.created_unix))
                 };
                 let size = if c.size_bytes == 0 {
                     "—".to_string()
@@ -321,12 +321,15 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
             .row_highlight_style(t.selected())
             .highlight_symbol("▶");
         let mut state = TableState::default();
-        state.select(Some(p.selected.min(visible.len() - 1)));
+        state.select(Some(p.selected().min(visible.len() - 1)));
         f.render_stateful_widget(table, list, &mut state);
     }
     f.render_widget(
         Paragraph::new(Span::styled(
-            format!("{} · ↑↓ choose · Enter plan · Esc cancel", p.registry_note),
+            format!(
+                "{} · ↑↓ choose · Enter plan · Esc cancel",
+                p.registry_note()
+            ),
             t.dim(),
         )),
         hint,
