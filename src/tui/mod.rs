@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, HostTarget, Service};
+use crate::config::{Config, Service};
 use crate::monitor::notify::Notifier;
 use crate::release::EventSink;
 use crate::release::runner::{PlanError, Planned, RunReport};
@@ -392,8 +392,10 @@ impl Runtime {
         }
     }
 
-    /// Hands the terminal to `docker exec -it` (through `ssh -t` for a remote host), then takes
-    /// it back. The event stream is dropped meanwhile so the console reads no keys of the shell.
+    /// Hands the terminal to `docker exec -it … sh` on the host, through the host's existing
+    /// SSH master (its control socket: no new login, the same host key check) and the host's
+    /// configured Docker socket; then takes the terminal back. The event stream is dropped
+    /// meanwhile so the console reads no keys of the shell.
     async fn shell(
         &mut self,
         host: &str,
@@ -401,58 +403,15 @@ impl Runtime {
         term: &mut Term,
         events: &mut Option<EventStream>,
     ) -> Result<String> {
-        let Some(spec) = self
-            .config
-            .env(self.app.env())
-            .ok()
-            .and_then(|e| e.hosts.iter().find(|h| h.name == host))
-            .cloned()
-        else {
-            return Ok(format!("unknown host {host}"));
+        let Some(h) = self.hosts.get(host).cloned() else {
+            return Ok(format!(
+                "{host} is not connected; the shell needs its connection"
+            ));
         };
-        let docker_args = |prefix: &mut Vec<String>| {
-            prefix.push("docker".into());
-            if spec.docker_socket != "/var/run/docker.sock" {
-                prefix.push("-H".into());
-                prefix.push(format!("unix://{}", spec.docker_socket));
-            }
-            prefix.extend(
-                ["exec", "-it", container, "sh"]
-                    .iter()
-                    .map(|s| (*s).to_string()),
-            );
-        };
-        let mut argv: Vec<String> = Vec::new();
-        match &spec.target {
-            HostTarget::Local => docker_args(&mut argv),
-            HostTarget::Ssh {
-                destination,
-                user,
-                port,
-                identity_file,
-                known_hosts,
-            } => {
-                argv.extend(["ssh", "-t", "-o", "StrictHostKeyChecking=yes"].map(String::from));
-                if let Some(p) = port {
-                    argv.extend(["-p".to_string(), p.to_string()]);
-                }
-                if let Some(u) = user {
-                    argv.extend(["-l".to_string(), u.clone()]);
-                }
-                if let Some(i) = identity_file {
-                    argv.extend(["-i".to_string(), i.display().to_string()]);
-                }
-                if let Some(k) = known_hosts {
-                    argv.extend([
-                        "-o".to_string(),
-                        format!("UserKnownHostsFile={}", k.display()),
-                    ]);
-                }
-                argv.push(destination.clone());
-                argv.push("--".into());
-                docker_args(&mut argv);
-            }
+        if let Err(e) = h.check_alive().await {
+            return Ok(format!("no shell: {e}"));
         }
+        let argv = tasks::shell_argv(&h.spec, h.control_socket(), container);
         *events = None;
         restore();
         println!("[deckhand] {} (exit the shell to return)", argv.join(" "));
@@ -474,8 +433,15 @@ impl Runtime {
             .await;
         }
         terminal::enable_raw_mode()?;
-        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
-        term.clear()?;
+        execute!(
+            io::stdout(),
+            terminal::EnterAlternateScreen,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::Hide
+        )?;
+        // A fresh terminal draws everything next time. (`Terminal::clear` asks the terminal for
+        // the cursor position, and the answer does not come back right after a shell.)
+        *term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         *events = Some(EventStream::new());
         Ok(note)
     }

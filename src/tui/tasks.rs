@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::app::Msg;
 use super::model::{HostDown, HostUpdate, InspectError, Snapshot};
-use crate::config::{HostSpec, Service};
+use std::path::Path;
+
+use crate::config::{HostSpec, HostTarget, Service};
 use crate::monitor::notify::Notifier;
 use crate::release::runner::{self, PlanError, Planned, Request, RunOptions, RunReport};
 use crate::release::{EventSink, audit, lock};
@@ -364,6 +366,38 @@ pub async fn inspect(host: Arc<Host>, container: String) -> Result<Vec<String>, 
     Ok(text.lines().map(crate::redact::redact_text).collect())
 }
 
+/// The command line of an interactive shell in `container`: `docker exec -it … sh` against the
+/// host's configured Docker socket, for a remote host through its SSH master's control socket
+/// (`-S`; `ControlMaster=no` so it never becomes a master of its own).
+pub fn shell_argv(spec: &HostSpec, control: Option<&Path>, container: &str) -> Vec<String> {
+    let docker = [
+        "docker".to_string(),
+        "-H".to_string(),
+        format!("unix://{}", spec.docker_socket),
+        "exec".to_string(),
+        "-it".to_string(),
+        container.to_string(),
+        "sh".to_string(),
+    ];
+    match (&spec.target, control) {
+        (HostTarget::Ssh { destination, .. }, Some(ctl)) => {
+            let mut argv: Vec<String> = ["ssh", "-S"].map(String::from).to_vec();
+            argv.push(ctl.display().to_string());
+            argv.extend(["-o", "ControlMaster=no", "-t", "--"].map(String::from));
+            argv.push(destination.clone());
+            // ssh hands the remote side one string for its shell: quote every word.
+            argv.extend(docker.iter().map(|w| sh_quote(w)));
+            argv
+        }
+        _ => docker.to_vec(),
+    }
+}
+
+/// `'word'` for a POSIX shell.
+fn sh_quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
 /// Redacts `Env` entries and secret-named keys anywhere in an inspect document.
 pub fn redact_value(v: &mut serde_json::Value) {
     use serde_json::Value;
@@ -393,6 +427,35 @@ pub fn redact_value(v: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shell_rides_the_ssh_master_and_the_configured_docker_socket() {
+        let mut spec = HostSpec {
+            name: "lab-1".into(),
+            target: HostTarget::Ssh {
+                destination: "deploy@203.0.113.10".into(),
+                user: Some("deploy".into()),
+                port: Some(2222),
+                identity_file: Some("/k/id".into()),
+                known_hosts: None,
+            },
+            docker_socket: "/run/user/1000/docker.sock".into(),
+            state_dir: "/var/lib/deckhand".into(),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let argv = shell_argv(&spec, Some(Path::new("/tmp/dhX/master")), "api-blue");
+        assert_eq!(
+            argv.join(" "),
+            "ssh -S /tmp/dhX/master -o ControlMaster=no -t -- deploy@203.0.113.10 'docker' '-H' 'unix:///run/user/1000/docker.sock' 'exec' '-it' 'api-blue' 'sh'"
+        );
+        assert!(!argv.iter().any(|a| a == "-i" || a == "-p"), "no new login");
+        spec.target = HostTarget::Local;
+        assert_eq!(
+            shell_argv(&spec, None, "api-blue").join(" "),
+            "docker -H unix:///run/user/1000/docker.sock exec -it api-blue sh"
+        );
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
     use crate::monitor::{Alert, AlertState as S, HostMetrics, MonitorSnapshot};
     use crate::tui::model::AlertState;
 

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "../integration/harness.rs"]
-mod harness;
+pub(crate) mod harness;
 
 use harness::{
     GOOD_SHAS, LoadClient, SLOW_SHA, TestService, UNHEALTHY_SHA, audit_records, deckhand,
@@ -14,13 +14,13 @@ use harness::{
 };
 
 /// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
     session: String,
 }
 
 impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-u")
             .arg("-L")
@@ -31,7 +31,7 @@ impl Tmux {
             .unwrap_or_else(|e| panic!("cannot run tmux ({e}): apt-get install tmux"))
     }
 
-    fn start(name: &str, width: u16, height: u16) -> Tmux {
+    pub(crate) fn start(name: &str, width: u16, height: u16) -> Tmux {
         let t = Tmux {
             socket: format!("dh-{name}"),
             session: name.to_string(),
@@ -51,20 +51,25 @@ impl Tmux {
         t
     }
 
-    fn send(&self, keys: &[&str]) {
+    pub(crate) fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", self.session.as_str()];
         args.extend_from_slice(keys);
         let out = self.cmd(&args);
         assert!(out.status.success(), "tmux send-keys: {}", text(&out));
     }
 
-    fn screen(&self) -> String {
-        let out = self.cmd(&["capture-pane", "-p", "-t", &self.session]);
+    pub(crate) fn screen(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-S", "-60", "-t", &self.session]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Waits until the screen satisfies `ok`; panics with the last screen otherwise.
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
@@ -86,7 +91,7 @@ impl Drop for Tmux {
 }
 
 /// In the containers pane both titles share a line: which color's title carries LIVE?
-fn live_in_pane(screen: &str) -> Option<&'static str> {
+pub(crate) fn live_in_pane(screen: &str) -> Option<&'static str> {
     let line = screen
         .lines()
         .find(|l| l.contains("blue") && l.contains("green") && l.contains("LIVE"))?;
@@ -168,7 +173,7 @@ fn live(cfg: &std::path::Path) -> (String, String) {
     )
 }
 
-fn quit(tmux: &Tmux) {
+pub(crate) fn quit(tmux: &Tmux) {
     tmux.send(&["q"]);
     let s = tmux.wait_for("the console to exit", Duration::from_secs(60), |s| {
         s.contains("EXITED")
