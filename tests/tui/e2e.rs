@@ -5,8 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[path = "../integration/harness.rs"]
-pub(crate) mod harness;
+pub(crate) use deckhand_test_support as harness;
 
 use harness::{
     GOOD_SHAS, LoadClient, SLOW_SHA, TestService, UNHEALTHY_SHA, audit_records, deckhand,
