@@ -318,3 +318,69 @@ pub fn report_failed(e: deckhand::release::ReleaseError) -> std::sync::Arc<RunRe
         ],
     })
 }
+
+/// The screen with the styles that carry meaning: every run of cells whose style is not the
+/// default is written `«STYLE|text»` (STYLE: foreground, background, modifiers), so a snapshot
+/// fails when LIVE stops being green and bold, the selection loses its reverse video, or a
+/// failure stops being red. Colors on.
+pub fn render_styled(app: &mut App, w: u16, h: u16) -> String {
+    use ratatui::style::{Color as C, Modifier, Style};
+    app.set_theme(Theme { color: true });
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| deckhand::tui::ui::draw(f, app))
+        .expect("draw");
+    app.set_theme(Theme { color: false });
+    let buf = term.backend().buffer().clone();
+    let name = |s: Style| {
+        let mut parts = Vec::new();
+        if let Some(fg) = s.fg.filter(|c| *c != C::Reset) {
+            parts.push(format!("{fg:?}"));
+        }
+        if let Some(bg) = s.bg.filter(|c| *c != C::Reset) {
+            parts.push(format!("on {bg:?}"));
+        }
+        for (m, label) in [
+            (Modifier::BOLD, "bold"),
+            (Modifier::DIM, "dim"),
+            (Modifier::REVERSED, "reversed"),
+            (Modifier::UNDERLINED, "underlined"),
+        ] {
+            if s.add_modifier.contains(m) {
+                parts.push(label.to_string());
+            }
+        }
+        parts.join(" ")
+    };
+    let mut out = String::new();
+    for y in 0..h {
+        let mut line = String::new();
+        let mut run: Option<(String, String)> = None;
+        for x in 0..w {
+            let cell = &buf[(x, y)];
+            let style = name(cell.style());
+            match &mut run {
+                Some((s, text)) if *s == style => text.push_str(cell.symbol()),
+                _ => {
+                    if let Some((s, text)) = run.take() {
+                        line.push_str(&if s.is_empty() {
+                            text
+                        } else {
+                            format!("«{s}|{text}»")
+                        });
+                    }
+                    run = Some((style, cell.symbol().to_string()));
+                }
+            }
+        }
+        if let Some((s, text)) = run {
+            line.push_str(&if s.is_empty() {
+                text
+            } else {
+                format!("«{s}|{text}»")
+            });
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

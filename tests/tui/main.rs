@@ -6,4 +6,5 @@ mod e2e_shell;
 mod fixtures;
 mod parts;
 mod state;
+mod styled;
 mod views;

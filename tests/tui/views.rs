@@ -243,6 +243,43 @@ fn prune_dialog_shows_the_dry_run() {
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
+/// A rollback whose health wait failed on dev-1 (dev-2 not attempted), ended.
+pub fn started_with_a_failure() -> App {
+    let (mut app, t0) = fleet_app();
+    let id = started(&mut app);
+    step_done(&mut app, id, Step::Lock, 40, "");
+    ev(
+        &mut app,
+        id,
+        Event::StepStarted {
+            host: "dev-1".into(),
+            step: Step::Health,
+            detail: String::new(),
+        },
+    );
+    ev(
+        &mut app,
+        id,
+        Event::StepFailed {
+            host: "dev-1".into(),
+            step: Step::Health,
+            error: "unhealthy".into(),
+        },
+    );
+    app.set_clock(t0 + Duration::from_secs(30), NOW);
+    app.on_msg(Msg::ActionDone {
+        id,
+        report: report_failed(deckhand::release::ReleaseError::Unhealthy {
+            host: "dev-1".into(),
+            color: "green".into(),
+            sha: "bad0001".into(),
+            live_note: "blue (a000003) still serves".into(),
+            report: "  /health: 503 {\"status\":\"unhealthy\",\"services\":{\"database\":\"disconnected\"}}\n  last logs:\n    db: connection refused".into(),
+        }),
+    });
+    app
+}
+
 fn started(app: &mut App) -> u64 {
     app.on_key(key('r'));
     plan_ready(app, vec![HostPlan::Release(rollback_plan())]);
@@ -350,38 +387,7 @@ fn progress_done_and_failed() {
     });
     insta::assert_snapshot!("progress_done", render(&app, 80, 24));
 
-    let (mut app, t0) = fleet_app();
-    let id = started(&mut app);
-    step_done(&mut app, id, Step::Lock, 40, "");
-    ev(
-        &mut app,
-        id,
-        Event::StepStarted {
-            host: "dev-1".into(),
-            step: Step::Health,
-            detail: String::new(),
-        },
-    );
-    ev(
-        &mut app,
-        id,
-        Event::StepFailed {
-            host: "dev-1".into(),
-            step: Step::Health,
-            error: "unhealthy".into(),
-        },
-    );
-    app.set_clock(t0 + Duration::from_secs(30), NOW);
-    app.on_msg(Msg::ActionDone {
-        id,
-        report: report_failed(deckhand::release::ReleaseError::Unhealthy {
-            host: "dev-1".into(),
-            color: "green".into(),
-            sha: "bad0001".into(),
-            live_note: "blue (a000003) still serves".into(),
-            report: "  /health: 503 {\"status\":\"unhealthy\",\"services\":{\"database\":\"disconnected\"}}\n  last logs:\n    db: connection refused".into(),
-        }),
-    });
+    let app = started_with_a_failure();
     insta::assert_snapshot!("progress_failed", render(&app, 80, 24));
 }
 
