@@ -194,7 +194,20 @@ async fn confirmed_still_holds(
             });
         }
     };
-    let changed = match (confirmed, &now) {
+    let changed = differs(confirmed, &now);
+    if changed {
+        return Err(HostError::Changed {
+            host: host.name().to_string(),
+            confirmed: confirmed.summary(),
+            now: now.summary(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether what a host would do now differs from what the operator confirmed.
+fn differs(confirmed: &HostPlan, now: &HostPlan) -> bool {
+    match (confirmed, now) {
         // Converging on what was asked is fine whatever the path (someone deployed the same).
         (HostPlan::Release(_), HostPlan::Release(n)) if n.noop => false,
         (HostPlan::Release(c), HostPlan::Release(n)) => {
@@ -211,15 +224,7 @@ async fn confirmed_still_holds(
         // Prune re-plans under its lock by rule (keep N), whatever arrived since.
         (HostPlan::Prune(_), HostPlan::Prune(_)) => false,
         _ => true,
-    };
-    if changed {
-        return Err(HostError::Changed {
-            host: host.name().to_string(),
-            confirmed: confirmed.summary(),
-            now: now.summary(),
-        });
     }
-    Ok(())
 }
 
 /// Removes the lock that was confirmed, and records it.
@@ -330,5 +335,71 @@ async fn notify_stopped(notifier: &Notifier, request: &Request, after: &str, nex
                 request.env
             ))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::DeployPlan;
+    use crate::release::lock::{LockInfo, LockState};
+    use crate::state::Color;
+
+    fn plan(from: &str, to: &str, noop: bool) -> HostPlan {
+        HostPlan::Release(DeployPlan {
+            action: Action::Deploy,
+            host: "h".into(),
+            service: "api".into(),
+            from_color: Some(Color::Blue),
+            from_sha: Some(from.into()),
+            to_color: Color::Green,
+            to_sha: to.into(),
+            image: format!("r:{to}"),
+            reuse_existing: false,
+            noop,
+            finish_only: false,
+            create_proxy: false,
+            steps: Vec::new(),
+        })
+    }
+
+    fn lock(token: &str) -> HostPlan {
+        HostPlan::Unlock {
+            host: "h".into(),
+            lock: Some(LockState {
+                info: Some(LockInfo {
+                    token: token.into(),
+                    actor: "a".into(),
+                    action: "deploy x".into(),
+                    since: "t".into(),
+                    pid: 1,
+                    machine: "m".into(),
+                }),
+                heartbeat_age_secs: 99,
+                stale: true,
+                raw: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_host_that_changed_since_the_confirmation_is_not_acted_on() {
+        let confirmed = plan("a000001", "a000002", false);
+        assert!(!differs(&confirmed, &plan("a000001", "a000002", false)));
+        // Another operator deployed meanwhile: the old release is no longer the one confirmed.
+        assert!(differs(&confirmed, &plan("a000009", "a000002", false)));
+        // Someone deployed the same target: converging is fine.
+        assert!(!differs(&confirmed, &plan("a000002", "a000002", true)));
+        // Unlock: only the confirmed lock is removed, never a new holder's.
+        assert!(!differs(&lock("t1"), &lock("t1")));
+        assert!(differs(&lock("t1"), &lock("t2")));
+        let freed = HostPlan::Unlock {
+            host: "h".into(),
+            lock: None,
+        };
+        assert!(
+            !differs(&lock("t1"), &freed),
+            "already free: nothing to refuse"
+        );
     }
 }
