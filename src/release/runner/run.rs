@@ -98,14 +98,17 @@ async fn run_host(
     opts: &RunOptions,
 ) -> HostResult {
     let failed = |e: HostError| HostResult::Failed { error: Arc::new(e) };
-    if let Err(e) = confirmed_still_holds(request, host, plan).await {
-        opts.events.emit(Event::StepFailed {
-            host: host.name().to_string(),
-            step: Step::Inspect,
-            error: e.to_string(),
-        });
-        return failed(e);
-    }
+    let now = match confirmed_still_holds(request, host, plan).await {
+        Ok(now) => now,
+        Err(e) => {
+            opts.events.emit(Event::StepFailed {
+                host: host.name().to_string(),
+                step: Step::Inspect,
+                error: e.to_string(),
+            });
+            return failed(e);
+        }
+    };
     let service = &request.service;
     let action_opts = ActionOptions {
         env: request.env.clone(),
@@ -160,6 +163,17 @@ async fn run_host(
                 Err(e) => failed(e.into()),
             };
         }
+        // Released meanwhile (its holder finished): nothing to remove, nothing to record.
+        Verb::Unlock if now.is_noop() && !plan.is_noop() => {
+            return HostResult::Done {
+                summary: format!(
+                    "{}: the lock was released meanwhile; nothing to do",
+                    host.name()
+                ),
+                duration_ms: 0,
+                outcome: None,
+            };
+        }
         Verb::Unlock => return unlock(request, host, plan, &opts.events).await,
     };
     match done {
@@ -182,7 +196,7 @@ async fn confirmed_still_holds(
     request: &Request,
     host: &Host,
     confirmed: &HostPlan,
-) -> Result<(), HostError> {
+) -> Result<HostPlan, HostError> {
     let now = match plan_one(request, host).await {
         Ok(p) => p,
         Err(super::PlanError::Host { source, .. }) => return Err((*source).into()),
@@ -202,7 +216,7 @@ async fn confirmed_still_holds(
             now: now.summary(),
         });
     }
-    Ok(())
+    Ok(now)
 }
 
 /// Whether what a host would do now differs from what the operator confirmed.
