@@ -301,11 +301,11 @@ impl Validator<'_> {
                     p,
                     f("proxy_image"),
                     format!("`{}` is not an image reference", p.get_ref()),
-                    "use an nginx image such as \"nginx:stable-alpine\"",
+                    "use deckhand's HAProxy image (built from infrastructure/docker/haproxy), e.g. \"127.0.0.1:5000/deckhand/haproxy:2.6\"",
                 ));
             }
             Some(p) => p.get_ref().clone(),
-            None => "nginx:stable-alpine".to_string(),
+            None => crate::config::DEFAULT_PROXY_IMAGE.to_string(),
         };
         let keep_images = match &r.keep_images {
             Some(k) if *k.get_ref() < 1 || *k.get_ref() > 1000 => {
@@ -333,7 +333,8 @@ impl Validator<'_> {
         }
         let drain = match &r.drain {
             Some(d) => self.duration(d, &f("drain"))?,
-            None => Duration::from_secs(5),
+            // The longest wait for in-flight requests on the old color; usually it ends sooner.
+            None => Duration::from_secs(30),
         };
         let stop_timeout = match &r.stop_timeout {
             Some(d) => self.duration(d, &f("stop_timeout"))?,

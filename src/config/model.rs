@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use super::ConfigError;
 
+/// deckhand's proxy image (HAProxy + socat + the deckhand-proxy helper), as
+/// scripts/build-test-images.sh builds and pushes it from infrastructure/docker/haproxy.
+pub const DEFAULT_PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/haproxy:2.6";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this came from (for messages), or `<inline>`.
@@ -34,6 +38,7 @@ pub struct Service {
     pub proxy_image: String,
     pub keep_images: usize,
     pub health_timeout: Duration,
+    /// The longest wait for in-flight requests on the old color before it is stopped.
     pub drain: Duration,
     pub stop_timeout: Duration,
     /// Glob patterns (`*` only) of tags prune never removes.

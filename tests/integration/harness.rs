@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const DEMO_REPO: &str = "127.0.0.1:5000/deckhand/demo";
-pub const PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/nginx:stable";
+pub const PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/haproxy:2.6";
+/// The earlier proxy (nginx, switched by reload), for hosts set up with it.
+pub const NGINX_PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/nginx:stable";
 /// Good releases built by scripts/build-test-images.sh, oldest first.
 pub const GOOD_SHAS: [&str; 7] = [
     "a000001", "a000002", "a000003", "a000004", "a000005", "a000006", "a000007",
@@ -246,7 +248,7 @@ impl TestService {
     /// The `[[service]]` table for deckhand.toml; `extra` is appended inside the table.
     pub fn service_toml(&self, extra: &str) -> String {
         format!(
-            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"1s\"\n{extra}\n",
+            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"10s\"\n{extra}\n",
             self.name, self.repo, self.public_port
         )
     }
@@ -316,7 +318,7 @@ impl TestService {
         docker_ok(&[
             "cp",
             &f.path().display().to_string(),
-            &format!("{proxy}:/etc/nginx/nginx.conf"),
+            &format!("{proxy}:/etc/haproxy/haproxy.cfg"),
         ]);
         docker_ok(&["start", &proxy]);
     }
@@ -444,9 +446,14 @@ pub fn get_at(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), S
                 text.chars().take(80).collect::<String>()
             )
         })?;
+    // Header names are case-insensitive; HAProxy sends them in lower case.
     let color = text
         .lines()
-        .find_map(|l| l.strip_prefix("X-Deckhand-Color: "))
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("X-Deckhand-Color"))
+                .map(|(_, v)| v)
+        })
         .unwrap_or("")
         .trim()
         .to_string();
