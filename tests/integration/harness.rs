@@ -691,3 +691,143 @@ pub fn redeploy_converges(path: &Path, sha: &str, after: &str) {
         "after {after}"
     );
 }
+
+/// Clients that keep their connections open, as browsers, HTTP/1.1 pools and load balancers
+/// with backend keep-alive do: `conns` threads, each sending request after request on one
+/// persistent connection. A request that fails on an open connection (closed under it, reset,
+/// a bad status) is a failure; a connection the server closed cleanly *after* an answer that
+/// said `Connection: close` is reopened and counted, not failed.
+pub struct KeepAliveClients {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<KeepAliveReport>>,
+}
+
+#[derive(Debug, Default)]
+pub struct KeepAliveReport {
+    pub sent: u64,
+    pub failed: u64,
+    /// Connections opened (one per client at the start, plus reconnects).
+    pub connections: u64,
+    pub failures: Vec<String>,
+    pub colors_seen: std::collections::BTreeSet<String>,
+}
+
+impl KeepAliveClients {
+    pub fn start(port: u16, conns: usize) -> KeepAliveClients {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles = (0..conns)
+            .map(|_| {
+                let flag = stop.clone();
+                std::thread::spawn(move || keep_alive_loop(port, &flag))
+            })
+            .collect();
+        KeepAliveClients { stop, handles }
+    }
+
+    pub fn finish(self) -> KeepAliveReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = KeepAliveReport::default();
+        for h in self.handles {
+            let r = h.join().expect("keep-alive thread");
+            total.sent += r.sent;
+            total.failed += r.failed;
+            total.connections += r.connections;
+            total.failures.extend(r.failures);
+            total.colors_seen.extend(r.colors_seen);
+        }
+        total
+    }
+}
+
+fn keep_alive_loop(port: u16, stop: &std::sync::atomic::AtomicBool) -> KeepAliveReport {
+    use std::io::BufReader;
+    let mut r = KeepAliveReport::default();
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = s.set_nodelay(true);
+                    r.connections += 1;
+                    conn = Some(BufReader::new(s));
+                }
+                Err(e) => {
+                    r.sent += 1;
+                    r.failed += 1;
+                    r.failures.push(format!("connect: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        r.sent += 1;
+        match keep_alive_request(c) {
+            Ok((200, color, close)) => {
+                r.colors_seen.insert(color);
+                if close {
+                    conn = None;
+                }
+            }
+            Ok((code, color, _)) => {
+                r.failed += 1;
+                r.failures.push(format!("HTTP {code} from `{color}`"));
+                conn = None;
+            }
+            Err(e) => {
+                r.failed += 1;
+                r.failures.push(e);
+                conn = None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    r
+}
+
+/// One request on an open connection: status, color, and whether the server will close it.
+fn keep_alive_request(
+    c: &mut std::io::BufReader<TcpStream>,
+) -> Result<(u16, String, bool), String> {
+    use std::io::{BufRead, Read};
+    c.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .map_err(|e| format!("write on a kept-alive connection: {e}"))?;
+    let mut status = String::new();
+    let n = c
+        .read_line(&mut status)
+        .map_err(|e| format!("read on a kept-alive connection: {e}"))?;
+    if n == 0 {
+        return Err("the kept-alive connection was closed under the request".into());
+    }
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u16>().ok())
+        .ok_or_else(|| format!("no status line: {status:?}"))?;
+    let (mut len, mut color, mut close) = (0usize, String::new(), false);
+    loop {
+        let mut line = String::new();
+        c.read_line(&mut line)
+            .map_err(|e| format!("read headers: {e}"))?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("x-deckhand-color") {
+                color = v.to_string();
+            } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
+                close = true;
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body)
+        .map_err(|e| format!("read body: {e}"))?;
+    Ok((code, color, close))
+}
