@@ -480,7 +480,19 @@ impl Validator<'_> {
         pct(&r.cpu_percent, "cpu_percent", &mut a.cpu_percent)?;
         pct(&r.memory_percent, "memory_percent", &mut a.memory_percent)?;
         pct(&r.disk_percent, "disk_percent", &mut a.disk_percent)?;
+        pct(&r.error_percent, "error_percent", &mut a.error_percent)?;
+        if let Some(n) = &r.error_min_requests {
+            a.error_min_requests = u64::try_from(*n.get_ref()).map_err(|_| {
+                self.invalid(
+                    n,
+                    format!("env.{env}.alerts.error_min_requests"),
+                    format!("{} is not a number of requests", n.get_ref()),
+                    "use a whole number, 0 or more (default 10)",
+                )
+            })?;
+        }
         for (v, field, into) in [
+            (&r.error_for, "error_for", &mut a.error_for),
             (&r.cpu_for, "cpu_for", &mut a.cpu_for),
             (&r.memory_for, "memory_for", &mut a.memory_for),
             (&r.disk_for, "disk_for", &mut a.disk_for),

@@ -81,6 +81,12 @@ pub struct AlertThresholds {
     pub disk_for: Duration,
     /// Consecutive failed `/health` probes of the live color before the alert fires.
     pub health_failures: u32,
+    /// The live color's share of 5xx answers (through the proxy, last minute) above which the
+    /// error alert is pending, and how long before it fires.
+    pub error_percent: f64,
+    pub error_for: Duration,
+    /// Fewer requests than this in the window are too few to judge the share by.
+    pub error_min_requests: u64,
     /// How long a resolved alert stays visible.
     pub keep_resolved: Duration,
     /// Monitoring interval (`alerts --watch`, the console).
@@ -97,6 +103,9 @@ impl Default for AlertThresholds {
             disk_percent: 90.0,
             disk_for: Duration::ZERO,
             health_failures: 3,
+            error_percent: 5.0,
+            error_for: Duration::from_secs(300),
+            error_min_requests: 10,
             keep_resolved: Duration::from_secs(900),
             interval: Duration::from_secs(15),
         }

@@ -68,7 +68,10 @@ resolvers docker
 
 defaults
     mode http
-    timeout connect 5s
+    # Proxy and app share a bridge on one host: a connect that takes a second is to a color
+    # whose container is gone (a stopped container keeps its last address, see `hold nx`).
+    timeout connect 1s
+    retries 2
     timeout client 65s
     timeout http-keep-alive 65s
     timeout server 60s

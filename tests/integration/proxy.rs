@@ -315,3 +315,66 @@ fn a_failed_proxy_update_puts_the_previous_proxy_back_and_says_what_serves() {
     assert_eq!(s["proxy"]["running"], true, "{s:#}");
     assert_ne!(svc.container_state("green").as_deref(), Some("running"));
 }
+
+fn post(port: u16, path: &str) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    std::io::Write::write_all(
+        &mut s,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("post");
+    let mut buf = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+}
+
+#[test]
+fn the_live_colors_5xx_share_fires_the_error_alert() {
+    let svc = TestService::new("er");
+    svc.push(&["a000001"]);
+    let sshd = SshServer::start();
+    let (_d, path) = write_config(&format!(
+        "{}\n{}\n[env.lab.alerts]\nerror_percent = 20\nerror_for = \"0s\"\nerror_min_requests = 10\nhealth_failures = 100\n",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1")
+    ));
+    deploy_ok(&path, "a000001");
+    let key = format!("errors:{}", svc.name);
+    let alerts = || {
+        let out = deckhand(&path, &["alerts", "--env", "lab", "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("alerts json ({e}): {}", text(&out)));
+        let a = v["hosts"][0]["alerts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["key"] == key).cloned())
+            .unwrap_or_else(|| panic!("no alert {key} in {v:#}"));
+        (out.status.code(), a)
+    };
+    for _ in 0..10 {
+        assert_eq!(public_get(svc.public_port, "/").expect("public").0, 200);
+    }
+    let (_, a) = alerts();
+    assert_eq!(a["state"], "inactive", "{a:#}");
+    assert_eq!(a["rule"], format!("{} live color 5xx > 20%", svc.name));
+
+    // The live app starts failing: its /health answers 503 through the proxy.
+    post(svc.public_port, "/admin/unhealthy");
+    for _ in 0..30 {
+        assert_eq!(
+            public_get(svc.public_port, "/health").expect("public").0,
+            503
+        );
+    }
+    let (code, a) = alerts();
+    assert_eq!(a["state"], "firing", "{a:#}");
+    assert_eq!(code, Some(5), "{a:#}");
+    let msg = a["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("blue answered") && msg.contains("5xx (30 of"),
+        "{a:#}"
+    );
+    assert!(a["value"].as_f64().is_some_and(|v| v > 20.0), "{a:#}");
+}
