@@ -145,6 +145,14 @@ pub async fn ensure_proxy(
             detail,
             live_note: "no traffic was switched".into(),
         })?;
+    // The live server's address now, rather than at HAProxy's first DNS answer.
+    apply(host, service, route)
+        .await
+        .map_err(|detail| ReleaseError::Switch {
+            host: host.name().to_string(),
+            detail,
+            live_note: "the proxy was started but does not route yet".into(),
+        })?;
     Ok(true)
 }
 
@@ -182,6 +190,13 @@ async fn replace_proxy(
             .await
             .map_err(|e| docker_err(host, "start the new proxy", &e))?;
         wait_ready(host, &name)
+            .await
+            .map_err(|detail| ReleaseError::Docker {
+                host: host.name().to_string(),
+                detail,
+            })?;
+        // The live server's address now, rather than at HAProxy's first DNS answer.
+        apply(host, service, route)
             .await
             .map_err(|detail| ReleaseError::Docker {
                 host: host.name().to_string(),

@@ -4,9 +4,11 @@
 //! switch changes the running HAProxy's memory through its admin socket and writes this file
 //! in the same exec, so a restarted proxy (container or host) serves what was live. Servers are
 //! named by container name and re-resolved through Docker's DNS (`resolvers docker`), so a host
-//! reboot that hands out new addresses still routes; `init-addr libc,127.0.0.1` lets HAProxy
-//! start when a color has no container, and keeps an address family so the switch can set the
-//! container's address at run time. `hold nx` is long: a stopped color keeps its last address
+//! reboot that hands out new addresses still routes (within a second). `init-addr 127.0.0.1`:
+//! HAProxy starts at once, without blocking on libc lookups (a name with no container is
+//! forwarded by Docker's DNS to the host's resolvers, which can take many seconds), and every
+//! server keeps an address family so the switch can set the container's address at run time;
+//! deckhand sets the live one right after it starts a proxy. `hold nx` is long: a stopped color keeps its last address
 //! (and stays switchable) instead of going into resolution maintenance.
 //!
 //! Each request is logged as `%Ts %s %ST %Ta` (epoch, server, status, active time) into an
@@ -35,7 +37,7 @@ pub const TIMINGS_RING_BYTES: usize = 524_288;
 pub fn render(service: &Service, route: &ProxyRoute) -> String {
     let server = |c: Color| {
         format!(
-            "    server {c} {host}:{port} resolvers docker resolve-prefer ipv4 init-addr libc,127.0.0.1{off}",
+            "    server {c} {host}:{port} resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1{off}",
             host = app_container(service, c),
             port = service.app_port,
             off = if c == route.color { "" } else { " disabled" },
@@ -179,7 +181,7 @@ mod tests {
             );
             assert!(conf.contains(&format!("server {color} api-{color}:3000 ")));
             assert!(conf.contains(&format!(
-                "server {o} api-{o}:3000 resolvers docker resolve-prefer ipv4 init-addr libc,127.0.0.1 disabled",
+                "server {o} api-{o}:3000 resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1 disabled",
                 o = color.other()
             )));
             assert_eq!(parse(&s, &conf), Some((color, Some("abc1234".into()))));
