@@ -4,4 +4,5 @@
 mod e2e;
 mod fixtures;
 mod state;
+mod traffic_view;
 mod views;

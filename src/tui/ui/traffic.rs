@@ -24,13 +24,13 @@ pub(super) fn spark(
     let now = s.traffic.as_ref().and_then(|t| t.color(c));
     let label = match now {
         Some(n) => format!(
-            "{} req/s, 5xx {}, p99 {}",
+            " {} req/s, 5xx {}, p99 {}",
             n.req_per_s,
             n.error_5xx_percent
                 .map_or("-".to_string(), |p| format!("{p}%")),
             n.p99_ms.map_or("-".to_string(), |v| format!("{v}ms"))
         ),
-        None => "traffic: no figures".to_string(),
+        None => " traffic: no figures".to_string(),
     };
     let [top, line] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     f.render_widget(Paragraph::new(Span::styled(label, t.dim())), top);
