@@ -40,8 +40,13 @@ fn a_slow_request_in_flight_across_a_switch_completes() {
     let svc = TestService::new("sl");
     svc.push(&["a000001", "a000002"]);
     let sshd = SshServer::start();
-    // Every answer but /health takes 3 s.
-    let (_d, path) = ssh_config(&svc, &sshd, "env = { DEMO_RESPONSE_DELAY_MS = \"3000\" }\n");
+    // Every answer but /health takes 3 s. A stop is a SIGKILL after 1 s, so the app's own
+    // graceful shutdown cannot hide an old color stopped with a request in flight.
+    let (_d, path) = ssh_config(
+        &svc,
+        &sshd,
+        "env = { DEMO_RESPONSE_DELAY_MS = \"3000\" }\nstop_timeout = \"1s\"\n",
+    );
     deploy_ok(&path, "a000001");
 
     // The slow request starts just before the switch (when the proxy step starts), so blue
