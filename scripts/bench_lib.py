@@ -15,8 +15,10 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "deckhand")
+BIN = os.environ.get("DECKHAND_BIN", os.path.join(ROOT, "target", "release", "deckhand"))
 REGISTRY = "127.0.0.1:5000"
+PROXY_IMAGE = f"{REGISTRY}/deckhand/haproxy:2.6"
+NGINX_PROXY_IMAGE = f"{REGISTRY}/deckhand/nginx:stable"
 
 
 def free_port():
@@ -69,18 +71,18 @@ class Sshd:
         self.proc.wait()
 
 
-def service_toml(name, repo, public_port, extra=""):
+def service_toml(name, repo, public_port, extra="", proxy_image=PROXY_IMAGE, drain="1s"):
     return (f'[[service]]\nname = "{name}"\nimage = "{repo}"\napp_port = 3000\n'
-            f'public_port = {public_port}\nproxy_image = "{REGISTRY}/deckhand/nginx:stable"\n'
-            f'health_timeout = "30s"\ndrain = "1s"\n{extra}\n')
+            f'public_port = {public_port}\nproxy_image = "{proxy_image}"\n'
+            f'health_timeout = "30s"\ndrain = "{drain}"\n{extra}\n')
 
 
-def deckhand(config, *args, state=None):
+def deckhand(config, *args, state=None, binary=None):
     env = dict(os.environ)
     if state:
         env["XDG_STATE_HOME"] = state
     t0 = time.perf_counter()
-    p = subprocess.run([BIN, "--config", config, *args], capture_output=True, text=True, env=env,
+    p = subprocess.run([binary or BIN, "--config", config, *args], capture_output=True, text=True, env=env,
                        stdin=subprocess.DEVNULL)
     return p, time.perf_counter() - t0
 

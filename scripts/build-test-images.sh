@@ -7,7 +7,9 @@
 #   REGISTRY/deckhand/demo:bad0001               always unhealthy (DEMO_UNHEALTHY=1)
 #   REGISTRY/deckhand/demo:5100001               slow: listens only after 600 s
 #   REGISTRY/deckhand/demo:e000001               exits with code 3 300 ms after start
-#   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch)
+#   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch):
+#                                                the earlier proxy, for tests of hosts set up with it
+#   REGISTRY/deckhand/haproxy:2.6                deckhand's proxy: Debian's HAProxy + socat on scratch
 #   REGISTRY/deckhand/demo-shell:a0005e1         the demo plus Debian's dash as /bin/sh
 #
 # The tags stay in the local image store too. Docker's layer cache keeps a re-run fast and the
@@ -26,6 +28,7 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 BIN=$TARGET_DIR/$TARGET/release/deckhand-demo
 DEMO_REPO=$REGISTRY/deckhand/demo
 NGINX_IMAGE=$REGISTRY/deckhand/nginx:stable
+HAPROXY_IMAGE=$REGISTRY/deckhand/haproxy:2.6
 
 # "TAG [KNOB=VALUE]", in build (= Created) order; a knob is a build-arg of
 # infrastructure/docker/demo/Dockerfile that ends up in the image's ENV.
@@ -43,6 +46,9 @@ need curl "install curl (apt-get install curl)"
 need ldd "install libc-bin"
 need readelf "install binutils (apt-get install binutils)"
 [ -x /usr/sbin/nginx ] || die "/usr/sbin/nginx not found: install nginx-light (apt-get install nginx-light)"
+[ -x /usr/sbin/haproxy ] || die "/usr/sbin/haproxy not found: install haproxy (apt-get install haproxy)"
+[ -x /usr/bin/socat ] || die "/usr/bin/socat not found: install socat (apt-get install socat)"
+[ -x /bin/busybox ] || die "/bin/busybox not found: install busybox-static (apt-get install busybox-static)"
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || die "static glibc not found: install libc6-dev (apt-get install libc6-dev)"
 docker info >/dev/null 2>&1 || die "dockerd does not answer: run scripts/test-services.sh (as root)"
 curl -fsS -o /dev/null --max-time 5 "http://$REGISTRY/v2/" \
@@ -80,6 +86,9 @@ fi
 mkdir -p "$work/proxy"
 bash "$ROOT/infrastructure/docker/proxy/build-rootfs.sh" "$work/proxy/rootfs" | sed 's/^/  /'
 nginx_version=$(/usr/sbin/nginx -v 2>&1 | sed 's|^nginx version: nginx/||')
+mkdir -p "$work/haproxy"
+bash "$ROOT/infrastructure/docker/haproxy/build-rootfs.sh" "$work/haproxy/rootfs" | sed 's/^/  /'
+haproxy_version=$(/usr/sbin/haproxy -v | head -1 | awk '{ print $3 }')
 
 # --- 3. images ------------------------------------------------------------------------------
 created_epoch() { date -d "$(docker image inspect -f '{{.Created}}' "$1")" +%s.%N; }
@@ -161,6 +170,16 @@ if ! docker build -q -t "$NGINX_IMAGE" \
     die "docker build of $NGINX_IMAGE failed"
 fi
 remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$NGINX_IMAGE")"
+say "building $HAPROXY_IMAGE (HAProxy $haproxy_version)"
+old=$(docker image inspect -f '{{.Id}}' "$HAPROXY_IMAGE" 2>/dev/null || true)
+if ! docker build -q -t "$HAPROXY_IMAGE" \
+    --build-arg "HAPROXY_VERSION=$haproxy_version" --build-arg "GIT_SHA=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --build-arg "SOURCE=$source_url" \
+    -f "$ROOT/infrastructure/docker/haproxy/Dockerfile" "$work/haproxy" >/dev/null 2>"$work/build.err"; then
+    cat "$work/build.err" >&2
+    die "docker build of $HAPROXY_IMAGE failed"
+fi
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$HAPROXY_IMAGE")"
 # Smoke tests: the demo binary runs in its image; nginx's config parses inside its image.
 docker run --rm "$DEMO_REPO:${DEMO_SPECS[0]}" --version >/dev/null 2>"$work/demo.err" || {
     cat "$work/demo.err" >&2
@@ -171,6 +190,11 @@ docker run --rm "$NGINX_IMAGE" nginx -t >/dev/null 2>"$work/nginx-t.err" || {
     die "nginx -t fails inside $NGINX_IMAGE"
 }
 
+docker run --rm "$HAPROXY_IMAGE" haproxy -c -f /etc/haproxy/haproxy.cfg >/dev/null 2>"$work/haproxy-c.err" || {
+    cat "$work/haproxy-c.err" >&2
+    die "haproxy -c fails inside $HAPROXY_IMAGE"
+}
+
 # --- 4. push --------------------------------------------------------------------------------
 say "pushing to $REGISTRY"
 t0=$(date +%s)
@@ -179,7 +203,7 @@ for spec in "${DEMO_SPECS[@]}"; do
     read -r tag _ <<<"$spec"
     images+=("$DEMO_REPO:$tag")
 done
-images+=("$NGINX_IMAGE")
+images+=("$NGINX_IMAGE" "$HAPROXY_IMAGE")
 for image in "${images[@]}"; do
     docker push "$image" >"$work/push.log" 2>&1 || {
         cat "$work/push.log" >&2

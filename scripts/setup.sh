@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine (as root) for deckhand's demo and tests:
-#   1. installs Docker, OpenSSH server, Debian's registry and nginx (the proxy image is built
-#      from it), tmux, curl and jq;
+#   1. installs Docker, OpenSSH server, Debian's registry, HAProxy, socat and busybox-static (the
+#      proxy image is built from them; nginx for the earlier proxy), wrk (benchmarks), tmux,
+#      curl and jq;
 #   2. starts dockerd and the local registry when they are not running (scripts/test-services.sh);
 #   3. builds the demo app and test images without Docker Hub (scripts/build-test-images.sh).
 # Idempotent; each step says what it does.
@@ -17,7 +18,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(docker.io openssh-server openssh-client docker-registry nginx-light iptables
+packages=(docker.io openssh-server openssh-client docker-registry nginx-light haproxy socat
+    busybox-static wrk iptables
     iproute2 ca-certificates curl jq tmux procps util-linux)
 missing=()
 for p in "${packages[@]}"; do

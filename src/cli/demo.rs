@@ -22,7 +22,7 @@ fn demo_dir() -> PathBuf {
 /// Writes the demo config and deploys the demo releases; returns the config path.
 pub async fn run(public_port: u16) -> Result<PathBuf> {
     let image = format!("{REGISTRY}/deckhand/demo");
-    let proxy = format!("{REGISTRY}/deckhand/nginx:stable");
+    let proxy = format!("{REGISTRY}/deckhand/haproxy:2.6");
     let text = format!(
         r#"# Written by `deckhand demo`: the demo service on this machine's Docker engine.
 [[service]]

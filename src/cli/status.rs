@@ -65,6 +65,11 @@ pub fn render_table(status: &EnvStatus, now: i64) -> String {
     }
     out.push_str(&t.render(""));
     for h in &status.hosts {
+        for s in &h.services {
+            out.push_str(&proxy_lines(&h.name, s));
+        }
+    }
+    for h in &status.hosts {
         out.push_str(&host_details(h, now));
     }
     out
@@ -101,6 +106,42 @@ fn color_cell(s: &ServiceStatus, color: Color) -> String {
         cell.push_str(" (rollback)");
     }
     cell
+}
+
+/// The proxy's note (it differs from the config) and each color's traffic over the window.
+fn proxy_lines(host: &str, s: &ServiceStatus) -> String {
+    let mut out = String::new();
+    if let Some(d) = &s.proxy.drift {
+        out.push_str(&format!("{host} {}: {d}\n", s.name));
+    }
+    if let Some(t) = &s.traffic {
+        let colors: Vec<String> = t
+            .colors
+            .iter()
+            .filter(|(_, c)| c.in_rotation || c.requests > 0)
+            .map(|(color, c)| {
+                let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}ms"));
+                format!(
+                    "{color} {} req/s, 2xx {} 4xx {} 5xx {}, p50 {} p99 {}",
+                    c.req_per_s,
+                    c.status_2xx,
+                    c.status_4xx,
+                    c.status_5xx,
+                    ms(c.p50_ms),
+                    ms(c.p99_ms)
+                )
+            })
+            .collect();
+        if !colors.is_empty() {
+            out.push_str(&format!(
+                "{host} {} traffic (last {}s): {}\n",
+                s.name,
+                t.window_s,
+                colors.join("; ")
+            ));
+        }
+    }
+    out
 }
 
 fn proxy_cell(s: &ServiceStatus) -> String {

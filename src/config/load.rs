@@ -301,11 +301,11 @@ impl Validator<'_> {
                     p,
                     f("proxy_image"),
                     format!("`{}` is not an image reference", p.get_ref()),
-                    "use an nginx image such as \"nginx:stable-alpine\"",
+                    "use deckhand's HAProxy image (built from infrastructure/docker/haproxy), e.g. \"127.0.0.1:5000/deckhand/haproxy:2.6\"",
                 ));
             }
             Some(p) => p.get_ref().clone(),
-            None => "nginx:stable-alpine".to_string(),
+            None => crate::config::DEFAULT_PROXY_IMAGE.to_string(),
         };
         let keep_images = match &r.keep_images {
             Some(k) if *k.get_ref() < 1 || *k.get_ref() > 1000 => {
@@ -333,7 +333,8 @@ impl Validator<'_> {
         }
         let drain = match &r.drain {
             Some(d) => self.duration(d, &f("drain"))?,
-            None => Duration::from_secs(5),
+            // The longest wait for in-flight requests on the old color; usually it ends sooner.
+            None => Duration::from_secs(30),
         };
         let stop_timeout = match &r.stop_timeout {
             Some(d) => self.duration(d, &f("stop_timeout"))?,
@@ -479,7 +480,19 @@ impl Validator<'_> {
         pct(&r.cpu_percent, "cpu_percent", &mut a.cpu_percent)?;
         pct(&r.memory_percent, "memory_percent", &mut a.memory_percent)?;
         pct(&r.disk_percent, "disk_percent", &mut a.disk_percent)?;
+        pct(&r.error_percent, "error_percent", &mut a.error_percent)?;
+        if let Some(n) = &r.error_min_requests {
+            a.error_min_requests = u64::try_from(*n.get_ref()).map_err(|_| {
+                self.invalid(
+                    n,
+                    format!("env.{env}.alerts.error_min_requests"),
+                    format!("{} is not a number of requests", n.get_ref()),
+                    "use a whole number, 0 or more (default 10)",
+                )
+            })?;
+        }
         for (v, field, into) in [
+            (&r.error_for, "error_for", &mut a.error_for),
             (&r.cpu_for, "cpu_for", &mut a.cpu_for),
             (&r.memory_for, "memory_for", &mut a.memory_for),
             (&r.disk_for, "disk_for", &mut a.disk_for),

@@ -8,4 +8,7 @@ mod raw;
 
 pub use error::ConfigError;
 pub use load::{discover, load, load_str};
-pub use model::{AlertThresholds, Config, Defaults, Environment, HostSpec, HostTarget, Service};
+pub use model::{
+    AlertThresholds, Config, DEFAULT_PROXY_IMAGE, Defaults, Environment, HostSpec, HostTarget,
+    Service,
+};

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use super::ConfigError;
 
+/// deckhand's proxy image (HAProxy + socat + the deckhand-proxy helper), as
+/// scripts/build-test-images.sh builds and pushes it from infrastructure/docker/haproxy.
+pub const DEFAULT_PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/haproxy:2.6";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this came from (for messages), or `<inline>`.
@@ -34,6 +38,7 @@ pub struct Service {
     pub proxy_image: String,
     pub keep_images: usize,
     pub health_timeout: Duration,
+    /// The longest wait for in-flight requests on the old color before it is stopped.
     pub drain: Duration,
     pub stop_timeout: Duration,
     /// Glob patterns (`*` only) of tags prune never removes.
@@ -76,6 +81,12 @@ pub struct AlertThresholds {
     pub disk_for: Duration,
     /// Consecutive failed `/health` probes of the live color before the alert fires.
     pub health_failures: u32,
+    /// The live color's share of 5xx answers (through the proxy, last minute) above which the
+    /// error alert is pending, and how long before it fires.
+    pub error_percent: f64,
+    pub error_for: Duration,
+    /// Fewer requests than this in the window are too few to judge the share by.
+    pub error_min_requests: u64,
     /// How long a resolved alert stays visible.
     pub keep_resolved: Duration,
     /// Monitoring interval (`alerts --watch`, the console).
@@ -92,6 +103,9 @@ impl Default for AlertThresholds {
             disk_percent: 90.0,
             disk_for: Duration::ZERO,
             health_failures: 3,
+            error_percent: 5.0,
+            error_for: Duration::from_secs(300),
+            error_min_requests: 10,
             keep_resolved: Duration::from_secs(900),
             interval: Duration::from_secs(15),
         }

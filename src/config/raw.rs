@@ -73,6 +73,9 @@ pub struct RawAlerts {
     pub disk_percent: Option<Spanned<f64>>,
     pub disk_for: Option<Spanned<String>>,
     pub health_failures: Option<Spanned<i64>>,
+    pub error_percent: Option<Spanned<f64>>,
+    pub error_for: Option<Spanned<String>>,
+    pub error_min_requests: Option<Spanned<i64>>,
     pub keep_resolved: Option<Spanned<String>>,
     pub interval: Option<Spanned<String>>,
 }

@@ -246,6 +246,28 @@ pub async fn run_cycle_with(
             transitions.push((a.clone(), tr));
         }
         book.alerts.insert(key, a);
+        let (cond, value, message) = super::rules::live_error_share(
+            &s.name,
+            s.live_color,
+            s.traffic.as_ref(),
+            t.error_percent,
+            t.error_min_requests,
+        );
+        eval(
+            &mut book,
+            &mut transitions,
+            format!("errors:{}", s.name),
+            format!(
+                "{} live color 5xx > {}%{}",
+                s.name,
+                t.error_percent,
+                format_for(t.error_for)
+            ),
+            cond,
+            value,
+            t.error_for,
+            message,
+        );
         let last = log.records.iter().rev().find(|r| {
             r.service == s.name
                 && r.outcome != "started"
@@ -302,7 +324,7 @@ pub async fn run_cycle_with(
         "cpu" => 0,
         "memory" => 1,
         "disk" => 2,
-        k if k.starts_with("health:") => 3,
+        k if k.starts_with("health:") || k.starts_with("errors:") => 3,
         _ => 4,
     };
     let mut alerts: Vec<Alert> = book.alerts.into_values().collect();

@@ -171,6 +171,35 @@ pub fn evaluate_count(
     (a, None)
 }
 
+/// The live color's 5xx share from the proxy's traffic, as a rule input: `(condition, value,
+/// message)`. No traffic figures (proxy unreadable, the earlier nginx proxy): `None`, the alert
+/// keeps its state. Fewer requests than `min_requests` in the window: not breaching.
+pub fn live_error_share(
+    service: &str,
+    live: Option<crate::state::Color>,
+    traffic: Option<&crate::state::ServiceTraffic>,
+    limit_percent: f64,
+    min_requests: u64,
+) -> (Option<bool>, Option<f64>, String) {
+    let (Some(live), Some(t)) = (live, traffic) else {
+        return (
+            None,
+            None,
+            format!("{service}: no traffic figures from the proxy"),
+        );
+    };
+    let c = t.color(live).cloned().unwrap_or_default();
+    let share = c.error_5xx_percent.unwrap_or(0.0);
+    let message = format!(
+        "{service}: {live} answered {share:.1}% 5xx ({} of {}) in the last {}s",
+        c.status_5xx, c.requests, t.window_s
+    );
+    if c.requests < min_requests.max(1) {
+        return (Some(false), Some(share), message);
+    }
+    (Some(share > limit_percent), Some(share), message)
+}
+
 pub fn format_for(d: Duration) -> String {
     if d.is_zero() {
         String::new()
@@ -279,6 +308,57 @@ mod tests {
         assert_eq!(
             (a.state, tr),
             (AlertState::Resolved, Some(Transition::Resolved))
+        );
+    }
+
+    #[test]
+    fn the_live_colors_5xx_share_breaches_above_the_limit_with_enough_requests() {
+        use crate::state::{Color, ColorTraffic, ServiceTraffic};
+        let traffic = |requests, status_5xx| ServiceTraffic {
+            window_s: 60,
+            colors: [(
+                Color::Green,
+                ColorTraffic {
+                    requests,
+                    status_5xx,
+                    error_5xx_percent: Some(status_5xx as f64 * 100.0 / requests as f64),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let busy = traffic(200, 20);
+        let (cond, v, msg) = live_error_share("api", Some(Color::Green), Some(&busy), 5.0, 10);
+        assert_eq!((cond, v), (Some(true), Some(10.0)));
+        assert_eq!(
+            msg,
+            "api: green answered 10.0% 5xx (20 of 200) in the last 60s"
+        );
+        let (cond, _, _) = live_error_share("api", Some(Color::Green), Some(&busy), 10.0, 10);
+        assert_eq!(cond, Some(false), "at the limit is not above it");
+        let few = traffic(4, 4);
+        let (cond, v, _) = live_error_share("api", Some(Color::Green), Some(&few), 5.0, 10);
+        assert_eq!(
+            (cond, v),
+            (Some(false), Some(100.0)),
+            "4 requests are too few"
+        );
+        // The idle color's errors do not count; no figures keep the state.
+        let (cond, _, _) = live_error_share("api", Some(Color::Blue), Some(&busy), 5.0, 10);
+        assert_eq!(cond, Some(false));
+        assert_eq!(
+            live_error_share("api", Some(Color::Blue), None, 5.0, 10).0,
+            None
+        );
+        // Pending for N minutes, then firing.
+        let a = Alert::new("errors:api", "");
+        let (a, _) = evaluate(&a, Some(true), Some(10.0), FIVE_MIN, KEEP, t(0));
+        assert_eq!(a.state, AlertState::Pending);
+        let (a, tr) = evaluate(&a, Some(true), Some(10.0), FIVE_MIN, KEEP, t(300));
+        assert_eq!(
+            (a.state, tr),
+            (AlertState::Firing, Some(Transition::StartedFiring))
         );
     }
 

@@ -17,7 +17,7 @@ use super::proxy::{self, docker_err};
 use super::steps::StepRecorder;
 use super::{Event, EventSink, ReleaseError, Step, container, health_wait, lock, prune, pull};
 use crate::config::Service;
-use crate::state::contract::{PROXY_CONF_DIR, PROXY_CONF_FILE, app_container};
+use crate::state::contract::app_container;
 use crate::state::proxy_conf::ProxyRoute;
 use crate::state::{Color, ServiceStatus, read_service};
 use crate::transport::Host;
@@ -240,7 +240,7 @@ async fn run_locked(
     if plan.finish_only {
         r.info(plan.summary());
         // Re-assert the route before stopping anything: the interrupted run may have died
-        // between writing the config and reloading nginx.
+        // half-way through the switch.
         let t = r.start(
             Step::Switch,
             format!("make sure the proxy serves {}", plan.to_color),
@@ -335,15 +335,17 @@ async fn run_locked(
         color: plan.to_color,
         sha: plan.to_sha.clone(),
     };
-    let previous_conf = crate::state::read_file_from_container_pub(
-        host,
-        &service.proxy_container(),
-        PROXY_CONF_DIR,
-        PROXY_CONF_FILE,
-    )
-    .await;
+    let previous = previous_route(&plan);
     let t = r.start(Step::Proxy, service.proxy_container());
-    let proxy_started = match proxy::ensure_proxy(host, service, &route, r.events).await {
+    let proxy_started = match proxy::ensure_proxy(
+        host,
+        service,
+        &route,
+        plan.proxy_change.as_deref(),
+        r.events,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             r.fail(Step::Proxy, &e);
@@ -365,8 +367,7 @@ async fn run_locked(
             plan.to_color
         ),
     );
-    if !proxy_started
-        && let Err(e) = proxy::switch(host, service, &route, previous_conf.as_deref()).await
+    if !proxy_started && let Err(e) = proxy::switch(host, service, &route, previous.as_ref()).await
     {
         r.fail(Step::Switch, &e);
         container::stop_quietly(host, &new_name, service).await;
@@ -382,14 +383,18 @@ async fn run_locked(
     let t = r.start(Step::Confirm, format!("port {}", service.public_port));
     if let Err(detail) = proxy::confirm(host, service, plan.to_color, Duration::from_secs(10)).await
     {
-        // Put the old route back if there was one; the new color is not answering publicly.
-        let mut note = "nothing was serving before".to_string();
-        if let (Some(prev), Some(_)) = (&previous_conf, plan.from_color) {
-            let name = service.proxy_container();
-            if restore_conf(host, &name, prev).await.is_ok() {
-                note = live_note.clone();
-            }
-        }
+        // Put the old route back if there was one (memory and disk); the new color is not
+        // answering publicly. The note says what serves after that, as the proxy reports it.
+        let note = match &previous {
+            Some(prev) => match proxy::switch(host, service, prev, None).await {
+                Ok(()) => format!("the previous route was restored: {live_note}"),
+                Err(e) => format!("restoring the previous route failed: {e}"),
+            },
+            None => format!(
+                "nothing was serving before; {}",
+                proxy::what_serves(host, service).await
+            ),
+        };
         let e = ReleaseError::Switch {
             host: host.name().to_string(),
             detail,
@@ -421,7 +426,7 @@ async fn run_locked(
     Ok((plan, pulled))
 }
 
-/// Makes nginx serve the plan's color: a cheap check through the public port, and a switch only
+/// Makes the proxy serve the plan's color: a cheap check through the public port, and a switch only
 /// when it answers with another color.
 async fn ensure_route(
     host: &Host,
@@ -438,14 +443,7 @@ async fn ensure_route(
         color: plan.to_color,
         sha: plan.to_sha.clone(),
     };
-    let previous = crate::state::read_file_from_container_pub(
-        host,
-        &service.proxy_container(),
-        PROXY_CONF_DIR,
-        PROXY_CONF_FILE,
-    )
-    .await;
-    proxy::switch(host, service, &route, previous.as_deref()).await?;
+    proxy::switch(host, service, &route, None).await?;
     proxy::confirm(host, service, plan.to_color, Duration::from_secs(10))
         .await
         .map_err(|detail| ReleaseError::Switch {
@@ -474,9 +472,28 @@ async fn drain_and_stop_old(r: &mut StepRecorder<'_>, service: &Service, plan: &
         return;
     };
     let host = r.host;
-    let t = r.start(Step::Drain, format_duration(service.drain));
-    tokio::time::sleep(service.drain).await;
-    r.finish(Step::Drain, t, "");
+    // The old color is out of rotation: it is stopped once it has no request in flight (or
+    // at the drain timeout), so a slow request that started before the switch completes.
+    let t = r.start(
+        Step::Drain,
+        format!(
+            "{old}: in-flight requests, at most {}",
+            format_duration(service.drain)
+        ),
+    );
+    let d = proxy::drain(host, service, old, service.drain).await;
+    let detail = match (d.measured, d.left) {
+        (false, _) => format!(
+            "the proxy could not be asked; waited the whole {}",
+            format_duration(d.waited)
+        ),
+        (true, 0) => format!("no request in flight after {}", format_duration(d.waited)),
+        (true, n) => format!(
+            "WARNING: {n} request(s) still in flight at the drain timeout ({}); stopping anyway",
+            format_duration(d.waited)
+        ),
+    };
+    r.finish(Step::Drain, t, detail);
     let old_name = app_container(service, old);
     let t = r.start(Step::StopOld, old_name.clone());
     match container::stop(host, &old_name, service).await {
@@ -500,8 +517,10 @@ fn check_cancel(opts: &ActionOptions, host: &Host, live_note: &str) -> Result<()
     }
 }
 
-async fn restore_conf(host: &Host, container: &str, conf: &str) -> Result<(), ReleaseError> {
-    proxy::upload_conf(host, container, conf).await?;
-    proxy::exec_in(host, container, &["nginx", "-s", "reload"]).await?;
-    Ok(())
+/// The route that served before the plan, if any: what a failed switch goes back to.
+fn previous_route(plan: &DeployPlan) -> Option<ProxyRoute> {
+    Some(ProxyRoute {
+        color: plan.from_color?,
+        sha: plan.from_sha.clone().unwrap_or_else(|| "?".into()),
+    })
 }

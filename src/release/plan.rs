@@ -58,6 +58,9 @@ pub struct DeployPlan {
     pub finish_only: bool,
     /// No proxy yet (first deploy): create it after the new color is healthy.
     pub create_proxy: bool,
+    /// The proxy differs from the config (image, port, the earlier nginx proxy): it is
+    /// replaced at the proxy step, and this says why.
+    pub proxy_change: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -86,8 +89,13 @@ impl DeployPlan {
         } else {
             "new container"
         };
+        let proxy = self
+            .proxy_change
+            .as_ref()
+            .map(|c| format!("; {c}"))
+            .unwrap_or_default();
         format!(
-            "{}: {} {} → {} ({}, {how})",
+            "{}: {} {} → {} ({}, {how}){proxy}",
             self.host, self.service, from, self.to_sha, self.to_color
         )
     }
@@ -149,8 +157,11 @@ pub fn plan_deploy(
     });
     let other_running = live.is_some_and(|c| running(c.other()));
     let force = action == Action::Redeploy;
-    let noop = !force && live_is_target && status.proxy.running && !other_running;
-    let finish_only = !force && live_is_target && status.proxy.running && other_running;
+    // A proxy the config no longer describes is replaced by a deploy even of what serves.
+    let proxy_change = status.proxy.drift.clone().filter(|_| status.proxy.exists);
+    let settled = live_is_target && status.proxy.running && proxy_change.is_none();
+    let noop = !force && settled && !other_running;
+    let finish_only = !force && settled && other_running;
     let reuse_existing = !force
         && status
             .color(to_color)
@@ -202,6 +213,7 @@ pub fn plan_deploy(
             noop: false,
             finish_only: true,
             create_proxy: false,
+            proxy_change: None,
             steps,
         });
     }
@@ -222,6 +234,7 @@ pub fn plan_deploy(
         noop,
         finish_only: false,
         create_proxy,
+        proxy_change,
         steps,
     })
 }
@@ -349,10 +362,13 @@ mod tests {
                 image: None,
                 public_port: Some(3001),
                 upstream: None,
+                kind: None,
+                drift: None,
             },
             colors,
             images,
             problems: vec![],
+            traffic: None,
         }
     }
 

@@ -1,23 +1,27 @@
-//! The proxy on a host: network, nginx container, config switch with validation and reload,
-//! and confirmation through the public port.
+//! The proxy on a host: network, HAProxy container (created, restarted, or replaced when the
+//! config describes another image or port), the in-memory switch mirrored to disk, the drain
+//! by in-flight requests, and confirmation through the public port.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, NetworkCreateRequest,
-    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{CreateContainerOptions, UploadToContainerOptions};
-use futures_util::StreamExt;
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
+};
 
 use super::{EventSink, ReleaseError};
 use crate::config::Service;
 use crate::state::Color;
 use crate::state::contract::{
-    COLOR_HEADER, LABEL_ROLE, LABEL_SERVICE, PROXY_CONF_DIR, PROXY_CONF_FILE,
+    COLOR_HEADER, LABEL_ROLE, LABEL_SERVICE, PROXY_CONF_DIR, PROXY_CONF_FILE, PROXY_HELPER,
+    app_container,
 };
+use crate::state::proxy_api::{self, ServerStat};
 use crate::state::proxy_conf::{self, ProxyRoute};
 use crate::transport::Host;
 
@@ -60,38 +64,10 @@ pub async fn exec_in(
     container: &str,
     cmd: &[&str],
 ) -> Result<(i64, String), ReleaseError> {
-    let exec = host
-        .docker
-        .create_exec(
-            container,
-            ExecConfig {
-                cmd: Some(cmd.iter().map(|s| (*s).to_string()).collect()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
+    proxy_api::exec(host, container, cmd)
         .await
-        .map_err(|e| docker_err(host, &format!("exec in {container}"), &e))?;
-    let mut text = String::new();
-    if let StartExecResults::Attached { mut output, .. } = host
-        .docker
-        .start_exec(&exec.id, Some(StartExecOptions::default()))
-        .await
-        .map_err(|e| docker_err(host, &format!("exec in {container}"), &e))?
-    {
-        while let Some(Ok(chunk)) = output.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-    }
-    let code = host
-        .docker
-        .inspect_exec(&exec.id)
-        .await
-        .map_err(|e| docker_err(host, "inspect exec", &e))?
-        .exit_code
-        .unwrap_or(-1);
-    Ok((code, text.trim().to_string()))
+        .map(|(code, out)| (code, out.trim().to_string()))
+        .map_err(|e| docker_err(host, &format!("exec in {container}"), &e))
 }
 
 pub(crate) async fn upload_conf(
@@ -124,23 +100,30 @@ pub(crate) async fn upload_conf(
         .map_err(|e| docker_err(host, &format!("write the config of {container}"), &e))
 }
 
-/// Makes sure the proxy container exists and runs. When it is created or restarted here, it
-/// starts with `route` (used on a first deploy, or when someone removed or stopped the proxy).
+/// Makes sure the proxy container exists, runs, and is the one the config describes. When it is
+/// created, restarted or replaced here it starts with `route`: a first deploy, a proxy someone
+/// stopped or removed, or `change` (from the plan: another `proxy_image` or `public_port`, or
+/// the earlier nginx proxy). Returns whether it was (re)started; it then already serves `route`.
 pub async fn ensure_proxy(
     host: &Host,
     service: &Service,
     route: &ProxyRoute,
+    change: Option<&str>,
     events: &EventSink,
 ) -> Result<bool, ReleaseError> {
     let name = service.proxy_container();
-    let exists = match host.docker.inspect_container(&name, None).await {
+    let running = match host.docker.inspect_container(&name, None).await {
         Ok(ins) => Some(ins.state.and_then(|s| s.running).unwrap_or(false)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => None,
         Err(e) => return Err(docker_err(host, "inspect the proxy", &e)),
     };
-    match exists {
+    match running {
+        Some(_) if change.is_some() => {
+            replace_proxy(host, service, route, change.unwrap_or_default(), events).await?;
+            return Ok(true);
+        }
         Some(true) => return Ok(false),
         Some(false) => {
             upload_conf(host, &name, &proxy_conf::render(service, route)).await?;
@@ -155,15 +138,150 @@ pub async fn ensure_proxy(
         .start_container(&name, None)
         .await
         .map_err(|e| docker_err(host, "start the proxy", &e))?;
-    let (code, out) = exec_in(host, &name, &["nginx", "-t"]).await?;
-    if code != 0 {
-        return Err(ReleaseError::Switch {
+    wait_ready(host, &name)
+        .await
+        .map_err(|detail| ReleaseError::Switch {
             host: host.name().to_string(),
-            detail: format!("the new proxy's config does not validate: {out}"),
+            detail,
             live_note: "no traffic was switched".into(),
-        });
-    }
+        })?;
+    // The live server's address now, rather than at HAProxy's first DNS answer.
+    apply(host, service, route)
+        .await
+        .map_err(|detail| ReleaseError::Switch {
+            host: host.name().to_string(),
+            detail,
+            live_note: "the proxy was started but does not route yet".into(),
+        })?;
     Ok(true)
+}
+
+/// Replaces the proxy container by one the config describes. The old one is renamed and
+/// stopped (freeing the public port), not removed, until the new one answers; if the new one
+/// fails, the old one is put back and started, so its routing (memory and disk) is what it was.
+async fn replace_proxy(
+    host: &Host,
+    service: &Service,
+    route: &ProxyRoute,
+    why: &str,
+    events: &EventSink,
+) -> Result<(), ReleaseError> {
+    let name = service.proxy_container();
+    let old = format!("{name}-replaced");
+    // Pulled before anything changes: an image that cannot be pulled leaves the old proxy alone.
+    super::pull::ensure_image(host, &service.proxy_image, events).await?;
+    remove_quietly(host, &old).await;
+    rename(host, &name, &old).await?;
+    let _ = host
+        .docker
+        .stop_container(
+            &old,
+            Some(StopContainerOptions {
+                t: Some(5),
+                ..Default::default()
+            }),
+        )
+        .await;
+    let attempt = async {
+        create_proxy(host, service).await?;
+        upload_conf(host, &name, &proxy_conf::render(service, route)).await?;
+        host.docker
+            .start_container(&name, None)
+            .await
+            .map_err(|e| docker_err(host, "start the new proxy", &e))?;
+        wait_ready(host, &name)
+            .await
+            .map_err(|detail| ReleaseError::Docker {
+                host: host.name().to_string(),
+                detail,
+            })?;
+        // The live server's address now, rather than at HAProxy's first DNS answer.
+        apply(host, service, route)
+            .await
+            .map_err(|detail| ReleaseError::Docker {
+                host: host.name().to_string(),
+                detail,
+            })
+    };
+    match attempt.await {
+        Ok(()) => {
+            remove_quietly(host, &old).await;
+            Ok(())
+        }
+        Err(e) => {
+            remove_quietly(host, &name).await;
+            let restored = async {
+                rename(host, &old, &name).await?;
+                host.docker
+                    .start_container(&name, None)
+                    .await
+                    .map_err(|e| docker_err(host, "restart the previous proxy", &e))
+            };
+            let live_note = match restored.await {
+                Ok(()) => format!(
+                    "the previous proxy was put back and serves as before (its own config, port {} is unchanged)",
+                    service.public_port
+                ),
+                Err(r) => format!(
+                    "the previous proxy could not be put back ({r}): nothing serves through the proxy; fix the cause and deploy again"
+                ),
+            };
+            Err(ReleaseError::Switch {
+                host: host.name().to_string(),
+                detail: format!("replacing the proxy ({why}) failed: {e}"),
+                live_note,
+            })
+        }
+    }
+}
+
+async fn rename(host: &Host, from: &str, to: &str) -> Result<(), ReleaseError> {
+    host.docker
+        .rename_container(
+            from,
+            RenameContainerOptions {
+                name: to.to_string(),
+            },
+        )
+        .await
+        .map_err(|e| docker_err(host, &format!("rename {from} to {to}"), &e))
+}
+
+async fn remove_quietly(host: &Host, name: &str) {
+    let _ = host
+        .docker
+        .remove_container(
+            name,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+}
+
+/// Waits until the proxy's admin socket answers (HAProxy parsed its config and listens).
+async fn wait_ready(host: &Host, name: &str) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let last = match proxy_api::cli(host, name, &proxy_api::stat_command()).await {
+            Ok((0, out)) if !proxy_api::parse_show_stat(&out).is_empty() => return Ok(()),
+            Ok((code, out)) => format!("exit {code}: {}", out.trim()),
+            Err(e) => crate::util::error_chain(&e),
+        };
+        if last.contains("executable file not found") {
+            return Err(format!(
+                "the proxy image has no {PROXY_HELPER}: proxy_image must be deckhand's HAProxy image (infrastructure/docker/haproxy): {last}"
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let logs = super::container::tail_logs(host, name).await;
+            return Err(format!(
+                "the proxy's admin socket did not answer within 10s: {last}\n{logs}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn create_proxy(host: &Host, service: &Service) -> Result<(), ReleaseError> {
@@ -211,36 +329,150 @@ async fn create_proxy(host: &Host, service: &Service) -> Result<(), ReleaseError
     Ok(())
 }
 
-/// Points the running proxy at `route`: write, validate (`nginx -t`), graceful reload. A config
-/// that does not validate is replaced by the previous one, so nginx never loads a broken file.
+/// The address of a color's container on the service's network, if it has one now.
+async fn container_addr(host: &Host, service: &Service, color: Color) -> Option<String> {
+    let ins = host
+        .docker
+        .inspect_container(&app_container(service, color), None)
+        .await
+        .ok()?;
+    ins.network_settings?
+        .networks?
+        .get(&service.network_name())?
+        .ip_address
+        .clone()
+        .filter(|a| !a.is_empty())
+}
+
+/// Moves the live color to `route` in the running proxy's memory and mirrors it to its config
+/// file, in one exec (`deckhand-proxy apply`): no reload, no client connection closed. The same
+/// exec returns HAProxy's server states, which must show `route.color` alone in rotation. On
+/// failure the previous route is applied again (memory and disk) and the error says what serves.
 pub async fn switch(
     host: &Host,
     service: &Service,
     route: &ProxyRoute,
-    previous: Option<&str>,
+    previous: Option<&ProxyRoute>,
 ) -> Result<(), ReleaseError> {
-    let name = service.proxy_container();
-    upload_conf(host, &name, &proxy_conf::render(service, route)).await?;
-    let (code, out) = exec_in(host, &name, &["nginx", "-t"]).await?;
-    if code != 0 {
-        if let Some(prev) = previous {
-            upload_conf(host, &name, prev).await?;
+    let detail = match apply(host, service, route).await {
+        Ok(()) => return Ok(()),
+        Err(d) => d,
+    };
+    let live_note = match previous {
+        Some(prev) if prev.color != route.color => match apply(host, service, prev).await {
+            Ok(()) => format!(
+                "the previous route was restored in memory and on disk: {} ({}) serves",
+                prev.sha, prev.color
+            ),
+            Err(d) => format!(
+                "restoring the previous route failed too ({d}); {}",
+                what_serves(host, service).await
+            ),
+        },
+        _ => what_serves(host, service).await,
+    };
+    Err(ReleaseError::Switch {
+        host: host.name().to_string(),
+        detail,
+        live_note,
+    })
+}
+
+async fn apply(host: &Host, service: &Service, route: &ProxyRoute) -> Result<(), String> {
+    let addr = container_addr(host, service, route.color).await;
+    let commands = proxy_api::switch_commands(route.color, addr.as_deref(), service.app_port);
+    let conf = proxy_conf::render(service, route);
+    let (code, out) = proxy_api::exec(
+        host,
+        &service.proxy_container(),
+        &[PROXY_HELPER, "apply", &conf, &commands],
+    )
+    .await
+    .map_err(|e| crate::util::error_chain(&e))?;
+    let stats = proxy_api::parse_show_stat(&out);
+    match (code, proxy_api::serving_color(&stats)) {
+        (0, Some(c)) if c == route.color => Ok(()),
+        (0, _) => Err(format!(
+            "after the switch HAProxy has {} in rotation ({})",
+            describe(&stats),
+            out.trim()
+        )),
+        (code, _) => Err(format!(
+            "{PROXY_HELPER} apply exited {code}: {}",
+            out.trim()
+        )),
+    }
+}
+
+fn describe(stats: &std::collections::BTreeMap<Color, ServerStat>) -> String {
+    let live: Vec<&str> = stats
+        .iter()
+        .filter(|(_, s)| s.in_rotation())
+        .map(|(c, _)| c.as_str())
+        .collect();
+    if live.is_empty() {
+        "no color".into()
+    } else {
+        live.join(" and ")
+    }
+}
+
+/// What the proxy serves right now, in words, for messages after a failure.
+pub async fn what_serves(host: &Host, service: &Service) -> String {
+    match proxy_api::cli(host, &service.proxy_container(), &proxy_api::stat_command()).await {
+        Ok((0, out)) => {
+            let stats = proxy_api::parse_show_stat(&out);
+            match proxy_api::serving_color(&stats) {
+                Some(c) => format!("the proxy serves {c}"),
+                None => format!("the proxy has {} in rotation", describe(&stats)),
+            }
         }
-        return Err(ReleaseError::Switch {
-            host: host.name().to_string(),
-            detail: format!("nginx -t rejected the new config: {out}"),
-            live_note: "the previous config was restored and still serves".into(),
-        });
+        Ok((code, out)) => format!(
+            "the proxy's admin socket does not answer (exit {code}: {})",
+            out.trim()
+        ),
+        Err(e) => format!(
+            "the proxy cannot be asked what it serves: {}",
+            crate::util::error_chain(&e)
+        ),
     }
-    let (code, out) = exec_in(host, &name, &["nginx", "-s", "reload"]).await?;
-    if code != 0 {
-        return Err(ReleaseError::Switch {
-            host: host.name().to_string(),
-            detail: format!("nginx -s reload failed: {out}"),
-            live_note: "nginx keeps serving its previous config".into(),
-        });
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drained {
+    pub waited: Duration,
+    /// Requests still in flight on the old color when the drain timeout ran out.
+    pub left: u64,
+    /// Whether the proxy could be asked at all (if not, the whole timeout was waited).
+    pub measured: bool,
+}
+
+/// Waits until the proxy has no request in flight (served or queued) on `old`, or `timeout`.
+pub async fn drain(host: &Host, service: &Service, old: Color, timeout: Duration) -> Drained {
+    let started = tokio::time::Instant::now();
+    let name = service.proxy_container();
+    let mut measured = false;
+    loop {
+        let left = match proxy_api::cli(host, &name, &proxy_api::stat_command()).await {
+            Ok((0, out)) => {
+                let stats = proxy_api::parse_show_stat(&out);
+                stats.get(&old).map(|s| {
+                    measured = true;
+                    s.in_flight()
+                })
+            }
+            _ => None,
+        };
+        if left == Some(0) || started.elapsed() >= timeout {
+            return Drained {
+                waited: started.elapsed(),
+                left: left.unwrap_or(0),
+                measured,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
 }
 
 /// Waits until requests through the public port are answered by `color` (reload hands over

@@ -250,10 +250,13 @@ mod tests {
                 image: None,
                 public_port: None,
                 upstream: None,
+                kind: None,
+                drift: None,
             },
             colors,
             images,
             problems: vec![],
+            traffic: None,
         }
     }
 

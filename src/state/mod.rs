@@ -5,16 +5,19 @@ pub mod contract;
 pub mod health;
 mod images;
 mod model;
+pub mod proxy_api;
 pub mod proxy_conf;
 mod read;
+pub mod traffic;
 
 pub use health::{HealthBody, HealthReport, probe_health};
 pub use images::{image_tag, is_protected_tag};
 pub use model::{
     Color, ColorStatus, ContainerState, DiskUse, EnvStatus, HostFacts, HostStatus, ImageInfo,
-    ProxyStatus, ServiceStatus,
+    ProxyKind, ProxyStatus, ServiceStatus,
 };
 pub use read::{
     parse_df, parse_meminfo, read_env, read_file_from_container as read_file_from_container_pub,
     read_host, read_service, status_of_host,
 };
+pub use traffic::{ColorTraffic, ServiceTraffic, read_traffic};

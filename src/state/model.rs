@@ -134,6 +134,8 @@ pub struct ServiceStatus {
     pub images: Vec<ImageInfo>,
     /// Problems that make this service unhealthy, in words (empty when all is well).
     pub problems: Vec<String>,
+    /// Per-color traffic from the proxy (HAProxy only), when it could be read.
+    pub traffic: Option<super::ServiceTraffic>,
 }
 
 impl ServiceStatus {
@@ -155,6 +157,19 @@ pub struct ProxyStatus {
     pub public_port: Option<u16>,
     /// The upstream the proxy's config names, if it could be read.
     pub upstream: Option<String>,
+    /// Which proxy runs: deckhand's HAProxy, or the earlier nginx proxy.
+    pub kind: Option<ProxyKind>,
+    /// How the proxy differs from what the config describes (image, public port, nginx), and
+    /// what the next deploy does about it.
+    pub drift: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    Haproxy,
+    /// The earlier proxy (nginx, switched by reload): replaced by the next deploy.
+    Nginx,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,16 +1,25 @@
-//! The proxy's complete `nginx.conf`: written by the release engine, read back by `status`.
+//! The proxy's complete `haproxy.cfg`: written by the release engine, read back by `status`.
 //!
-//! deckhand owns the whole file so any nginx image works (official, Alpine, Debian-based): temp
-//! paths and logs are set explicitly. The `pid` directive is deliberately absent: a reload that
-//! changes the pid path makes nginx delete its pid file, and the next `nginx -s reload` fails;
-//! every image's compiled-in default is consistent with itself.
+//! Both colors are servers of one backend; the live one is enabled, the other `disabled`. A
+//! switch changes the running HAProxy's memory through its admin socket and writes this file
+//! in the same exec, so a restarted proxy (container or host) serves what was live. Servers are
+//! named by container name and re-resolved through Docker's DNS (`resolvers docker`), so a host
+//! reboot that hands out new addresses still routes (within a second). `init-addr 127.0.0.1`:
+//! HAProxy starts at once, without blocking on libc lookups (a name with no container is
+//! forwarded by Docker's DNS to the host's resolvers, which can take many seconds), and every
+//! server keeps an address family so the switch can set the container's address at run time;
+//! deckhand sets the live one right after it starts a proxy. `hold nx` is long: a stopped color keeps its last address
+//! (and stays switchable) instead of going into resolution maintenance.
+//!
+//! Each request is logged as `%Ts %s %ST %Ta` (epoch, server, status, active time) into an
+//! in-memory ring read by `state::traffic`; nothing goes to Docker's log.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::Color;
-use super::contract::COLOR_HEADER;
+use super::contract::{COLOR_HEADER, PROXY_BACKEND, PROXY_TIMINGS_RING, app_container};
 use crate::config::Service;
 
 /// What the proxy routes to.
@@ -20,58 +29,78 @@ pub struct ProxyRoute {
     pub sha: String,
 }
 
+/// Size of the timing ring: about 20 000 requests (25 bytes each), a full minute up to ~350
+/// requests per second; above that `traffic` says how many seconds it covers.
+pub const TIMINGS_RING_BYTES: usize = 524_288;
+
 /// Renders the config that sends all traffic to `route.color`.
 pub fn render(service: &Service, route: &ProxyRoute) -> String {
-    let upstream = format!("{}-{}:{}", service.name, route.color, service.app_port);
+    let server = |c: Color| {
+        format!(
+            "    server {c} {host}:{port} resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1{off}",
+            host = app_container(service, c),
+            port = service.app_port,
+            off = if c == route.color { "" } else { " disabled" },
+        )
+    };
     format!(
-        r#"# Written by deckhand. Do not edit: the next deploy or rollback replaces this file.
+        r#"# Written by deckhand. Do not edit: every switch rewrites this file and the running
+# proxy's memory together (no reload).
 # deckhand-route: service={service} color={color} sha={sha}
-worker_processes auto;
-error_log /dev/stderr warn;
+global
+    stats socket /run/haproxy/admin.sock mode 600 level admin
+    stats timeout 10s
+    hard-stop-after 5s
+    maxconn 4096
 
-events {{
-    worker_connections 2048;
-}}
+ring {ring}
+    format raw
+    size {ring_size}
+    maxlen 128
 
-http {{
-    access_log off;
-    client_body_temp_path /tmp/nginx-client-body;
-    proxy_temp_path /tmp/nginx-proxy;
-    fastcgi_temp_path /tmp/nginx-fastcgi;
-    uwsgi_temp_path /tmp/nginx-uwsgi;
-    scgi_temp_path /tmp/nginx-scgi;
-    server_tokens off;
-    keepalive_timeout 65s;
+resolvers docker
+    nameserver docker 127.0.0.11:53
+    hold valid 2s
+    hold nx 24h
+    hold timeout 24h
+    hold refused 24h
+    hold other 24h
+    timeout resolve 1s
+    timeout retry 1s
 
-    upstream deckhand_live {{
-        server {upstream} max_fails=0;
-        keepalive 32;
-    }}
+defaults
+    mode http
+    # Proxy and app share a bridge on one host: a connect that takes a second is to a color
+    # whose container is gone (a stopped container keeps its last address, see `hold nx`).
+    timeout connect 1s
+    retries 2
+    timeout client 65s
+    timeout http-keep-alive 65s
+    timeout server 60s
+    timeout queue 10s
+    option forwardfor
 
-    server {{
-        listen 80 default_server;
+frontend public
+    bind :80
+    log ring@{ring} local0
+    log-format "%Ts %s %ST %Ta"
+    default_backend {backend}
 
-        location / {{
-            proxy_pass http://deckhand_live;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_connect_timeout 5s;
-            proxy_read_timeout 60s;
-            proxy_next_upstream error timeout;
-            add_header {header} {color} always;
-            add_header X-Deckhand-Sha {sha} always;
-        }}
-    }}
-}}
+backend {backend}
+    balance roundrobin
+    http-response set-header {header} %[srv_name]
+{blue}
+{green}
 "#,
         service = service.name,
         color = route.color,
         sha = route.sha,
         header = COLOR_HEADER,
+        ring = PROXY_TIMINGS_RING,
+        ring_size = TIMINGS_RING_BYTES,
+        backend = PROXY_BACKEND,
+        blue = server(Color::Blue),
+        green = server(Color::Green),
     )
 }
 
@@ -79,23 +108,50 @@ static ROUTE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^# deckhand-route: service=(\S+) color=(blue|green) sha=(\S+)$")
         .expect("static regex")
 });
-static UPSTREAM_SERVER: LazyLock<Regex> = LazyLock::new(|| {
+static HAPROXY_SERVER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^\s*server\s+(blue|green)\s+([A-Za-z0-9_.-]+?)-(blue|green):(\d+)(.*)$")
+        .expect("static regex")
+});
+static NGINX_UPSTREAM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^\s*server\s+([A-Za-z0-9_.-]+?)-(blue|green):(\d+)").expect("static regex")
 });
 
-/// Reads the live route from a config. The `upstream` line is the truth (it is what nginx
-/// routes by); the comment only adds the SHA. A config whose comment disagrees with its
-/// upstream, e.g. after a hand edit, yields the upstream's color and no SHA.
+/// Reads the live route from a config (HAProxy's, or the earlier nginx proxy's). The server
+/// lines are the truth (they are what the proxy routes by); the comment only adds the SHA. A
+/// config whose comment disagrees with its servers, e.g. after a hand edit, yields the
+/// servers' color and no SHA. A HAProxy config with both or neither color enabled has no route.
 pub fn parse(service: &Service, conf: &str) -> Option<(Color, Option<String>)> {
-    let upstream = UPSTREAM_SERVER
-        .captures_iter(conf)
-        .find(|c| &c[1] == service.name.as_str())?;
-    let color = Color::parse(&upstream[2])?;
+    let color = parse_haproxy(service, conf).or_else(|| parse_nginx(service, conf))?;
     let sha = ROUTE_LINE.captures(conf).and_then(|c| {
         (&c[1] == service.name.as_str() && Color::parse(&c[2]) == Some(color))
             .then(|| c[3].to_string())
     });
     Some((color, sha))
+}
+
+fn parse_haproxy(service: &Service, conf: &str) -> Option<Color> {
+    let enabled: Vec<Color> = HAPROXY_SERVER
+        .captures_iter(conf)
+        .filter(|c| &c[2] == service.name.as_str() && c[1] == c[3])
+        .filter(|c| !c[5].split_whitespace().any(|w| w == "disabled"))
+        .filter_map(|c| Color::parse(&c[1]))
+        .collect();
+    match enabled.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+fn parse_nginx(service: &Service, conf: &str) -> Option<Color> {
+    let upstream = NGINX_UPSTREAM
+        .captures_iter(conf)
+        .find(|c| &c[1] == service.name.as_str())?;
+    Color::parse(&upstream[2])
+}
+
+/// Whether a config is the earlier nginx proxy's (`nginx.conf`), not HAProxy's.
+pub fn is_nginx_conf(conf: &str) -> bool {
+    conf.contains("upstream deckhand_live") || conf.contains("proxy_pass")
 }
 
 #[cfg(test)]
@@ -123,13 +179,17 @@ mod tests {
                     sha: "abc1234".into(),
                 },
             );
-            assert!(conf.contains(&format!("server api-{color}:3000")));
+            assert!(conf.contains(&format!("server {color} api-{color}:3000 ")));
+            assert!(conf.contains(&format!(
+                "server {o} api-{o}:3000 resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1 disabled",
+                o = color.other()
+            )));
             assert_eq!(parse(&s, &conf), Some((color, Some("abc1234".into()))));
         }
     }
 
     #[test]
-    fn a_hand_edited_upstream_wins_over_the_comment() {
+    fn a_hand_edited_server_line_wins_over_the_comment() {
         let s = svc();
         let conf = render(
             &s,
@@ -137,9 +197,41 @@ mod tests {
                 color: Color::Blue,
                 sha: "abc1234".into(),
             },
-        )
-        .replace("server api-blue:3000", "server api-green:3000");
-        assert_eq!(parse(&s, &conf), Some((Color::Green, None)));
+        );
+        let swapped: String = conf
+            .lines()
+            .map(|l| {
+                if l.contains("server blue") {
+                    format!("{l} disabled\n")
+                } else if l.contains("server green") {
+                    format!("{}\n", l.replace(" disabled", ""))
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        assert_eq!(parse(&s, &swapped), Some((Color::Green, None)));
+        let both = conf.replace(" disabled", "");
+        assert_eq!(parse(&s, &both), None, "both enabled: no single route");
+    }
+
+    #[test]
+    fn the_earlier_nginx_config_still_parses_and_is_recognised() {
+        let s = svc();
+        let nginx = "# deckhand-route: service=api color=green sha=abc1234\nhttp {\n  upstream deckhand_live {\n    server api-green:3000 max_fails=0;\n  }\n  server { location / { proxy_pass http://deckhand_live; } }\n}\n";
+        assert_eq!(
+            parse(&s, nginx),
+            Some((Color::Green, Some("abc1234".into())))
+        );
+        assert!(is_nginx_conf(nginx));
+        let ours = render(
+            &s,
+            &ProxyRoute {
+                color: Color::Blue,
+                sha: "x".into(),
+            },
+        );
+        assert!(!is_nginx_conf(&ours));
     }
 
     #[test]

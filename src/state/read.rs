@@ -10,13 +10,13 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, future::join_all};
 
 use super::contract::{
-    LABEL_COLOR, LABEL_DEPLOYED_AT, LABEL_DEPLOYED_BY, LABEL_SERVICE, LABEL_SHA, PROXY_CONF_DIR,
-    PROXY_CONF_FILE, app_container,
+    LABEL_COLOR, LABEL_DEPLOYED_AT, LABEL_DEPLOYED_BY, LABEL_SERVICE, LABEL_SHA, NGINX_CONF_DIR,
+    NGINX_CONF_FILE, PROXY_CONF_DIR, PROXY_CONF_FILE, app_container,
 };
 use super::model::{DiskUse, HostFacts};
 use super::{
-    Color, ColorStatus, ContainerState, EnvStatus, HostStatus, ImageInfo, ProxyStatus,
-    ServiceStatus, image_tag, is_protected_tag, probe_health, proxy_conf,
+    Color, ColorStatus, ContainerState, EnvStatus, HostStatus, ImageInfo, ProxyKind, ProxyStatus,
+    ServiceStatus, ServiceTraffic, image_tag, is_protected_tag, probe_health, proxy_conf,
 };
 use crate::config::{Environment, HostSpec, Service};
 use crate::transport::Host;
@@ -169,7 +169,7 @@ pub async fn read_service(
         read_proxy_and_served(host, service),
         read_images(host, service, &colors),
     );
-    let ((proxy, served), images) = (proxy?, images?);
+    let ((proxy, served, traffic), images) = (proxy?, images?);
     for ((color, _), report) in probes.into_iter().zip(reports) {
         if let Some(Some(s)) = colors.get_mut(&color) {
             s.health = Some(report);
@@ -187,7 +187,7 @@ pub async fn read_service(
         && s != f
     {
         divergence = Some(format!(
-            "nginx serves {s} but its config file names {f} (a switch was interrupted); the next deploy or rollback settles it"
+            "the proxy serves {s} but its config file names {f} (a switch was interrupted); the next deploy or rollback settles it"
         ));
     }
     let live_sha = live_color.and_then(|c| {
@@ -210,25 +210,52 @@ pub async fn read_service(
         colors,
         images,
         problems: Vec::new(),
+        traffic,
     };
     status.problems = problems(&status);
     status.problems.extend(divergence);
     Ok(status)
 }
 
-/// The proxy container, and the color it answers with right now. What nginx serves is the
-/// truth; the config file can be ahead of it when a switch was interrupted between writing the
-/// config and reloading.
+/// The proxy container, the color it serves right now, and its traffic. What the proxy serves
+/// is the truth: HAProxy's memory (its servers in rotation), or for the earlier nginx proxy the
+/// `X-Deckhand-Color` of an answer. The config file can differ when a switch was interrupted.
 async fn read_proxy_and_served(
     host: &Host,
     service: &Service,
-) -> Result<(ProxyStatus, Option<Color>), bollard::errors::Error> {
+) -> Result<(ProxyStatus, Option<Color>, Option<ServiceTraffic>), bollard::errors::Error> {
     let proxy = read_proxy(host, service).await?;
-    let served = match proxy.public_port {
-        Some(p) if proxy.running => served_color(host, p, &service.health_path).await,
-        _ => None,
-    };
-    Ok((proxy, served))
+    if !proxy.running {
+        return Ok((proxy, None, None));
+    }
+    match proxy.kind {
+        Some(ProxyKind::Haproxy) => match super::read_traffic(host, service).await {
+            Ok(t) => {
+                let serving: Vec<Color> = t
+                    .colors
+                    .iter()
+                    .filter(|(_, c)| c.in_rotation)
+                    .map(|(c, _)| *c)
+                    .collect();
+                let served = match serving.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                };
+                Ok((proxy, served, Some(t)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, service = %service.name, "reading the proxy's traffic failed");
+                Ok((proxy, None, None))
+            }
+        },
+        _ => {
+            let served = match proxy.public_port {
+                Some(p) => served_color(host, p, &service.health_path).await,
+                None => None,
+            };
+            Ok((proxy, served, None))
+        }
+    }
 }
 
 /// The color the proxy answers with right now (its `X-Deckhand-Color` header), if it answers.
@@ -321,6 +348,8 @@ async fn read_proxy(host: &Host, service: &Service) -> Result<ProxyStatus, bolla
                 image: None,
                 public_port: None,
                 upstream: None,
+                kind: None,
+                drift: None,
             });
         }
         Err(e) => return Err(e),
@@ -333,14 +362,67 @@ async fn read_proxy(host: &Host, service: &Service) -> Result<ProxyStatus, bolla
         .and_then(|p| p.get("80/tcp"))
         .and_then(Option::as_ref)
         .and_then(|b| b.iter().find_map(|b| b.host_port.as_deref()?.parse().ok()));
-    // The config is read from the container's filesystem, which works whether or not nginx runs.
-    let conf = read_file_from_container(host, &name, PROXY_CONF_DIR, PROXY_CONF_FILE).await;
+    // The config is read from the container's filesystem, which works whether or not the proxy
+    // runs. No HAProxy config but an nginx one: a host set up with the earlier proxy.
+    let (conf, kind) =
+        match read_file_from_container(host, &name, PROXY_CONF_DIR, PROXY_CONF_FILE).await {
+            Some(c) => (Some(c), Some(ProxyKind::Haproxy)),
+            None => {
+                match read_file_from_container(host, &name, NGINX_CONF_DIR, NGINX_CONF_FILE).await {
+                    Some(c) if proxy_conf::is_nginx_conf(&c) => (Some(c), Some(ProxyKind::Nginx)),
+                    other => (other, None),
+                }
+            }
+        };
+    let image = ins.config.as_ref().and_then(|c| c.image.clone());
+    let drift = proxy_drift(service, kind, image.as_deref(), public_port);
     Ok(ProxyStatus {
         exists: true,
         running,
-        image: ins.config.as_ref().and_then(|c| c.image.clone()),
+        image,
         public_port,
         upstream: conf,
+        kind,
+        drift,
+    })
+}
+
+/// How a proxy differs from what the config describes, in words: the next deploy replaces it.
+pub fn proxy_drift(
+    service: &Service,
+    kind: Option<ProxyKind>,
+    image: Option<&str>,
+    public_port: Option<u16>,
+) -> Option<String> {
+    let mut why = Vec::new();
+    match kind {
+        Some(ProxyKind::Nginx) => why.push(
+            "it is the earlier nginx proxy (a switch reloads nginx, which drops keep-alive requests)"
+                .to_string(),
+        ),
+        None => why.push("it has no deckhand HAProxy config".to_string()),
+        Some(ProxyKind::Haproxy) => {}
+    }
+    if image.is_some_and(|i| i != service.proxy_image) && kind == Some(ProxyKind::Haproxy) {
+        why.push(format!(
+            "it runs {} but the config says proxy_image = \"{}\"",
+            image.unwrap_or("?"),
+            service.proxy_image
+        ));
+    }
+    if public_port.is_some_and(|p| p != service.public_port) {
+        why.push(format!(
+            "it publishes port {} but the config says public_port = {} (point the load balancer at the new port)",
+            public_port.unwrap_or(0),
+            service.public_port
+        ));
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "proxy {}: {}; the next deploy replaces it (open connections are closed once)",
+            service.proxy_container(),
+            why.join("; ")
+        )
     })
 }
 

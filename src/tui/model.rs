@@ -144,6 +144,8 @@ pub struct HostView {
     pub received: Option<Instant>,
     /// Health latencies observed in successive snapshots, per (service, color).
     pub latency: BTreeMap<(String, Color), VecDeque<u64>>,
+    /// Requests per second through the proxy (last-minute rate, ×10), per (service, color).
+    pub traffic: BTreeMap<(String, Color), VecDeque<u64>>,
 }
 
 impl HostView {
@@ -154,6 +156,7 @@ impl HostView {
             snapshot: None,
             received: None,
             latency: BTreeMap::new(),
+            traffic: BTreeMap::new(),
         }
     }
 
@@ -204,6 +207,13 @@ impl HostView {
                         if let Some(h) = svc.color(c).and_then(|cs| cs.health.as_ref()) {
                             let q = self.latency.entry((svc.name.clone(), c)).or_default();
                             q.push_back(h.latency_ms);
+                            while q.len() > LATENCY_SAMPLES {
+                                q.pop_front();
+                            }
+                        }
+                        if let Some(t) = svc.traffic.as_ref().and_then(|t| t.color(c)) {
+                            let q = self.traffic.entry((svc.name.clone(), c)).or_default();
+                            q.push_back((t.req_per_s * 10.0).round() as u64);
                             while q.len() > LATENCY_SAMPLES {
                                 q.pop_front();
                             }

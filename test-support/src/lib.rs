@@ -33,7 +33,9 @@ pub fn deckhand_bin() -> PathBuf {
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const DEMO_REPO: &str = "127.0.0.1:5000/deckhand/demo";
-pub const PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/nginx:stable";
+pub const PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/haproxy:2.6";
+/// The earlier proxy (nginx, switched by reload), for hosts set up with it.
+pub const NGINX_PROXY_IMAGE: &str = "127.0.0.1:5000/deckhand/nginx:stable";
 /// Good releases built by scripts/build-test-images.sh, oldest first.
 pub const GOOD_SHAS: [&str; 7] = [
     "a000001", "a000002", "a000003", "a000004", "a000005", "a000006", "a000007",
@@ -266,7 +268,7 @@ impl TestService {
     /// The `[[service]]` table for deckhand.toml; `extra` is appended inside the table.
     pub fn service_toml(&self, extra: &str) -> String {
         format!(
-            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"1s\"\n{extra}\n",
+            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"10s\"\n{extra}\n",
             self.name, self.repo, self.public_port
         )
     }
@@ -336,7 +338,7 @@ impl TestService {
         docker_ok(&[
             "cp",
             &f.path().display().to_string(),
-            &format!("{proxy}:/etc/nginx/nginx.conf"),
+            &format!("{proxy}:/etc/haproxy/haproxy.cfg"),
         ]);
         docker_ok(&["start", &proxy]);
     }
@@ -464,9 +466,14 @@ pub fn get_at(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), S
                 text.chars().take(80).collect::<String>()
             )
         })?;
+    // Header names are case-insensitive; HAProxy sends them in lower case.
     let color = text
         .lines()
-        .find_map(|l| l.strip_prefix("X-Deckhand-Color: "))
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("X-Deckhand-Color"))
+                .map(|(_, v)| v)
+        })
         .unwrap_or("")
         .trim()
         .to_string();
@@ -739,4 +746,146 @@ pub fn deploy_interrupted_at_with_env(
     }
     let status = child.wait().expect("wait");
     at_step.is_none().then_some(status.code())
+}
+
+/// Clients that keep their connections open, as browsers, HTTP/1.1 pools and load balancers
+/// with backend keep-alive do: `conns` threads, each sending request after request on one
+/// persistent connection. A request that fails on an open connection (closed under it, reset,
+/// a bad status) is a failure; a connection the server closed cleanly *after* an answer that
+/// said `Connection: close` is reopened and counted, not failed.
+pub struct KeepAliveClients {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<KeepAliveReport>>,
+}
+
+#[derive(Debug, Default)]
+pub struct KeepAliveReport {
+    pub sent: u64,
+    pub failed: u64,
+    /// Connections opened (one per client at the start, plus reconnects).
+    pub connections: u64,
+    pub failures: Vec<String>,
+    pub colors_seen: std::collections::BTreeSet<String>,
+}
+
+impl KeepAliveClients {
+    pub fn start(port: u16, conns: usize) -> KeepAliveClients {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles = (0..conns)
+            .map(|_| {
+                let flag = stop.clone();
+                std::thread::spawn(move || keep_alive_loop(port, &flag))
+            })
+            .collect();
+        KeepAliveClients { stop, handles }
+    }
+
+    pub fn finish(self) -> KeepAliveReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = KeepAliveReport::default();
+        for h in self.handles {
+            let r = h.join().expect("keep-alive thread");
+            total.sent += r.sent;
+            total.failed += r.failed;
+            total.connections += r.connections;
+            total.failures.extend(r.failures);
+            total.colors_seen.extend(r.colors_seen);
+        }
+        total
+    }
+}
+
+fn keep_alive_loop(port: u16, stop: &std::sync::atomic::AtomicBool) -> KeepAliveReport {
+    use std::io::BufReader;
+    let mut r = KeepAliveReport::default();
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = s.set_nodelay(true);
+                    r.connections += 1;
+                    conn = Some(BufReader::new(s));
+                }
+                Err(e) => {
+                    r.sent += 1;
+                    r.failed += 1;
+                    r.failures.push(format!("connect: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        r.sent += 1;
+        match keep_alive_request(c) {
+            Ok((200, color, close)) => {
+                r.colors_seen.insert(color);
+                if close {
+                    conn = None;
+                }
+            }
+            Ok((code, color, _)) => {
+                r.failed += 1;
+                r.failures.push(format!("HTTP {code} from `{color}`"));
+                conn = None;
+            }
+            Err(e) => {
+                r.failed += 1;
+                r.failures.push(e);
+                conn = None;
+            }
+        }
+        // Paced like the fresh-connection client: the point is requests at every instant of a
+        // switch, not load (CI shares 2 cores).
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    r
+}
+
+/// One request on an open connection: status, color, and whether the server will close it.
+fn keep_alive_request(
+    c: &mut std::io::BufReader<TcpStream>,
+) -> Result<(u16, String, bool), String> {
+    use std::io::{BufRead, Read};
+    c.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .map_err(|e| format!("write on a kept-alive connection: {e}"))?;
+    let mut status = String::new();
+    let n = c
+        .read_line(&mut status)
+        .map_err(|e| format!("read on a kept-alive connection: {e}"))?;
+    if n == 0 {
+        return Err("the kept-alive connection was closed under the request".into());
+    }
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u16>().ok())
+        .ok_or_else(|| format!("no status line: {status:?}"))?;
+    let (mut len, mut color, mut close) = (0usize, String::new(), false);
+    loop {
+        let mut line = String::new();
+        c.read_line(&mut line)
+            .map_err(|e| format!("read headers: {e}"))?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("x-deckhand-color") {
+                color = v.to_string();
+            } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
+                close = true;
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body)
+        .map_err(|e| format!("read body: {e}"))?;
+    Ok((code, color, close))
 }

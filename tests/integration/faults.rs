@@ -85,9 +85,9 @@ fn both_colors_stopped_by_hand_are_reported_and_a_rollback_restores_service() {
             .contains("live color green is exited"),
         "{v:#}"
     );
-    // No backend: refused (502) or, with the container's address gone, timed out (504).
+    // No backend: HAProxy answers 503 once its connect attempts to the gone container fail.
     let (code, _) = public_get(svc.public_port, "/").expect("proxy answers");
-    assert!(code == 502 || code == 504, "{code}");
+    assert_eq!(code, 503);
 
     // The previous release (blue, a000001) is the fastest way back.
     let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
@@ -143,9 +143,9 @@ fn a_stale_lock_is_reported_as_such_and_cleared_only_by_unlock() {
 }
 
 #[test]
-fn an_interrupted_switch_is_seen_from_what_nginx_serves_and_settled_by_the_next_action() {
+fn an_interrupted_switch_is_seen_from_what_the_proxy_serves_and_settled_by_the_next_action() {
     let (svc, _sshd, _d, path) = deployed("xs");
-    // Killed between writing the config and reloading: the file names blue, nginx serves green.
+    // The file names blue, HAProxy's memory serves green (a switch cut half-way, or a hand edit).
     docker_ok(&["start", &format!("{}-blue", svc.name)]);
     let cfg = deckhand::config::load(&path).expect("config");
     let conf = deckhand::state::proxy_conf::render(
@@ -160,18 +160,18 @@ fn an_interrupted_switch_is_seen_from_what_nginx_serves_and_settled_by_the_next_
     docker_ok(&[
         "cp",
         &f.path().display().to_string(),
-        &format!("{}-proxy:/etc/nginx/nginx.conf", svc.name),
+        &format!("{}-proxy:/etc/haproxy/haproxy.cfg", svc.name),
     ]);
     assert_eq!(public_get(svc.public_port, "/").expect("public").1, "green");
 
     let (code, v) = status_json(&path);
     assert_eq!(code, Some(5), "{v:#}");
     let s = &v["hosts"][0]["services"][0];
-    assert_eq!(s["live_color"], "green", "what nginx serves: {v:#}");
+    assert_eq!(s["live_color"], "green", "what the proxy serves: {v:#}");
     assert!(
         s["problems"]
             .to_string()
-            .contains("nginx serves green but its config file names blue"),
+            .contains("the proxy serves green but its config file names blue"),
         "{v:#}"
     );
 

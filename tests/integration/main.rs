@@ -7,6 +7,7 @@ mod alerts;
 mod console_conn;
 mod engine_restart;
 mod faults;
+mod proxy;
 mod release;
 mod runner;
 mod secrets;

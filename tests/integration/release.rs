@@ -135,7 +135,10 @@ fn zero_downtime_through_ten_deploy_rollback_cycles() {
     let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // Both kinds of client at once: fresh connections, and persistent keep-alive ones (a
+    // graceful nginx reload closed idle keep-alive connections under their next request).
     let load = LoadClient::start(svc.public_port);
+    let pooled = KeepAliveClients::start(svc.public_port, 6);
     for cycle in 0..10 {
         let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
         assert_eq!(
@@ -153,16 +156,39 @@ fn zero_downtime_through_ten_deploy_rollback_cycles() {
         );
     }
     let report = load.finish();
+    let kept = pooled.finish();
     eprintln!(
-        "zero downtime: {} requests sent, {} failed, colors seen {:?}",
-        report.sent, report.failed, report.colors_seen
+        "zero downtime: fresh connections: {} sent, {} failed; keep-alive ({} connections opened for 6 clients): {} sent, {} failed; colors seen {:?} / {:?}",
+        report.sent,
+        report.failed,
+        kept.connections,
+        kept.sent,
+        kept.failed,
+        report.colors_seen,
+        kept.colors_seen
     );
     assert!(
         report.sent > 200,
         "the client must really have been sending: {report:?}"
     );
+    assert!(kept.sent > 1000, "keep-alive clients sent: {}", kept.sent);
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
+    assert_eq!(
+        kept.failed,
+        0,
+        "failed keep-alive requests: {:?}",
+        &kept.failures[..kept.failures.len().min(20)]
+    );
     assert_eq!(report.colors_seen.len(), 2, "traffic moved between colors");
+    assert_eq!(
+        kept.colors_seen.len(),
+        2,
+        "kept-alive connections moved between colors"
+    );
+    assert_eq!(
+        kept.connections, 6,
+        "no keep-alive connection was closed by a switch"
+    );
 }
 
 /// Deploys `sha` over a healthy a000001 and checks the old release kept serving.

@@ -117,6 +117,8 @@ pub fn service_status(live: &str, previous: &str) -> ServiceStatus {
             image: Some("nginx:stable-alpine".into()),
             public_port: Some(3001),
             upstream: Some("api-blue:3000".into()),
+            kind: None,
+            drift: None,
         },
         colors: BTreeMap::from([
             (
@@ -135,6 +137,7 @@ pub fn service_status(live: &str, previous: &str) -> ServiceStatus {
             image("stable", 172_800, None, true),
         ],
         problems: Vec::new(),
+        traffic: None,
     }
 }
 

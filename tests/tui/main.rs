@@ -7,4 +7,5 @@ mod fixtures;
 mod parts;
 mod state;
 mod styled;
+mod traffic_view;
 mod views;

@@ -27,6 +27,7 @@ pub fn rollback_plan() -> DeployPlan {
         noop: false,
         finish_only: false,
         create_proxy: false,
+        proxy_change: None,
         steps: vec![Step::Lock, Step::Start, Step::Health, Step::Switch],
     }
 }

@@ -289,6 +289,7 @@ mod tests {
             noop: false,
             finish_only: false,
             create_proxy: false,
+            proxy_change: None,
             steps: Vec::new(),
         })
     }

@@ -373,6 +373,7 @@ mod tests {
             noop,
             finish_only: false,
             create_proxy: false,
+            proxy_change: None,
             steps: Vec::new(),
         })
     }

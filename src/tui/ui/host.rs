@@ -184,7 +184,11 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
             .latency
             .get(&(s.name.clone(), c))
             .filter(|q| !q.is_empty());
-        let spark_h = if spark.is_some() && inner.height > 4 {
+        let traffic = h
+            .traffic
+            .get(&(s.name.clone(), c))
+            .filter(|q| !q.is_empty());
+        let spark_h = if (spark.is_some() || traffic.is_some()) && inner.height > 4 {
             2
         } else {
             0
@@ -192,6 +196,15 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
         let [text, sp] =
             Layout::vertical([Constraint::Min(1), Constraint::Length(spark_h)]).areas(inner);
         f.render_widget(Paragraph::new(lines), text);
+        // Requests per second through the proxy, beside the health latency.
+        let [sp, tp] = match traffic {
+            Some(_) => Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(sp),
+            None => [sp, Rect::default()],
+        };
+        if let Some(q) = traffic {
+            super::traffic::spark(f, app, s, c, q, tp);
+        }
         if let Some(q) = spark {
             let data: Vec<u64> = q.iter().copied().collect();
             let max = data.iter().copied().max().unwrap_or(0);

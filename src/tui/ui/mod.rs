@@ -4,6 +4,7 @@ mod dialog;
 mod fleet;
 mod host;
 mod logs;
+mod traffic;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
