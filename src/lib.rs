@@ -12,6 +12,7 @@ pub mod exit;
 pub mod monitor;
 pub mod redact;
 pub mod release;
+pub mod sanitize;
 pub mod state;
 pub mod transport;
 pub mod tui;

@@ -79,7 +79,7 @@ fn pull_error(host: &Host, image: &str, detail: &str) -> ReleaseError {
     ReleaseError::Pull {
         host: host.name().to_string(),
         image: image.to_string(),
-        detail: format!("{}{hint}", crate::redact::redact_text(detail.trim())),
+        detail: format!("{}{hint}", crate::sanitize::host_text(detail.trim())),
     }
 }
 
