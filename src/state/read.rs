@@ -376,7 +376,11 @@ async fn read_images(
     colors: &BTreeMap<Color, Option<ColorStatus>>,
 ) -> Result<Vec<ImageInfo>, bollard::errors::Error> {
     let mut filters = HashMap::new();
-    filters.insert("reference".to_string(), vec![service.image.clone()]);
+    // Docker matches references in its short form (`docker.io/acme/api` lists nothing).
+    filters.insert(
+        "reference".to_string(),
+        vec![super::images::normalize_repository(&service.image).to_string()],
+    );
     let images = host
         .docker
         .list_images(Some(ListImagesOptions {
