@@ -29,11 +29,12 @@ fn escape_sequences_from_a_host_never_reach_the_operators_terminal() {
         &sshd,
         &format!("env = {{ DEMO_UNHEALTHY = \"1\", DEMO_VERSION = \"{HOSTILE_ESCAPED}\" }}\n"),
     );
+    let hook = Webhook::start();
     let mut outputs = Vec::new();
     let run = |args: &[&str], outputs: &mut Vec<(String, std::process::Output)>| {
         let mut a = args.to_vec();
         a.extend(["--env", "lab"]);
-        let out = deckhand_env(&path, &a, &[("DECKHAND_COMMAND_TIMEOUT", "20s")]);
+        let out = deckhand_env(&path, &a, &[("DECKHAND_WEBHOOK_URL", &hook.url)]);
         let code = out.status.code();
         outputs.push((args.join(" "), out));
         code
@@ -70,7 +71,7 @@ fn escape_sequences_from_a_host_never_reach_the_operators_terminal() {
     std::io::Write::write_all(
         &mut audit,
         format!(
-            "{{\"time\":\"2026-11-30T10:00:00Z\",\"actor\":\"eve{HOSTILE_ESCAPED}\",\"env\":\"lab\",\"host\":\"lab-1\",\"service\":\"{}\",\"action\":\"deploy\",\"from_sha\":null,\"to_sha\":\"a000001\",\"outcome\":\"failed\",\"duration_ms\":1,\"error\":\"boom {HOSTILE_ESCAPED}\"}}\n",
+            "{{\"time\":\"2026-11-30T10:00:00Z\",\"actor\":\"eve{HOSTILE_ESCAPED}\",\"env\":\"lab\",\"host\":\"lab-1\",\"service\":\"{}\",\"action\":\"deploy\",\"from_sha\":null,\"to_sha\":\"a000001\",\"outcome\":\"failed\",\"duration_ms\":1,\"error\":\"boom <!channel> <https://evil.example|runbook> {HOSTILE_ESCAPED}\"}}\n",
             svc.name
         )
         .as_bytes(),
@@ -113,6 +114,28 @@ fn escape_sequences_from_a_host_never_reach_the_operators_terminal() {
     assert!(
         failed.contains("\\x1b]0;owned\\x07"),
         "the log tail is shown, escaped: {failed}"
+    );
+    // The webhook got Slack's escaping: no mention, no disguised link, no raw controls.
+    let messages: Vec<String> = hook
+        .received()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    let alert = messages
+        .iter()
+        .find(|m| m.contains("boom"))
+        .unwrap_or_else(|| panic!("no alert about the hostile record: {messages:?}"));
+    assert!(
+        alert.contains("&lt;!channel&gt;") && !alert.contains("<!channel>"),
+        "{alert}"
+    );
+    assert!(!alert.contains("<https://"), "{alert}");
+    assert!(
+        messages
+            .iter()
+            .all(|m| !m.contains('\u{1b}') && !m.contains('\u{7}')),
+        "{messages:?}"
     );
     let locked = text(&outputs.last().expect("deploy").1);
     assert!(locked.contains("mallory\\x1b]0;owned\\x07"), "{locked}");
