@@ -9,7 +9,7 @@ pub mod proxy_conf;
 mod read;
 
 pub use health::{HealthBody, HealthReport, probe_health};
-pub use images::{image_tag, is_protected_tag};
+pub use images::{image_tag, is_protected_tag, normalize_repository};
 pub use model::{
     Color, ColorStatus, ContainerState, DiskUse, EnvStatus, HostFacts, HostStatus, ImageInfo,
     ProxyStatus, ServiceStatus,
