@@ -14,6 +14,7 @@ pub mod logging;
 pub mod monitor;
 pub mod redact;
 pub mod release;
+pub mod sanitize;
 pub mod session;
 pub mod state;
 pub mod transport;

@@ -106,7 +106,8 @@ pub fn parse(text: &str) -> AuditLog {
             continue;
         }
         match serde_json::from_str::<AuditRecord>(line) {
-            Ok(r) => log.records.push(r),
+            // Written by whoever can write the host's file: shown, never emitted raw.
+            Ok(r) => log.records.push(crate::sanitize::strings_in(r)),
             Err(e) => log.malformed.push((i + 1, e.to_string())),
         }
     }

@@ -104,7 +104,9 @@ pub(super) async fn wait_healthy(
                 format!(
                     "    exit {}: {}\n",
                     l.exit_code.unwrap_or(-1),
-                    crate::redact::redact_text(l.output.as_deref().unwrap_or("").trim())
+                    crate::sanitize::for_terminal_line(&crate::redact::redact_text(
+                        l.output.as_deref().unwrap_or("").trim()
+                    ))
                 )
             })
             .collect::<String>();

@@ -83,7 +83,10 @@ pub async fn read(host: &Host, service: &str) -> Result<Option<LockState>, Relea
     };
     let body = lines.next().unwrap_or("").trim().to_string();
     let age = now.trim().parse::<i64>().unwrap_or(0) - mtime.trim().parse::<i64>().unwrap_or(0);
-    let info: Option<LockInfo> = serde_json::from_str(&body).ok();
+    let info: Option<LockInfo> = serde_json::from_str(&body)
+        .ok()
+        .map(crate::sanitize::strings_in);
+    let body = crate::sanitize::for_terminal(&body).into_owned();
     Ok(Some(LockState {
         raw: info.is_none().then_some(body),
         info,
@@ -164,8 +167,10 @@ pub async fn acquire(
     let heartbeat = tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
+            // Bounded by the heartbeat period: a hung touch must not stop the next one.
             match hb_host
-                .exec(
+                .exec_within(
+                    HEARTBEAT,
                     "sh",
                     &["-c", HEARTBEAT_SCRIPT, "deckhand-lock", &hb_path, &token],
                     None,

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod audit;
 pub mod container;
+pub mod credentials;
 mod docker_checks;
 mod error;
 pub mod events;

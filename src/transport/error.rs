@@ -43,6 +43,15 @@ pub enum TransportError {
         detail: String,
     },
 
+    #[error(
+        "{host}: `{program}` did not finish within {after} (timed out and abandoned; the host or its disk may hang; set DECKHAND_COMMAND_TIMEOUT to allow longer)"
+    )]
+    CommandTimeout {
+        host: String,
+        program: String,
+        after: String,
+    },
+
     #[error("{host}: running `{program}` failed: {detail}")]
     Exec {
         host: String,
@@ -71,6 +80,7 @@ impl TransportError {
             | Self::Docker { host, .. }
             | Self::Forward { host, .. }
             | Self::Exec { host, .. }
+            | Self::CommandTimeout { host, .. }
             | Self::Other { host, .. }
             | Self::ConnectionLost { host, .. } => host,
         }

@@ -398,30 +398,10 @@ fn sh_quote(w: &str) -> String {
     format!("'{}'", w.replace('\'', r"'\''"))
 }
 
-/// Redacts `Env` entries and secret-named keys anywhere in an inspect document.
+/// Redacts an inspect document; the rules (by name, by the container's secret-env label, by
+/// value) live in the core: [`crate::redact::redact_json`].
 pub fn redact_value(v: &mut serde_json::Value) {
-    use serde_json::Value;
-    match v {
-        Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if k == "Env" {
-                    if let Value::Array(items) = val {
-                        for item in items.iter_mut() {
-                            if let Value::String(s) = item {
-                                *s = crate::redact::redact_env_entry(s);
-                            }
-                        }
-                    }
-                } else if crate::redact::is_secret_name(k) && val.is_string() {
-                    *val = Value::String(crate::redact::MASK.to_string());
-                } else {
-                    redact_value(val);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
-        _ => {}
-    }
+    crate::redact::redact_json(v);
 }
 
 #[cfg(test)]

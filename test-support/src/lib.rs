@@ -148,6 +148,11 @@ fn keygen(path: &Path) {
 
 impl SshServer {
     pub fn start() -> SshServer {
+        Self::start_with("")
+    }
+
+    /// [`start`](Self::start) with extra `sshd_config` lines (e.g. `SetEnv PATH=…`).
+    pub fn start_with(extra_config: &str) -> SshServer {
         let sshd = sshd_binary();
         // Privilege separation directory; missing on machines where sshd never ran.
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -169,7 +174,7 @@ impl SshServer {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
                  StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
-                 AllowStreamLocalForwarding yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n",
+                 AllowStreamLocalForwarding yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n{extra_config}",
                 hk = host_key.display(),
                 pid = dir.path().join("sshd.pid").display(),
                 ak = authorized.display(),

@@ -5,8 +5,10 @@ use deckhand_test_support as harness;
 
 mod alerts;
 mod console_conn;
+mod credentials;
 mod engine_restart;
 mod faults;
+mod hostile;
 mod proxy;
 mod release;
 mod runner;
