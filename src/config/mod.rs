@@ -5,6 +5,7 @@ mod error;
 mod load;
 mod model;
 mod raw;
+mod validate;
 
 pub use error::ConfigError;
 pub use load::{discover, load, load_str};
