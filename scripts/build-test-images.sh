@@ -170,6 +170,22 @@ docker run --rm "$NGINX_IMAGE" nginx -t >/dev/null 2>"$work/nginx-t.err" || {
     die "nginx -t fails inside $NGINX_IMAGE"
 }
 
+# A shell for tests that need a container to print hostile or huge logs (`deckhand logs`):
+# Debian's static busybox on scratch, no Docker Hub. Local only (tests create containers from it).
+BUSYBOX_IMAGE=$REGISTRY/deckhand/busybox:1
+[ -x /bin/busybox ] || die "/bin/busybox not found: install busybox-static (apt-get install busybox-static)"
+mkdir -p "$work/busybox"
+cp /bin/busybox "$work/busybox/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["/bin/sh"]\n' \
+    > "$work/busybox/Dockerfile"
+old=$(docker image inspect -f '{{.Id}}' "$BUSYBOX_IMAGE" 2>/dev/null || true)
+docker build -q -t "$BUSYBOX_IMAGE" "$work/busybox" >/dev/null 2>"$work/build.err" || {
+    cat "$work/build.err" >&2
+    die "docker build of $BUSYBOX_IMAGE failed"
+}
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$BUSYBOX_IMAGE")"
+docker run --rm "$BUSYBOX_IMAGE" sh -c 'printf ok' | grep -qx ok || die "sh does not run inside $BUSYBOX_IMAGE"
+
 # --- 4. push --------------------------------------------------------------------------------
 say "pushing to $REGISTRY"
 t0=$(date +%s)

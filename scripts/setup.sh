@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine (as root) for deckhand's demo and tests:
 #   1. installs Docker, OpenSSH server, Debian's registry and nginx (the proxy image is built
-#      from it), tmux, curl and jq;
+#      from it), tmux, curl and jq, busybox-static (a shell image for log tests) and prometheus
+#      (promtool checks the metrics exposition);
 #   2. starts dockerd and the local registry when they are not running (scripts/test-services.sh);
 #   3. builds the demo app and test images without Docker Hub (scripts/build-test-images.sh).
 # Idempotent; each step says what it does.
@@ -18,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages=(docker.io openssh-server openssh-client docker-registry nginx-light iptables
-    iproute2 ca-certificates curl jq tmux procps util-linux)
+    iproute2 ca-certificates curl jq tmux procps util-linux busybox-static prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

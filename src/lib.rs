@@ -8,7 +8,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod exit;
+pub mod logs;
 pub mod monitor;
 pub mod redact;
 pub mod release;

@@ -2,6 +2,7 @@
 
 pub mod ansible_inventory;
 mod error;
+pub mod init;
 mod load;
 mod model;
 mod raw;

@@ -1,0 +1,355 @@
+//! `deckhand logs`: a service's containers on every host of an environment, merged in time
+//! order (Docker's own log timestamps), in bounded memory whatever the hosts send.
+//!
+//! One reader task per container turns Docker's frames into lines (`assemble`, each cut at
+//! [`MAX_LINE_BYTES`]), redacts and filters them, and sends them into one bounded channel; the
+//! merger (`merge`) holds at most [`MAX_BUFFERED_LINES`] and hands lines out oldest first. A slow
+//! consumer slows the readers down (the channel is bounded), which slows Docker down: nothing
+//! piles up on this side. Lines are raw host text: the caller sanitizes them before printing.
+
+mod assemble;
+mod merge;
+
+pub use assemble::{RawLine, Stream};
+pub use merge::Merger;
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use regex::Regex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{HostSpec, Service};
+use crate::state::contract::app_container;
+use crate::state::{Color, read_service};
+use crate::transport::Host;
+
+/// Longest line kept; the rest of it is counted in `cut_bytes`.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+/// Lines held for ordering; beyond this the oldest goes out at once.
+pub const MAX_BUFFERED_LINES: usize = 2048;
+/// Lines in flight between the readers and the merger.
+const CHANNEL_LINES: usize = 256;
+/// How long, when following, a line waits for older ones from a quiet container.
+const FOLLOW_WINDOW: Duration = Duration::from_millis(300);
+
+/// Which color's container to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// The color the proxy serves (read from the host).
+    Live,
+    One(Color),
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogRequest {
+    pub colors: ColorChoice,
+    pub since: Option<Duration>,
+    /// Per container; `None`: everything Docker kept.
+    pub tail: Option<usize>,
+    pub follow: bool,
+    pub grep: Option<Regex>,
+}
+
+/// One line of one container, as the host sent it (redacted, not sanitized).
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub time: DateTime<Utc>,
+    pub host: Arc<str>,
+    pub service: Arc<str>,
+    pub color: Color,
+    pub container: Arc<str>,
+    pub stream: Stream,
+    pub line: String,
+    /// Bytes of an overlong line that were dropped (0: the whole line).
+    pub cut_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum LogEvent {
+    Line(LogLine),
+    /// Something the operator should know that is not a log line: a host unreachable, a
+    /// container missing, a stream that ended with an error.
+    Notice {
+        host: String,
+        message: String,
+    },
+}
+
+/// How a run went, for the exit code.
+#[derive(Debug, Default)]
+pub struct LogSummary {
+    pub unreachable: Vec<String>,
+    pub containers: usize,
+    pub lines: u64,
+    pub cut_lines: u64,
+}
+
+struct Source {
+    host: Arc<Host>,
+    host_name: Arc<str>,
+    service: Arc<str>,
+    color: Color,
+    container: Arc<str>,
+}
+
+enum Item {
+    Line(usize, RawLine),
+    End(usize, Option<String>),
+}
+
+/// Reads, merges and hands every line to `emit` until the streams end (or, following, until
+/// `cancel`), or `emit` says stop.
+pub async fn run(
+    specs: &[HostSpec],
+    services: &[Service],
+    req: &LogRequest,
+    cancel: CancellationToken,
+    mut emit: impl FnMut(LogEvent) -> ControlFlow<()>,
+) -> LogSummary {
+    let mut summary = LogSummary::default();
+    let connected = join_all(specs.iter().map(Host::connect)).await;
+    let mut hosts = Vec::new();
+    for (spec, r) in specs.iter().zip(connected) {
+        match r {
+            Ok(h) => hosts.push(Arc::new(h)),
+            Err(e) => {
+                summary.unreachable.push(spec.name.clone());
+                let _ = emit(LogEvent::Notice {
+                    host: spec.name.clone(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    let sources = resolve_sources(&hosts, services, req.colors, &mut emit).await;
+    summary.containers = sources.len();
+    let (tx, mut rx) = mpsc::channel::<Item>(CHANNEL_LINES);
+    let mut tasks = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        tasks.push(tokio::spawn(read_source(
+            s.host.clone(),
+            s.container.to_string(),
+            req.clone(),
+            i,
+            tx.clone(),
+        )));
+    }
+    drop(tx);
+    let window = req.follow.then_some(FOLLOW_WINDOW);
+    let mut merger: Merger<LogLine> = Merger::new(sources.len(), MAX_BUFFERED_LINES, window);
+    let mut stopped = false;
+    'outer: while !merger.done() {
+        while let Some(line) = merger.pop_ready(Instant::now()) {
+            summary.lines += 1;
+            summary.cut_lines += u64::from(line.cut_bytes > 0);
+            if emit(LogEvent::Line(line)).is_break() {
+                stopped = true;
+                break 'outer;
+            }
+        }
+        let sleep_until = merger
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep_until(sleep_until.into()) => {}
+            item = rx.recv() => match item {
+                Some(Item::Line(i, raw)) => {
+                    let s = &sources[i];
+                    merger.push(i, raw.time, LogLine {
+                        time: raw.time,
+                        host: s.host_name.clone(),
+                        service: s.service.clone(),
+                        color: s.color,
+                        container: s.container.clone(),
+                        stream: raw.stream,
+                        line: raw.text,
+                        cut_bytes: raw.cut_bytes,
+                    }, Instant::now());
+                }
+                Some(Item::End(i, reason)) => {
+                    merger.close(i);
+                    if let Some(message) = reason {
+                        let s = &sources[i];
+                        if emit(LogEvent::Notice { host: s.host_name.to_string(), message }).is_break() {
+                            stopped = true;
+                            break;
+                        }
+                    }
+                }
+                // Every reader ended: close whatever is still marked open.
+                None => {
+                    for i in 0..sources.len() {
+                        merger.close(i);
+                    }
+                }
+            },
+        }
+    }
+    // Ctrl-C while following: what is buffered still goes out, in order.
+    if !stopped {
+        for i in 0..sources.len() {
+            merger.close(i);
+        }
+        while let Some(line) = merger.pop_ready(Instant::now()) {
+            summary.lines += 1;
+            if emit(LogEvent::Line(line)).is_break() {
+                break;
+            }
+        }
+    }
+    for t in tasks {
+        t.abort();
+    }
+    drop(sources);
+    for h in hosts {
+        if let Ok(h) = Arc::try_unwrap(h) {
+            h.close().await;
+        }
+    }
+    summary
+}
+
+async fn resolve_sources(
+    hosts: &[Arc<Host>],
+    services: &[Service],
+    choice: ColorChoice,
+    emit: &mut impl FnMut(LogEvent) -> ControlFlow<()>,
+) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for host in hosts {
+        let host_name: Arc<str> = host.name().into();
+        for service in services {
+            let colors: Vec<Color> = match choice {
+                ColorChoice::One(c) => vec![c],
+                ColorChoice::Both => Color::BOTH.to_vec(),
+                ColorChoice::Live => match read_service(host, service).await {
+                    Ok(st) => match st.live_color {
+                        Some(c) => vec![c],
+                        None => {
+                            let _ = emit(LogEvent::Notice {
+                                host: host.name().to_string(),
+                                message: format!(
+                                    "{}: no live color (nothing deployed, or the proxy is gone); try --color both",
+                                    service.name
+                                ),
+                            });
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        let _ = emit(LogEvent::Notice {
+                            host: host.name().to_string(),
+                            message: format!("{}: cannot read the service: {e}", service.name),
+                        });
+                        continue;
+                    }
+                },
+            };
+            for color in colors {
+                sources.push(Source {
+                    host: host.clone(),
+                    host_name: host_name.clone(),
+                    service: service.name.as_str().into(),
+                    color,
+                    container: app_container(service, color).into(),
+                });
+            }
+        }
+    }
+    sources
+}
+
+async fn read_source(
+    host: Arc<Host>,
+    container: String,
+    req: LogRequest,
+    index: usize,
+    tx: mpsc::Sender<Item>,
+) {
+    let since = req.since.map_or(0, |d| {
+        let secs = Utc::now().timestamp() - i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        i32::try_from(secs.max(0)).unwrap_or(0)
+    });
+    let opts = LogsOptions {
+        follow: req.follow,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        since,
+        tail: req
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        ..Default::default()
+    };
+    let mut stream = host.docker.logs(&container, Some(opts));
+    let mut asm = assemble::Assembler::new(MAX_LINE_BYTES);
+    let mut lines = Vec::new();
+    let mut reason = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                asm.push(Stream::Stdout, &message, &mut lines);
+            }
+            Ok(LogOutput::StdErr { message }) => asm.push(Stream::Stderr, &message, &mut lines),
+            Ok(LogOutput::StdIn { .. }) => {}
+            Err(e) => {
+                reason = Some(describe_error(&container, &e));
+                break;
+            }
+        }
+        if !send_lines(&mut lines, &req, index, &tx).await {
+            return;
+        }
+    }
+    asm.finish(&mut lines);
+    if !send_lines(&mut lines, &req, index, &tx).await {
+        return;
+    }
+    if reason.is_none() && req.follow {
+        reason = Some(format!(
+            "{container}: the log stream ended (the container was removed, or Docker closed it)"
+        ));
+    }
+    let _ = tx.send(Item::End(index, reason)).await;
+}
+
+/// Redacts and filters, then sends; false when the merger is gone.
+async fn send_lines(
+    lines: &mut Vec<RawLine>,
+    req: &LogRequest,
+    index: usize,
+    tx: &mpsc::Sender<Item>,
+) -> bool {
+    for mut l in lines.drain(..) {
+        let redacted = crate::redact::redact_text(&l.text);
+        if redacted != l.text {
+            l.text = redacted;
+        }
+        if req.grep.as_ref().is_some_and(|g| !g.is_match(&l.text)) {
+            continue;
+        }
+        if tx.send(Item::Line(index, l)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn describe_error(container: &str, e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => format!("{container}: no such container on this host"),
+        other => format!("{container}: {}", crate::util::error_chain(other)),
+    }
+}
