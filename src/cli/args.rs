@@ -192,6 +192,9 @@ pub struct InitArgs {
     /// Host port the proxy publishes (the load balancer's target)
     #[arg(long, default_value_t = 3001)]
     pub public_port: u16,
+    /// The proxy's image (default nginx:stable-alpine)
+    #[arg(long)]
+    pub proxy_image: Option<String>,
     /// Port inside the app container
     #[arg(long, default_value_t = 3000)]
     pub app_port: u16,

@@ -3,7 +3,7 @@
 
 use color_eyre::eyre::Result;
 
-use super::host_text::clean;
+use super::host_text::{clean, clean_lines};
 use super::output::Table;
 use super::{Context, OutputFormat};
 use crate::doctor::{Check, Report, Status};
@@ -44,8 +44,8 @@ pub async fn run(ctx: &Context, names: &[String]) -> Result<i32> {
 fn cleaned(report: &Report) -> Report {
     let mut r = report.clone();
     let fix = |c: &mut Check| {
-        c.detail = clean(&c.detail);
-        c.fix = c.fix.as_deref().map(clean);
+        c.detail = clean_lines(&c.detail);
+        c.fix = c.fix.as_deref().map(clean_lines);
     };
     r.config.iter_mut().for_each(fix);
     for h in &mut r.hosts {

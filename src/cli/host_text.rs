@@ -27,9 +27,19 @@ pub(super) fn clean(text: &str) -> String {
     out
 }
 
+/// [`clean`] per line, for multi-line messages (an ssh error with its fix below it).
+pub(super) fn clean_lines(text: &str) -> String {
+    text.lines().map(clean).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clean;
+    use super::{clean, clean_lines};
+
+    #[test]
+    fn lines_stay_lines() {
+        assert_eq!(clean_lines("a\x1b\n  b"), "a\\x1b\n  b");
+    }
 
     #[test]
     fn controls_are_shown_never_emitted() {

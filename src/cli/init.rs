@@ -8,7 +8,6 @@ use color_eyre::eyre::Result;
 
 use super::GlobalArgs;
 use super::args::InitArgs;
-use super::host_text::clean;
 use crate::config::init::{self, HostSource, InitError, InitPlan};
 use crate::exit;
 
@@ -41,7 +40,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<i32> {
             Ok(exit::OK)
         }
         Err(e) => {
-            eprintln!("error: {}", clean(&e.to_string()));
+            eprintln!("error: {e}");
             Ok(exit::USAGE)
         }
     }
@@ -115,6 +114,7 @@ fn plan(
         env,
         protected,
         image: args.image.clone(),
+        proxy_image: args.proxy_image.clone(),
         app_port: args.app_port,
         public_port: args.public_port,
         source,

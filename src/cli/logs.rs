@@ -7,7 +7,7 @@ use color_eyre::eyre::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::args::{LogColor, LogsArgs};
-use super::host_text::clean;
+use super::host_text::{clean, clean_lines};
 use super::{Context, OutputFormat};
 use crate::exit;
 use crate::logs::{ColorChoice, LogEvent, LogLine, LogRequest};
@@ -83,7 +83,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
     let summary = crate::logs::run(&specs, &ctx.services, &req, cancel, |event| {
         match event {
             LogEvent::Notice { host, message } => {
-                eprintln!("warning: {}: {}", clean(&host), clean(&message));
+                eprintln!("warning: {}: {}", clean(&host), clean_lines(&message));
                 ControlFlow::Continue(())
             }
             LogEvent::Line(line) => {

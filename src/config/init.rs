@@ -74,6 +74,7 @@ pub struct InitPlan {
     pub protected: bool,
     pub service: String,
     pub image: String,
+    pub proxy_image: Option<String>,
     pub app_port: u16,
     pub public_port: u16,
     pub source: HostSource,
@@ -218,7 +219,7 @@ image = {image}   # the repository; tags are the git SHAs you deploy
 app_port = {app_port}            # the port inside the app container
 public_port = {public_port}         # the host port the proxy publishes (the load balancer's target)
 health_path = "/health"     # answers 200 with {{"status": "healthy"}} when ready
-# proxy_image = "nginx:stable-alpine"
+{proxy_image}
 # keep_images = 5           # prune keeps this many recent images, plus those in use
 # health_timeout = "60s"
 # drain = "5s"
@@ -232,6 +233,10 @@ health_path = "/health"     # answers 200 with {{"status": "healthy"}} when read
         name = quoted(&plan.service),
         svc = plan.service,
         image = quoted(&plan.image),
+        proxy_image = match &plan.proxy_image {
+            Some(p) => format!("proxy_image = {}", quoted(p)),
+            None => "# proxy_image = \"nginx:stable-alpine\"".to_string(),
+        },
         app_port = plan.app_port,
         public_port = plan.public_port,
     );
@@ -348,6 +353,7 @@ mod tests {
             protected: true,
             service: "api".into(),
             image: "registry.example.com/acme/api".into(),
+            proxy_image: None,
             app_port: 3000,
             public_port: 3001,
             source,

@@ -4,6 +4,7 @@ mod alerts;
 mod engine_restart;
 mod faults;
 mod harness;
+mod logs;
 mod release;
 mod secrets;
 mod status;
