@@ -4,12 +4,13 @@
 use super::{Check, CheckId};
 
 /// `$1` Docker socket, `$2` state directory, `$3` Docker's data root, then the env files.
+/// (`touch`, not `: >`: a failed redirection of a special builtin ends a POSIX shell.)
 pub const SCRIPT: &str = r#"s=$1; d=$2; r=$3; shift 3
 echo "user=$(id -un)"
 echo "groups=$(id -Gn)"
 if [ -S "$s" ]; then echo "socket=$(stat -c '%U %G %a' "$s")"; else echo "socket=missing"; fi
 if [ -r "$s" ] && [ -w "$s" ]; then echo "socket_rw=yes"; else echo "socket_rw=no"; fi
-if mkdir -p "$d" 2>/dev/null && : > "$d/.deckhand-doctor.$$" 2>/dev/null; then rm -f "$d/.deckhand-doctor.$$"; echo "state=ok"; else echo "state=no"; fi
+if mkdir -p "$d" 2>/dev/null && touch "$d/.deckhand-doctor.$$" 2>/dev/null; then rm -f "$d/.deckhand-doctor.$$"; echo "state=ok"; else echo "state=no"; fi
 echo "state_owner=$(stat -c '%U %G %a' "$d" 2>/dev/null || echo missing)"
 echo "time=$(date +%s.%N)"
 df -P -k / "$r" 2>/dev/null | tail -n +2 | while read -r fs total used avail pct mnt; do echo "df=$mnt $total $avail"; done

@@ -1,6 +1,7 @@
 //! Integration tests against a real dockerd, a real sshd and a real registry (see harness.rs).
 
 mod alerts;
+mod doctor;
 mod engine_restart;
 mod faults;
 mod harness;
