@@ -5,6 +5,7 @@ mod doctor;
 mod engine_restart;
 mod faults;
 mod harness;
+mod init;
 mod logs;
 mod release;
 mod secrets;
