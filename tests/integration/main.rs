@@ -7,6 +7,7 @@ mod faults;
 mod harness;
 mod init;
 mod logs;
+mod metrics;
 mod release;
 mod secrets;
 mod status;
