@@ -134,6 +134,19 @@ pub enum Command {
     },
     /// Print the Prometheus/OpenMetrics text exposition of status and alerts, once
     Metrics,
+    /// Names from the config for shell completion (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_enum)]
+        what: CompleteWhat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompleteWhat {
+    Env,
+    Host,
+    Service,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Some(Command::Init(args)) => return init::run(&global, args),
         Some(Command::Completions { shell }) => return completions::completions(*shell),
         Some(Command::Man { dir }) => return completions::man(dir.as_deref()),
+        Some(Command::Complete { what }) => return Ok(completions::names(&global, *what)),
         _ => {}
     }
     let ctx = match Context::load(&global) {
@@ -108,7 +109,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Logs(args) => logs::run(&ctx, &args).await,
         Command::Doctor { hosts } => doctor::run(&ctx, &hosts).await,
         Command::Metrics => metrics::run(&ctx).await,
-        Command::Init(_) | Command::Completions { .. } | Command::Man { .. } => Ok(exit::OK),
+        Command::Init(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Complete { .. } => Ok(exit::OK),
         Command::Unlock { action } => action::unlock(&ctx, &action).await,
         Command::Demo { .. } => Ok(exit::OK),
     }
