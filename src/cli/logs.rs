@@ -79,10 +79,17 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
         .map(|h| h.name.chars().count())
         .max()
         .unwrap_or(0);
-    let stdout = std::io::stdout();
+    // Buffered, flushed whenever the engine waits for the hosts: a flood costs one write per
+    // 8 KiB, a quiet --follow still shows each line at once.
+    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let summary = crate::logs::run(&specs, &ctx.services, &req, cancel, |event| {
         match event {
+            LogEvent::Idle => match stdout.flush() {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            },
             LogEvent::Notice { host, message } => {
+                let _ = stdout.flush();
                 eprintln!("warning: {}: {}", clean(&host), clean_lines(&message));
                 ControlFlow::Continue(())
             }
@@ -93,7 +100,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
                     table_line(&line, width, several_services)
                 };
                 // A closed pipe (`| head`) ends the run quietly.
-                match writeln!(stdout.lock(), "{text}") {
+                match writeln!(stdout, "{text}") {
                     Ok(()) => ControlFlow::Continue(()),
                     Err(_) => ControlFlow::Break(()),
                 }

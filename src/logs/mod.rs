@@ -82,6 +82,8 @@ pub enum LogEvent {
         host: String,
         message: String,
     },
+    /// Nothing more can go out until a host sends more: the moment to flush buffered output.
+    Idle,
 }
 
 /// How a run went, for the exit code.
@@ -156,6 +158,10 @@ pub async fn run(
                 break 'outer;
             }
         }
+        if emit(LogEvent::Idle).is_break() {
+            stopped = true;
+            break;
+        }
         let sleep_until = merger
             .deadline()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -207,6 +213,7 @@ pub async fn run(
             }
         }
     }
+    let _ = emit(LogEvent::Idle);
     for t in tasks {
         t.abort();
     }
