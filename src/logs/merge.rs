@@ -74,6 +74,13 @@ impl<T> Merger<T> {
         });
     }
 
+    /// A source that joins later (following a new live color); returns its index.
+    pub fn add_source(&mut self) -> usize {
+        self.buffered.push(0);
+        self.open.push(true);
+        self.buffered.len() - 1
+    }
+
     pub fn close(&mut self, source: usize) {
         if let Some(o) = self.open.get_mut(source) {
             *o = false;

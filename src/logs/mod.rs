@@ -98,7 +98,8 @@ pub struct LogSummary {
 struct Source {
     host: Arc<Host>,
     host_name: Arc<str>,
-    service: Arc<str>,
+    service: usize,
+    service_name: Arc<str>,
     color: Color,
     container: Arc<str>,
 }
@@ -106,10 +107,17 @@ struct Source {
 enum Item {
     Line(usize, RawLine),
     End(usize, Option<String>),
+    /// Following the live color: source `usize` ended and the service is live again on
+    /// `Color` (a switch, or the same color restarted); `None`: it did not come back.
+    Relive(usize, Option<Color>),
 }
 
+/// How long a followed live color may be gone before `logs --follow` gives up on it.
+const RELIVE_WAIT: Duration = Duration::from_secs(120);
+
 /// Reads, merges and hands every line to `emit` until the streams end (or, following, until
-/// `cancel`), or `emit` says stop.
+/// `cancel`), or `emit` says stop. Following the live color survives a deploy: when its
+/// container stops, the new live color's container is followed from then on.
 pub async fn run(
     specs: &[HostSpec],
     services: &[Service],
@@ -132,20 +140,30 @@ pub async fn run(
             }
         }
     }
-    let sources = resolve_sources(&hosts, services, req.colors, &mut emit).await;
+    let mut sources = resolve_sources(&hosts, services, req.colors, &mut emit).await;
     summary.containers = sources.len();
     let (tx, mut rx) = mpsc::channel::<Item>(CHANNEL_LINES);
+    let since = req.since.map_or(0, |d| {
+        let secs = Utc::now().timestamp() - i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        i32::try_from(secs.max(0)).unwrap_or(0)
+    });
+    let tail = req
+        .tail
+        .map_or_else(|| "all".to_string(), |n| n.to_string());
     let mut tasks = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         tasks.push(tokio::spawn(read_source(
             s.host.clone(),
             s.container.to_string(),
+            (since, tail.clone()),
             req.clone(),
             i,
             tx.clone(),
         )));
     }
-    drop(tx);
+    let relive = req.follow && req.colors == ColorChoice::Live;
+    // Without relive, the channel closes when the last reader ends.
+    let tx = relive.then_some(tx);
     let window = req.follow.then_some(FOLLOW_WINDOW);
     let mut merger: Merger<LogLine> = Merger::new(sources.len(), MAX_BUFFERED_LINES, window);
     let mut stopped = false;
@@ -158,47 +176,134 @@ pub async fn run(
                 break 'outer;
             }
         }
-        if emit(LogEvent::Idle).is_break() {
-            stopped = true;
-            break;
-        }
-        let sleep_until = merger
-            .deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep_until(sleep_until.into()) => {}
-            item = rx.recv() => match item {
-                Some(Item::Line(i, raw)) => {
+        let item = match rx.try_recv() {
+            Ok(item) => Some(item),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Caught up: flush, then wait for the hosts (or the oldest line's window).
+                if emit(LogEvent::Idle).is_break() {
+                    stopped = true;
+                    break;
+                }
+                let sleep_until = merger
+                    .deadline()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep_until(sleep_until.into()) => continue,
+                    item = rx.recv() => item,
+                }
+            }
+        };
+        match item {
+            Some(Item::Line(i, raw)) => {
+                let s = &sources[i];
+                let line = LogLine {
+                    time: raw.time,
+                    host: s.host_name.clone(),
+                    service: s.service_name.clone(),
+                    color: s.color,
+                    container: s.container.clone(),
+                    stream: raw.stream,
+                    line: raw.text,
+                    cut_bytes: raw.cut_bytes,
+                };
+                merger.push(i, raw.time, line, Instant::now());
+            }
+            Some(Item::End(i, reason)) => {
+                if let Some(tx) = &tx {
                     let s = &sources[i];
-                    merger.push(i, raw.time, LogLine {
-                        time: raw.time,
-                        host: s.host_name.clone(),
-                        service: s.service.clone(),
-                        color: s.color,
-                        container: s.container.clone(),
-                        stream: raw.stream,
-                        line: raw.text,
-                        cut_bytes: raw.cut_bytes,
-                    }, Instant::now());
+                    let message = format!(
+                        "{}: stopped; waiting for the live color (a deploy or a restart)",
+                        s.container
+                    );
+                    if emit(LogEvent::Notice {
+                        host: s.host_name.to_string(),
+                        message,
+                    })
+                    .is_break()
+                    {
+                        stopped = true;
+                        break;
+                    }
+                    tasks.push(tokio::spawn(wait_for_live(
+                        s.host.clone(),
+                        services[s.service].clone(),
+                        i,
+                        tx.clone(),
+                    )));
+                    continue;
                 }
-                Some(Item::End(i, reason)) => {
+                merger.close(i);
+                if let Some(message) = reason {
+                    let host = sources[i].host_name.to_string();
+                    if emit(LogEvent::Notice { host, message }).is_break() {
+                        stopped = true;
+                        break;
+                    }
+                }
+            }
+            Some(Item::Relive(i, color)) => {
+                merger.close(i);
+                let (Some(color), Some(tx)) = (color, &tx) else {
+                    let s = &sources[i];
+                    let message = format!(
+                        "{}: no live color came back within {}s; stopped following it",
+                        s.service_name,
+                        RELIVE_WAIT.as_secs()
+                    );
+                    let _ = emit(LogEvent::Notice {
+                        host: s.host_name.to_string(),
+                        message,
+                    });
+                    continue;
+                };
+                let old = &sources[i];
+                let service = &services[old.service];
+                let next = Source {
+                    host: old.host.clone(),
+                    host_name: old.host_name.clone(),
+                    service: old.service,
+                    service_name: old.service_name.clone(),
+                    color,
+                    container: app_container(service, color).into(),
+                };
+                let message = format!(
+                    "{}: the live color is {color} now; following {}",
+                    next.service_name, next.container
+                );
+                if emit(LogEvent::Notice {
+                    host: next.host_name.to_string(),
+                    message,
+                })
+                .is_break()
+                {
+                    stopped = true;
+                    break;
+                }
+                // From a little before the old stream ended: the new color's last lines
+                // before the switch are what one wants to see.
+                // (The same color restarted: from now, or its old lines would come twice.)
+                let back = if color == old.color { 1 } else { 30 };
+                let since = i32::try_from(Utc::now().timestamp() - back).unwrap_or(0);
+                let j = merger.add_source();
+                tasks.push(tokio::spawn(read_source(
+                    next.host.clone(),
+                    next.container.to_string(),
+                    (since, "all".to_string()),
+                    req.clone(),
+                    j,
+                    tx.clone(),
+                )));
+                sources.push(next);
+                summary.containers += 1;
+            }
+            // Every reader ended: close whatever is still marked open.
+            None => {
+                for i in 0..sources.len() {
                     merger.close(i);
-                    if let Some(message) = reason {
-                        let s = &sources[i];
-                        if emit(LogEvent::Notice { host: s.host_name.to_string(), message }).is_break() {
-                            stopped = true;
-                            break;
-                        }
-                    }
                 }
-                // Every reader ended: close whatever is still marked open.
-                None => {
-                    for i in 0..sources.len() {
-                        merger.close(i);
-                    }
-                }
-            },
+            }
         }
     }
     // Ctrl-C while following: what is buffered still goes out, in order.
@@ -226,6 +331,25 @@ pub async fn run(
     summary
 }
 
+/// After the followed live color's stream ended: polls until the service is live again and
+/// its live container runs (a deploy switched, or the color was restarted).
+async fn wait_for_live(host: Arc<Host>, service: Service, index: usize, tx: mpsc::Sender<Item>) {
+    let deadline = Instant::now() + RELIVE_WAIT;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(st) = read_service(&host, &service).await
+            && let Some(c) = st.live_color
+            && st
+                .color(c)
+                .is_some_and(|s| s.state == crate::state::ContainerState::Running)
+        {
+            let _ = tx.send(Item::Relive(index, Some(c))).await;
+            return;
+        }
+    }
+    let _ = tx.send(Item::Relive(index, None)).await;
+}
+
 async fn resolve_sources(
     hosts: &[Arc<Host>],
     services: &[Service],
@@ -235,7 +359,7 @@ async fn resolve_sources(
     let mut sources = Vec::new();
     for host in hosts {
         let host_name: Arc<str> = host.name().into();
-        for service in services {
+        for (si, service) in services.iter().enumerate() {
             let colors: Vec<Color> = match choice {
                 ColorChoice::One(c) => vec![c],
                 ColorChoice::Both => Color::BOTH.to_vec(),
@@ -266,7 +390,8 @@ async fn resolve_sources(
                 sources.push(Source {
                     host: host.clone(),
                     host_name: host_name.clone(),
-                    service: service.name.as_str().into(),
+                    service: si,
+                    service_name: service.name.as_str().into(),
                     color,
                     container: app_container(service, color).into(),
                 });
@@ -276,26 +401,22 @@ async fn resolve_sources(
     sources
 }
 
+/// `(since, tail)`: Docker's `since` (Unix seconds, 0: all) and `tail` (a count or `all`).
 async fn read_source(
     host: Arc<Host>,
     container: String,
+    (since, tail): (i32, String),
     req: LogRequest,
     index: usize,
     tx: mpsc::Sender<Item>,
 ) {
-    let since = req.since.map_or(0, |d| {
-        let secs = Utc::now().timestamp() - i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        i32::try_from(secs.max(0)).unwrap_or(0)
-    });
     let opts = LogsOptions {
         follow: req.follow,
         stdout: true,
         stderr: true,
         timestamps: true,
         since,
-        tail: req
-            .tail
-            .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        tail,
         ..Default::default()
     };
     let mut stream = host.docker.logs(&container, Some(opts));

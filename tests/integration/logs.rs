@@ -362,3 +362,69 @@ fn memory_stays_bounded_when_a_host_floods_and_the_reader_is_slow() {
         "peak RSS {hwm} KiB: memory must not follow what the host sends"
     );
 }
+
+/// `logs --follow` of the live color during a deploy: the old color stops, the new one is
+/// followed from then on (what an operator watching a release wants).
+#[test]
+fn following_the_live_color_survives_a_deploy() {
+    use std::sync::{Arc, Mutex};
+    let svc = TestService::new("lw");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let state = tempfile::tempdir().expect("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("--config")
+        .arg(&path)
+        .args(["logs", "--env", "lab", "--follow"])
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logs --follow");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut readers = Vec::new();
+    for pipe in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let seen = seen.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                seen.lock().expect("lock").push(line);
+            }
+        }));
+    }
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l.contains(needle))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "never saw {needle}: {:#?}",
+                seen.lock().expect("lock")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("version a000001, healthy");
+    let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    wait_for("the live color is");
+    wait_for("version a000002, healthy");
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    for r in readers {
+        let _ = r.join();
+    }
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends a follow cleanly");
+}
