@@ -130,7 +130,10 @@ pub fn man(dir: Option<&Path>) -> Result<i32> {
         std::fs::write(&file, out).wrap_err_with(|| format!("cannot write {}", file.display()))?;
         Ok(file.display().to_string())
     };
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+    {
         let name = format!("deckhand-{}", sub.get_name());
         written.push(page(
             name.clone(),

@@ -220,6 +220,10 @@ fn completions_load_in_bash_and_the_man_page_names_every_command() {
     let mandir = dir.path().join("man1");
     let out = deckhand(nowhere, &["man", "--dir", mandir.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !mandir.join("deckhand-__complete.1").exists(),
+        "hidden commands get no page"
+    );
     let logs = std::fs::read_to_string(mandir.join("deckhand-logs.1")).expect("deckhand-logs.1");
     assert!(
         logs.contains("\\-\\-grep") || logs.contains("--grep"),
