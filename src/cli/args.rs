@@ -132,7 +132,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Print the Prometheus/OpenMetrics text exposition of status and alerts, once
+    /// Print the Prometheus text exposition of status and alerts, once (for a textfile collector)
     Metrics,
     /// Names from the config for shell completion (used by the completion scripts)
     #[command(name = "__complete", hide = true)]
