@@ -8,6 +8,8 @@
 #   REGISTRY/deckhand/demo:5100001               slow: listens only after 600 s
 #   REGISTRY/deckhand/demo:e000001               exits with code 3 300 ms after start
 #   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch)
+#   REGISTRY/deckhand/busybox:1                  Debian's static busybox on scratch: a shell for
+#                                                log tests (local only, not pushed)
 #
 # The tags stay in the local image store too. Docker's layer cache keeps a re-run fast and the
 # images (and their Created times) unchanged when nothing changed.
