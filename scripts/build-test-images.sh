@@ -11,6 +11,8 @@
 #                                                the earlier proxy, for tests of hosts set up with it
 #   REGISTRY/deckhand/haproxy:2.6                deckhand's proxy: Debian's HAProxy + socat on scratch
 #   REGISTRY/deckhand/demo-shell:a0005e1         the demo plus Debian's dash as /bin/sh
+#   REGISTRY/deckhand/busybox:1                  Debian's static busybox on scratch: a shell for
+#                                                log tests (local only, not pushed)
 #
 # The tags stay in the local image store too. Docker's layer cache keeps a re-run fast and the
 # images (and their Created times) unchanged when nothing changed.
@@ -194,6 +196,22 @@ docker run --rm "$HAPROXY_IMAGE" haproxy -c -f /etc/haproxy/haproxy.cfg >/dev/nu
     cat "$work/haproxy-c.err" >&2
     die "haproxy -c fails inside $HAPROXY_IMAGE"
 }
+
+# A shell for tests that need a container to print hostile or huge logs (`deckhand logs`):
+# Debian's static busybox on scratch, no Docker Hub. Local only (tests create containers from it).
+BUSYBOX_IMAGE=$REGISTRY/deckhand/busybox:1
+[ -x /bin/busybox ] || die "/bin/busybox not found: install busybox-static (apt-get install busybox-static)"
+mkdir -p "$work/busybox"
+cp /bin/busybox "$work/busybox/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["/bin/sh"]\n' \
+    > "$work/busybox/Dockerfile"
+old=$(docker image inspect -f '{{.Id}}' "$BUSYBOX_IMAGE" 2>/dev/null || true)
+docker build -q -t "$BUSYBOX_IMAGE" "$work/busybox" >/dev/null 2>"$work/build.err" || {
+    cat "$work/build.err" >&2
+    die "docker build of $BUSYBOX_IMAGE failed"
+}
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$BUSYBOX_IMAGE")"
+docker run --rm "$BUSYBOX_IMAGE" sh -c 'printf ok' | grep -qx ok || die "sh does not run inside $BUSYBOX_IMAGE"
 
 # --- 4. push --------------------------------------------------------------------------------
 say "pushing to $REGISTRY"

@@ -9,8 +9,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod exit;
 pub mod logging;
+pub mod logs;
 pub mod monitor;
 pub mod redact;
 pub mod release;

@@ -19,12 +19,17 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Must this character be escaped? C0 controls and DEL, C1 controls (`U+009B` is a one-character
-/// CSI on terminals that honour 8-bit controls), and the bidi embeddings, overrides and isolates.
+/// CSI on terminals that honour 8-bit controls), the bidi embeddings, overrides and isolates,
+/// and the zero-width characters.
 fn is_dangerous(c: char, keep_newlines: bool) -> bool {
     match c {
         '\n' | '\t' => !keep_newlines,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
-        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        // Zero-width characters hide text; the rest reorder it.
+        '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{feff}' => true,
         _ => false,
     }
 }

@@ -4,8 +4,14 @@
 mod action;
 mod alerts;
 mod args;
+mod completions;
 mod demo;
+mod doctor;
 mod history;
+mod host_text;
+mod init;
+mod logs;
+mod metrics;
 pub mod output;
 mod status;
 
@@ -73,6 +79,14 @@ pub async fn prepare(mut cli: Cli) -> Result<Cli> {
 /// Runs a parsed command line headless and returns the process exit code. With no command it
 /// prints the status table (the console is `main`'s choice, on a terminal).
 pub async fn run(cli: Cli) -> Result<i32> {
+    // These need no config (init writes one).
+    match &cli.command {
+        Some(Command::Init(args)) => return init::run(&cli.global, args),
+        Some(Command::Completions { shell }) => return completions::completions(*shell),
+        Some(Command::Man { dir }) => return completions::man(dir.as_deref()),
+        Some(Command::Complete { what }) => return Ok(completions::names(&cli.global, *what)),
+        _ => {}
+    }
     let ctx = match Context::load(&cli.global) {
         Ok(c) => c,
         Err(e) => {
@@ -100,7 +114,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => action::prune(&ctx, keep, dry_run, &action).await,
         Command::History { limit, hosts } => history::history(&ctx, limit, &hosts).await,
         Command::Lock { hosts } => history::locks(&ctx, &hosts).await,
-        Command::Alerts { watch } => alerts::run(&ctx, watch).await,
+        Command::Alerts { watch, listen } => alerts::run(&ctx, watch, listen).await,
+        Command::Logs(args) => logs::run(&ctx, &args).await,
+        Command::Doctor { hosts } => doctor::run(&ctx, &hosts).await,
+        Command::Metrics => metrics::run(&ctx).await,
+        Command::Init(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Complete { .. } => Ok(exit::OK),
         Command::Unlock { action } => action::unlock(&ctx, &action).await,
         Command::Demo { .. } => Ok(exit::OK),
     }

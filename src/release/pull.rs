@@ -103,7 +103,7 @@ pub fn registry_of(repo: &str) -> &str {
 
 /// Registry credentials for Docker's pull API: only this registry's (see
 /// [`super::credentials`]).
-fn credentials_for(registry: &str) -> Option<DockerCredentials> {
+pub fn credentials_for(registry: &str) -> Option<DockerCredentials> {
     let c = super::credentials::for_registry(registry)?;
     let serveraddress = if super::credentials::is_docker_hub(registry) {
         super::credentials::DOCKER_HUB_KEY.to_string()

@@ -894,3 +894,99 @@ fn keep_alive_request(
         .map_err(|e| format!("read body: {e}"))?;
     Ok((code, color, close))
 }
+
+// --- issue 17: logs, doctor, init, metrics -------------------------------------------------
+
+/// Debian's static busybox on scratch (scripts/build-test-images.sh): a shell for containers
+/// that print hostile or huge logs.
+pub const BUSYBOX_IMAGE: &str = "127.0.0.1:5000/deckhand/busybox:1";
+
+/// A container named like a color of `svc` (`S-blue`, `S-green`), labelled per the contract,
+/// running `script` in busybox's sh. Removed with the service.
+pub fn shell_color(svc: &TestService, color: &str, script: &str) {
+    let o = docker(&["image", "inspect", "--format", "{{.Id}}", BUSYBOX_IMAGE]);
+    assert!(
+        o.status.success(),
+        "test image {BUSYBOX_IMAGE} is missing: run `bash scripts/build-test-images.sh`"
+    );
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{}-{color}", svc.name),
+        "--log-opt",
+        "max-size=64m",
+        "--label",
+        &format!("deckhand.service={}", svc.name),
+        "--label",
+        &format!("deckhand.color={color}"),
+        "--label",
+        "deckhand.sha=0000001",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+}
+
+/// A throw-away user with a key login, in `groups` only (no `docker` unless named), removed
+/// on drop.
+pub struct TestUser(pub String);
+
+impl TestUser {
+    pub fn create(groups: &[&str]) -> TestUser {
+        let name = format!("dh{}", unique_name("v").replace('-', ""));
+        let name: String = name.chars().take(30).collect();
+        let mut cmd = Command::new("useradd");
+        cmd.args(["-M", "-s", "/bin/sh"]);
+        if !groups.is_empty() {
+            cmd.args(["-G", &groups.join(",")]);
+        }
+        let ok = cmd.arg(&name).status().unwrap_or_else(|e| {
+            panic!("useradd ({e}): the test needs root and the passwd package")
+        });
+        assert!(ok.success(), "useradd {name} failed");
+        // A `!` password means "locked" to sshd without PAM, even for key logins.
+        let ok = Command::new("usermod")
+            .args(["-p", "*", &name])
+            .status()
+            .expect("usermod");
+        assert!(ok.success());
+        TestUser(name)
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+/// Runs `promtool check metrics` on `text`: (success, what promtool said).
+pub fn promtool_check(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool ({e}): install Debian's prometheus package (scripts/setup.sh does)")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    (out.status.success(), text_of(&out))
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
