@@ -261,7 +261,7 @@ fn fuzz_every_host_parser() {
     let cases: u32 = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(2_000);
     let generators: Vec<(&str, BoxedStrategy<Vec<u8>>)> = vec![
         (
             "random bytes",
