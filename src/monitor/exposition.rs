@@ -422,16 +422,22 @@ fn service(x: &mut Exposition<'_>, env: &str, host: &str, s: &ServiceSample) {
             &cl,
             t.requests_per_second,
         );
-        for (q, v) in [("0.5", t.p50_seconds), ("0.99", t.p99_seconds)] {
+        // Separate gauges: a `quantile` label belongs to summaries, which these are not (the
+        // proxy's window is a minute, not the process's life).
+        for (name, help, v) in [
+            (
+                "deckhand_proxy_latency_p50_seconds",
+                "Median latency of the color's requests through the proxy over the last minute.",
+                t.p50_seconds,
+            ),
+            (
+                "deckhand_proxy_latency_p99_seconds",
+                "99th percentile latency of the color's requests through the proxy over the last minute.",
+                t.p99_seconds,
+            ),
+        ] {
             if let Some(v) = v {
-                let ql = [cl[0], cl[1], cl[2], cl[3], ("quantile", q)];
-                x.add(
-                    "deckhand_proxy_latency_seconds",
-                    "gauge",
-                    "Latency of the color's requests through the proxy over the last minute.",
-                    &ql,
-                    v,
-                );
+                x.add(name, "gauge", help, &cl, v);
             }
         }
     }
