@@ -11,7 +11,6 @@ use super::output::Table;
 use super::{ActionArgs, Context, OutputFormat};
 use crate::config::{HostSpec, Service};
 use crate::exit;
-use crate::release::audit::{self, AuditRecord};
 use crate::release::execute::plan_on_host;
 use crate::release::plan::{Action, validate_ref};
 use crate::release::{
@@ -229,17 +228,13 @@ fn suffix(detail: &str) -> String {
 }
 
 fn cancel_on_ctrl_c() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\nCtrl-C: aborting before the switch; the live color keeps serving. (A switch already under way completes.)"
-            );
-            t.cancel();
-        }
-    });
-    token
+    // Ctrl-C, SIGTERM and SIGHUP alike (the engine's handler); the terminal may be gone.
+    crate::release::signals::cancel_on_signals(|sig| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{sig}: aborting before the switch; the live color keeps serving. (A switch already under way completes.)"
+        );
+    })
 }
 
 pub async fn deploy(ctx: &Context, reference: &str, force: bool, args: &ActionArgs) -> Result<i32> {
@@ -307,6 +302,20 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
             }
         }
     }
+    // One environment rollback goes to one SHA; hosts whose ledgers disagree need a REF.
+    if action == Action::Rollback
+        && target == Target::Previous
+        && let Err(e) = crate::release::ledger::agree_on_target(
+            &planned
+                .iter()
+                .map(|p| (p.host.clone(), p.to_sha.clone()))
+                .collect::<Vec<_>>(),
+        )
+    {
+        eprintln!("error: {e}");
+        close_all(hosts).await;
+        return Ok(exit::USAGE);
+    }
     let mut question = format!(
         "{} {} in {} ({} host{}), one host at a time:\n",
         action.as_str(),
@@ -355,21 +364,40 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
         lock_wait: args.lock_wait,
         health_timeout: args.timeout,
         cancel: cancel_on_ctrl_c(),
+        take_over_stale: args.take_over_stale,
     };
     let notifier = crate::monitor::notify::Notifier::from_env();
     let mut code = exit::OK;
     let mut results: Vec<(String, String)> = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
-        // Each host is re-planned inside the lock; the earlier plan was for the operator.
-        let r = crate::release::execute::run(
+        // The confirmed plan is pinned: re-planned under the lock, it must still match.
+        let mut r = crate::release::execute::run_confirmed(
             host.clone(),
             &service,
-            target.clone(),
-            action,
+            &planned[i],
             &opts,
             &events,
         )
         .await;
+        if let Err(ReleaseError::Locked {
+            takeover_possible: true,
+            holder,
+            ..
+        }) = &r
+            && !args.yes
+            && offer_take_over(host.name(), holder)
+        {
+            let mut o = opts.clone();
+            o.take_over_stale = true;
+            r = crate::release::execute::run_confirmed(
+                host.clone(),
+                &service,
+                &planned[i],
+                &o,
+                &events,
+            )
+            .await;
+        }
         if notifier.enabled() {
             let what = match &r {
                 Ok(o) => format!("succeeded: {}", o.plan.summary()),
@@ -415,6 +443,21 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
     print_where(ctx, &service, &hosts, &results).await;
     close_all(hosts).await;
     Ok(code)
+}
+
+/// On a terminal, offers to take over a stale lock (the CLI flag is --take-over-stale).
+fn offer_take_over(host: &str, holder: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    let _ = write!(
+        std::io::stderr(),
+        "{host}: the lock is stale: {holder}.\nTake it over (recorded in the audit log)? [y/N] "
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
 }
 
 /// After an action: exactly which host runs which SHA now, read back from the hosts.
@@ -465,8 +508,8 @@ pub async fn prune(
     };
     let mut plans = Vec::new();
     for h in &hosts {
-        match read_service(h, &service).await {
-            Ok(st) => plans.push(prune::plan_prune(h.name(), &st, keep)),
+        match prune::plan_on_host(h, &service, keep).await {
+            Ok(p) => plans.push(p),
             Err(e) => {
                 eprintln!("error: {}: {e}", h.name());
                 close_all(hosts).await;
@@ -565,7 +608,7 @@ pub async fn prune(
     Ok(code)
 }
 
-pub async fn unlock(ctx: &Context, args: &ActionArgs) -> Result<i32> {
+pub async fn unlock(ctx: &Context, args: &ActionArgs, force: bool) -> Result<i32> {
     if let Some(code) = refuse_if_read_only(ctx) {
         return Ok(code);
     }
@@ -618,17 +661,16 @@ pub async fn unlock(ctx: &Context, args: &ActionArgs) -> Result<i32> {
                 break;
             }
         }
-        match lock::force_remove(h, &service.name).await {
-            Ok(()) => {
-                let mut rec =
-                    AuditRecord::now(&who, &ctx.env.name, h.name(), &service.name, "unlock");
-                rec.outcome = "success".into();
-                rec.details = Some(format!("removed the lock of {}", state.holder()));
-                if let Err(e) = audit::append(h, &rec).await {
-                    eprintln!(
-                        "WARNING: {}: the unlock is not in the audit log: {e}",
-                        h.name()
-                    );
+        let req = lock::UnlockRequest {
+            service: &service.name,
+            actor: &who,
+            env: &ctx.env.name,
+            force,
+        };
+        match lock::unlock(h, &req, &state).await {
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    eprintln!("WARNING: {}: {w}", h.name());
                 }
                 println!("{}: lock removed (was: {})", h.name(), state.holder());
             }

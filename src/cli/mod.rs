@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::History { limit, hosts } => history::history(&ctx, limit, &hosts).await,
         Command::Lock { hosts } => history::locks(&ctx, &hosts).await,
         Command::Alerts { watch } => alerts::run(&ctx, watch).await,
-        Command::Unlock { action } => action::unlock(&ctx, &action).await,
+        Command::Unlock { action, force } => action::unlock(&ctx, &action, force).await,
         Command::Demo { .. } => Ok(exit::OK),
     }
 }

@@ -11,12 +11,14 @@ mod error;
 pub mod events;
 pub mod execute;
 mod health_wait;
+pub mod ledger;
 pub mod lock;
 pub mod plan;
 pub mod proxy;
 pub mod prune;
 pub mod pull;
 pub mod registry;
+pub mod signals;
 mod steps;
 
 pub use error::ReleaseError;

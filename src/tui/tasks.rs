@@ -302,6 +302,7 @@ pub async fn execute(
         lock_wait: Duration::ZERO,
         health_timeout: None,
         cancel: cancel.clone(),
+        take_over_stale: false,
     };
     let mut done: Vec<String> = Vec::new();
     for (i, h) in hosts.iter().enumerate() {

@@ -171,6 +171,7 @@ pub fn audit(n: usize) -> Vec<AuditRecord> {
             duration_ms: Some(4200),
             error: None,
             details: None,
+            extra: Default::default(),
         })
         .collect()
 }

@@ -28,6 +28,8 @@ pub fn rollback_plan() -> DeployPlan {
         finish_only: false,
         create_proxy: false,
         steps: vec![Step::Lock, Step::Start, Step::Health, Step::Switch],
+        image_present: true,
+        note: None,
     }
 }
 

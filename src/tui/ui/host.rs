@@ -490,7 +490,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
                     r.from_sha.as_deref().unwrap_or("-"),
                     r.to_sha.as_deref().unwrap_or("-")
                 ),
-                r.outcome.clone(),
+                r.outcome.to_string(),
                 r.duration_ms
                     .map(|ms| format_duration(Duration::from_millis(ms)))
                     .unwrap_or_default(),
