@@ -371,14 +371,13 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
     let mut results: Vec<(String, String)> = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
         // The confirmed plan is pinned: re-planned under the lock, it must still match.
-        let mut r = crate::release::execute::run_confirmed(
-            host.clone(),
-            &service,
-            &planned[i],
-            &opts,
-            &events,
-        )
-        .await;
+        let pin = if args.yes {
+            planned[i].pin().target_only()
+        } else {
+            planned[i].pin()
+        };
+        let mut r =
+            crate::release::execute::run_pinned(host.clone(), &service, &pin, &opts, &events).await;
         if let Err(ReleaseError::Locked {
             takeover_possible: true,
             holder,
@@ -389,14 +388,8 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
         {
             let mut o = opts.clone();
             o.take_over_stale = true;
-            r = crate::release::execute::run_confirmed(
-                host.clone(),
-                &service,
-                &planned[i],
-                &o,
-                &events,
-            )
-            .await;
+            r = crate::release::execute::run_pinned(host.clone(), &service, &pin, &o, &events)
+                .await;
         }
         if notifier.enabled() {
             let what = match &r {

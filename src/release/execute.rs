@@ -131,22 +131,22 @@ fn plan_from(
     })
 }
 
-/// Runs the plan the operator confirmed: its target, and only while the host still looks the
-/// way it did (what served, the target SHA). If it changed under the lock (a colleague's
-/// deploy during the prompt), nothing is done and the error says what changed.
-pub async fn run_confirmed(
+/// Runs the plan the operator confirmed, pinned (`DeployPlan::pin`): its target, and only while
+/// the host still looks the way it did (what served before). If it changed under the lock (a
+/// colleague's deploy during the prompt), nothing is done and the error says what changed.
+pub async fn run_pinned(
     host: Arc<Host>,
     service: &Service,
-    confirmed: &DeployPlan,
+    pinned: &Pinned,
     opts: &ActionOptions,
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
     run_inner(
         host,
         service,
-        Target::Ref(confirmed.to_sha.clone()),
-        confirmed.action,
-        Some(confirmed.pin()),
+        Target::Ref(pinned.to_sha.clone()),
+        pinned.action,
+        Some(pinned.clone()),
         opts,
         events,
     )

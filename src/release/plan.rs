@@ -75,9 +75,19 @@ pub struct Pinned {
     pub to_sha: String,
     pub from_sha: Option<String>,
     pub from_color: Option<Color>,
+    /// Whether what serves before must still be what the operator saw. A person who confirmed
+    /// a plan pins it; `--yes` (CI, often queued with `--lock-wait` behind another deploy)
+    /// pins only the target.
+    pub check_from: bool,
 }
 
 impl Pinned {
+    /// Pins only the target (for runs nobody confirmed interactively).
+    pub fn target_only(mut self) -> Pinned {
+        self.check_from = false;
+        self
+    }
+
     /// What differs between the confirmed plan and the plan made under the lock, in words.
     pub fn differences(&self, now: &DeployPlan) -> Option<String> {
         let show = |c: Option<Color>, s: &Option<String>| match (c, s) {
@@ -92,7 +102,7 @@ impl Pinned {
                 self.to_sha, now.to_sha
             ));
         }
-        if now.from_sha != self.from_sha || now.from_color != self.from_color {
+        if self.check_from && (now.from_sha != self.from_sha || now.from_color != self.from_color) {
             what.push(format!(
                 "{} served when you confirmed, now {} does",
                 show(self.from_color, &self.from_sha),
@@ -111,6 +121,7 @@ impl DeployPlan {
             to_sha: self.to_sha.clone(),
             from_sha: self.from_sha.clone(),
             from_color: self.from_color,
+            check_from: true,
         }
     }
 
@@ -293,8 +304,8 @@ pub fn plan_deploy(
 }
 
 /// Plans a rollback: by default to the release that served before the live one, per the host's
-/// ledger (whatever failed, was forced or interrupted since); with a REF, to any release the
-/// host still has or that its ledger says served here (pulled again if its image is gone).
+/// ledger (whatever failed, was forced or interrupted since; pulled again if its image was
+/// removed by hand); with a REF, to any release whose image the host still has.
 pub fn plan_rollback(
     status: &ServiceStatus,
     ledger: &Ledger,
@@ -331,8 +342,7 @@ pub fn plan_rollback(
                     status
                         .color(*c)
                         .is_some_and(|s| s.sha.as_deref() == Some(r))
-                })
-                || ledger.has_served(r);
+                });
             if !known {
                 return Err(format!(
                     "{r} is not retained on this host (retained: {}); deploy it instead to pull it",

@@ -207,3 +207,62 @@ fn lock_and_prune_work_when_the_state_directory_is_full() {
     );
     drop(disk);
 }
+
+#[test]
+fn a_plan_confirmed_at_a_terminal_stops_when_a_colleague_deployed_meanwhile() {
+    use std::io::{Read, Write};
+    let svc = TestService::new("lp");
+    svc.push(&["a000001", "a000002", "a000003"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A terminal for the prompt (util-linux `script` gives the run a pty).
+    let state = tempfile::tempdir().expect("state");
+    let cmd = format!(
+        "{} --config {} deploy a000002 --env lab",
+        env!("CARGO_BIN_EXE_deckhand"),
+        path.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("Proceed?") {
+        let n = stdout.read(&mut buf).expect("read the prompt");
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("a000001 (blue) → a000002"));
+    // While the operator reads the plan, a colleague deploys.
+    let out = deckhand(&path, &["deploy", "a000003", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"y\n")
+        .expect("answer");
+    let _ = stdout.read_to_end(&mut seen);
+    let status = child.wait().expect("wait");
+    let t = String::from_utf8_lossy(&seen).to_string();
+    assert_eq!(status.code(), Some(1), "{t}");
+    assert!(t.contains("the host changed since you confirmed"), "{t}");
+    assert!(
+        t.contains("a000001 (blue) served when you confirmed, now a000003 (green) does"),
+        "{t}"
+    );
+    assert_eq!(live(&path), ("green".into(), "a000003".into()));
+    let audit = audit_records(&sshd.state_dir());
+    assert_eq!(
+        audit.last().map(|r| r["outcome"].clone()),
+        Some("refused".into())
+    );
+}
