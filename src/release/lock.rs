@@ -56,10 +56,12 @@ impl LockState {
                 i.actor,
                 i.since,
                 i.action,
-                if self.stale {
-                    format!(" (STALE: no heartbeat for {}s)", self.heartbeat_age_secs)
-                } else {
-                    String::new()
+                match self.liveness() {
+                    Liveness::Dead =>
+                        format!(" (DEAD: its process {} on {} is gone)", i.pid, i.machine),
+                    Liveness::Stale =>
+                        format!(" (STALE: no heartbeat for {}s)", self.heartbeat_age_secs),
+                    Liveness::Live => String::new(),
                 }
             ),
             None if self.raw.as_deref().is_none_or(str::is_empty) => format!(

@@ -193,3 +193,38 @@ fn a_deploy_killed_after_its_switch_is_reconciled_into_the_ledger() {
     let t = rollback(&path);
     assert_eq!(live(&path), ("blue".into(), "a000001".into()), "{t}");
 }
+
+#[test]
+fn an_environment_rollback_whose_hosts_disagree_asks_for_a_ref() {
+    // Two hosts behind two sshd instances on the same engine, with their own state (ledgers).
+    let svc = TestService::new("le");
+    svc.push(&["a000001", "a000002"]);
+    let (s1, s2) = (SshServer::start(), SshServer::start());
+    let (_d, path) = write_config(&format!(
+        "{}\n{}\n{}",
+        svc.service_toml(""),
+        s1.host_toml("lab", "lab-1"),
+        s2.host_toml("lab", "lab-2")
+    ));
+    for args in [&["a000001"][..], &["a000002"], &["a000002", "--force"]] {
+        let mut a = vec!["deploy"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--env", "lab", "--yes", "--host", "lab-1"]);
+        let out = deckhand(&path, &a);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    // lab-1's ledger says a000001 served before; lab-2 has no ledger and only the kept
+    // container (a000002, from the forced redeploy) to go by.
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("the hosts disagree"), "{t}");
+    assert!(
+        t.contains("lab-1: a000001") && t.contains("lab-2: a000002"),
+        "{t}"
+    );
+    assert!(t.contains("deckhand rollback <SHA>"), "{t}");
+    let out = deckhand(&path, &["rollback", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live(&path).1, "a000001");
+}
