@@ -245,6 +245,38 @@ impl Ledger {
     }
 }
 
+/// How a deploy/rollback picker should mark a SHA across an environment's hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PickerMark {
+    /// It served healthy on some host and nobody backed out of it anywhere.
+    pub known_good: bool,
+    /// It was backed out of (rolled back from, automatically or not) on some host.
+    pub backed_out: bool,
+    /// Hosts that do not have its image (a rollback there pulls it, or is refused for a REF).
+    pub missing_on: Vec<String>,
+}
+
+/// Marks for `sha` from each host's ledger and retained image tags: `(host, ledger, tags)`.
+pub fn picker_mark(sha: &str, hosts: &[(String, &Ledger, Vec<String>)]) -> PickerMark {
+    let backed_out = hosts.iter().any(|(_, l, _)| {
+        l.releases
+            .iter()
+            .any(|r| r.sha == sha && r.ended.is_some_and(Ending::is_bad))
+    });
+    PickerMark {
+        known_good: !backed_out
+            && hosts
+                .iter()
+                .any(|(_, l, _)| l.known_good().iter().any(|s| s == sha)),
+        backed_out,
+        missing_on: hosts
+            .iter()
+            .filter(|(_, _, tags)| !tags.iter().any(|t| t == sha))
+            .map(|(h, _, _)| h.clone())
+            .collect(),
+    }
+}
+
 /// One environment rollback goes to one SHA: when the hosts' ledgers disagree, the operator
 /// names it. `targets` is (host, target SHA) per host.
 pub fn agree_on_target(targets: &[(String, String)]) -> Result<String, String> {
@@ -440,6 +472,75 @@ mod tests {
         assert_eq!(r.served_secs(now), Some(3600));
         r.until = Some("2026-12-01T00:10:00Z".into());
         assert_eq!(r.served_secs(now), Some(600));
+    }
+
+    #[test]
+    fn the_picker_marks_known_good_backed_out_and_missing() {
+        let a = history(&[
+            ("1111111", Color::Blue, Ending::Replaced),
+            ("2222222", Color::Green, Ending::Replaced),
+            ("1111111", Color::Blue, Ending::RolledBack),
+        ]);
+        let b = Ledger::default();
+        let hosts = [
+            (
+                "h1".to_string(),
+                &a,
+                vec!["1111111".to_string(), "2222222".into()],
+            ),
+            ("h2".to_string(), &b, vec!["1111111".to_string()]),
+        ];
+        let m = picker_mark("1111111", &hosts);
+        assert!(m.known_good && !m.backed_out && m.missing_on.is_empty());
+        let m = picker_mark("2222222", &hosts);
+        assert!(!m.known_good && m.backed_out);
+        assert_eq!(m.missing_on, ["h2"]);
+    }
+
+    #[test]
+    fn reconciling_adopts_what_the_proxy_serves() {
+        use crate::state::{ColorStatus, ProxyStatus};
+        let running = |sha: &str| ColorStatus {
+            state: ContainerState::Running,
+            sha: Some(sha.into()),
+            image: format!("r:{sha}"),
+            container_id: "id".into(),
+            deployed_at: Some("2026-12-01T09:00:00Z".into()),
+            deployed_by: Some("bo@ci".into()),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            docker_health: None,
+            host_port: None,
+            health: None,
+        };
+        let mut colors = std::collections::BTreeMap::new();
+        colors.insert(Color::Blue, Some(running("1111111")));
+        colors.insert(Color::Green, Some(running("2222222")));
+        let status = ServiceStatus {
+            name: "api".into(),
+            live_color: Some(Color::Green),
+            live_sha: Some("2222222".into()),
+            proxy: ProxyStatus {
+                exists: true,
+                running: true,
+                image: None,
+                public_port: None,
+                upstream: None,
+            },
+            colors,
+            images: vec![],
+            problems: vec![],
+        };
+        let mut l = history(&[("1111111", Color::Blue, Ending::Replaced)]);
+        assert!(l.reconcile(&status, "2026-12-01T10:00:00Z"));
+        let live = l.live().expect("live");
+        assert_eq!((live.sha.as_str(), live.color), ("2222222", Color::Green));
+        assert!(live.reconciled && live.by == "bo@ci");
+        assert_eq!(live.since, "2026-12-01T09:00:00Z");
+        assert_eq!(l.releases[0].ended, Some(Ending::Replaced));
+        assert!(!l.reconcile(&status, "2026-12-01T10:00:01Z"), "idempotent");
+        assert_eq!(l.rollback_target().map(|r| r.sha.as_str()), Ok("1111111"));
     }
 
     #[test]

@@ -266,3 +266,73 @@ fn a_plan_confirmed_at_a_terminal_stops_when_a_colleague_deployed_meanwhile() {
         Some("refused".into())
     );
 }
+
+#[test]
+fn on_a_terminal_a_stale_lock_is_offered_for_take_over() {
+    use std::io::{Read, Write};
+    let svc = TestService::new("lq");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lock = lock_path(&sshd, &svc);
+    std::fs::write(
+        &lock,
+        r#"{"token":"dead","actor":"ci@runner-7","action":"deploy a000009","since":"2026-11-22T01:00:00Z","pid":4242,"machine":"runner-7"}"#,
+    )
+    .expect("lock");
+    assert!(
+        std::process::Command::new("touch")
+            .args(["-d", "10 minutes ago"])
+            .arg(&lock)
+            .status()
+            .expect("touch")
+            .success()
+    );
+    let state = tempfile::tempdir().expect("state");
+    let cmd = format!(
+        "{} --config {} deploy a000002 --env lab",
+        env!("CARGO_BIN_EXE_deckhand"),
+        path.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0;
+    for prompt in ["Proceed?", "Take it over"] {
+        while String::from_utf8_lossy(&seen).matches(prompt).count() == 0 {
+            let n = stdout.read(&mut buf).expect("read");
+            assert!(n > 0, "no `{prompt}`: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        child
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(b"y\n")
+            .expect("answer");
+        answered += 1;
+    }
+    let _ = stdout.read_to_end(&mut seen);
+    let status = child.wait().expect("wait");
+    let t = String::from_utf8_lossy(&seen).to_string();
+    assert_eq!((answered, status.code()), (2, Some(0)), "{t}");
+    assert!(t.contains("ci@runner-7"), "the offer says whose lock: {t}");
+    assert_eq!(live(&path).1, "a000002");
+    let audit = audit_records(&sshd.state_dir());
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["action"] == "take_over_lock" && r["holder"]["actor"] == "ci@runner-7"),
+        "{audit:#?}"
+    );
+}
