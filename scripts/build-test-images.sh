@@ -8,6 +8,7 @@
 #   REGISTRY/deckhand/demo:5100001               slow: listens only after 600 s
 #   REGISTRY/deckhand/demo:e000001               exits with code 3 300 ms after start
 #   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch)
+#   REGISTRY/deckhand/demo-shell:a0005e1         the demo plus Debian's dash as /bin/sh
 #
 # The tags stay in the local image store too. Docker's layer cache keeps a re-run fast and the
 # images (and their Created times) unchanged when nothing changed.
@@ -191,6 +192,23 @@ for spec in "${DEMO_SPECS[@]}"; do
     grep -q "\"$tag\"" <<<"$tags" || die "the registry does not list deckhand/demo:$tag ($tags)"
 done
 say "pushed ${#images[@]} images in $(($(date +%s) - t0)) s"
+
+# --- 5. the demo with a shell (a NEW repository; the images above are untouched) ------------
+# REGISTRY/deckhand/demo-shell:a0005e1: the demo binary plus Debian's dash as /bin/sh, for the
+# console's shell test (the scratch demo has no shell).
+SHELL_IMAGE=$REGISTRY/deckhand/demo-shell:a0005e1
+say "building $SHELL_IMAGE"
+bash "$ROOT/infrastructure/docker/demo-shell/build-rootfs.sh" "$work/demo/deckhand-demo" \
+    "$work/demo-shell/rootfs" | sed 's/^/  /'
+old=$(docker image inspect -f '{{.Id}}' "$SHELL_IMAGE" 2>/dev/null || true)
+docker build -q -t "$SHELL_IMAGE" --build-arg VERSION=a0005e1 --build-arg "SOURCE=$source_url" \
+    -f "$ROOT/infrastructure/docker/demo-shell/Dockerfile" "$work/demo-shell" >/dev/null \
+    2>"$work/build.err" || { cat "$work/build.err" >&2; die "docker build of $SHELL_IMAGE failed"; }
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$SHELL_IMAGE")"
+[ "$(docker run --rm --entrypoint /bin/sh "$SHELL_IMAGE" -c 'echo $((6*7))')" = 42 ] \
+    || die "/bin/sh does not run inside $SHELL_IMAGE"
+docker push "$SHELL_IMAGE" >"$work/push.log" 2>&1 || { cat "$work/push.log" >&2; die "docker push $SHELL_IMAGE failed"; }
+images+=("$SHELL_IMAGE")
 
 # --- summary --------------------------------------------------------------------------------
 echo

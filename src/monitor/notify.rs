@@ -17,6 +17,11 @@ impl Notifier {
         let url = std::env::var(WEBHOOK_ENV)
             .ok()
             .filter(|u| !u.trim().is_empty());
+        Self::to(url)
+    }
+
+    /// A notifier for this URL (none: disabled), whatever the environment says.
+    pub fn to(url: Option<String>) -> Notifier {
         let client = url.as_ref().and_then(|_| {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))

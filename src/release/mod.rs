@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod prune;
 pub mod pull;
 pub mod registry;
+pub mod runner;
 pub mod signals;
 mod steps;
 

@@ -241,6 +241,31 @@ impl Host {
         }
     }
 
+    /// Whether the connection still stands: `ConnectionLost` when the ssh master is gone.
+    pub async fn check_alive(&self) -> Result<(), TransportError> {
+        match &self.link {
+            Link::Local => Ok(()),
+            Link::Ssh(link) => {
+                link.session
+                    .check()
+                    .await
+                    .map_err(|source| TransportError::ConnectionLost {
+                        host: self.spec.name.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// The ssh master's control socket, through which an interactive ssh rides the existing
+    /// connection (`None` for the local engine).
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        match &self.link {
+            Link::Local => None,
+            Link::Ssh(link) => Some(link.session.control_socket()),
+        }
+    }
+
     /// Ends the SSH master and removes its sockets. Dropping a `Host` does the same, less politely.
     pub async fn close(self) {
         if let Link::Ssh(link) = self.link {

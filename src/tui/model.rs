@@ -2,11 +2,16 @@
 //! arrived, and what was observed over time (health latencies for the sparkline).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use thiserror::Error;
+
+use crate::release::ReleaseError;
 use crate::release::audit::AuditRecord;
 use crate::release::lock::LockState;
 use crate::state::{Color, HostStatus, ServiceStatus};
+use crate::transport::TransportError;
 
 /// How many health latencies the sparkline keeps per color.
 pub const LATENCY_SAMPLES: usize = 40;
@@ -18,9 +23,9 @@ pub const STALE_AFTER: Duration = Duration::from_secs(6);
 pub struct Snapshot {
     pub status: HostStatus,
     /// The host's audit log, newest last; an error if it could not be read.
-    pub audit: Result<Vec<AuditRecord>, String>,
+    pub audit: Result<Vec<AuditRecord>, Arc<ReleaseError>>,
     /// Lock of each service (by name): `None` when free.
-    pub locks: BTreeMap<String, Result<Option<LockState>, String>>,
+    pub locks: BTreeMap<String, Result<Option<LockState>, Arc<ReleaseError>>>,
     /// Metrics and alerts from the monitor (issue 5); `None` until it exists.
     pub monitor: Option<MonitorSnapshot>,
 }
@@ -39,27 +44,95 @@ pub struct AlertRow {
     pub detail: String,
 }
 
+/// An alert's state as instants (unix seconds); ages and time left are computed when drawn,
+/// by the state's clock, like every other age on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertState {
-    Pending { left_secs: u64 },
-    Firing { since: String },
-    Resolved { ago_secs: u64 },
+    Pending { fires_at: i64 },
+    Firing { since: i64 },
+    Resolved { at: i64 },
+}
+
+/// Why a host is down.
+#[derive(Debug, Error)]
+pub enum HostDown {
+    #[error(transparent)]
+    Connect(#[from] TransportError),
+    #[error("{host}: reading the host took longer than {secs}s")]
+    ReadTimeout { host: String, secs: u64 },
+    /// The host answered, but reading it back failed (as the state reader said).
+    #[error("{detail}")]
+    Unreadable { detail: String },
 }
 
 /// The background task's view of its connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Conn {
+    /// The first connect is under way.
     Connecting,
     Connected,
-    Failed(String),
+    /// Unreachable since `since` (wall clock `since_unix`). The poller tries again at
+    /// `retry_at`; `None` while a try is under way.
+    Down {
+        since: Instant,
+        since_unix: i64,
+        why: Arc<HostDown>,
+        retry_at: Option<Instant>,
+        /// Tries since it went down.
+        attempts: u32,
+    },
+}
+
+impl Conn {
+    pub fn is_up(&self) -> bool {
+        matches!(self, Conn::Connected)
+    }
+
+    pub fn is_down(&self) -> bool {
+        matches!(self, Conn::Down { .. })
+    }
+
+    /// `down since 10:00:00 UTC (3m ago); next try in 4s`, by the state's clock; the why is
+    /// shown beside it.
+    pub fn down_text(&self, now: Instant, now_unix: i64) -> Option<String> {
+        let Conn::Down {
+            since_unix,
+            retry_at,
+            attempts,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let at = chrono::DateTime::from_timestamp(*since_unix, 0)
+            .map_or_else(String::new, |t| t.format("%H:%M:%S UTC").to_string());
+        let next = match retry_at {
+            Some(r) => format!(
+                "next try in {}",
+                crate::util::format_age(
+                    i64::try_from(r.saturating_duration_since(now).as_secs()).unwrap_or(0)
+                )
+            ),
+            None => format!("trying again now (attempt {})", attempts + 1),
+        };
+        Some(format!(
+            "down since {at} ({} ago); {next}",
+            crate::util::format_age(now_unix - since_unix)
+        ))
+    }
 }
 
 /// What a host's background task reports.
 #[derive(Debug, Clone)]
 pub enum HostUpdate {
+    /// A connect starts (the first, or a retry).
     Connecting,
     Connected,
-    Failed(String),
+    /// Down; the next try comes after `retry_in`.
+    Down {
+        why: Arc<HostDown>,
+        retry_in: Duration,
+    },
     Snapshot(Box<Snapshot>),
 }
 
@@ -84,15 +157,47 @@ impl HostView {
         }
     }
 
-    pub fn apply(&mut self, update: HostUpdate, now: Instant) {
-        match update {
-            HostUpdate::Connecting => {
-                if self.conn != Conn::Connected {
-                    self.conn = Conn::Connecting;
+    /// Marks the host down (keeping when it went down), with the next try after `retry_in`.
+    fn down(&mut self, why: Arc<HostDown>, retry_in: Option<Duration>, now: Instant, unix: i64) {
+        let retry_at = retry_in.map(|d| now + d);
+        match &mut self.conn {
+            Conn::Down {
+                why: w,
+                retry_at: r,
+                ..
+            } => {
+                *w = why;
+                *r = retry_at;
+            }
+            c => {
+                *c = Conn::Down {
+                    since: now,
+                    since_unix: unix,
+                    why,
+                    retry_at,
+                    attempts: 0,
                 }
             }
+        }
+    }
+
+    pub fn apply(&mut self, update: HostUpdate, now: Instant, now_unix: i64) {
+        match update {
+            HostUpdate::Connecting => match &mut self.conn {
+                // A retry of a host that is down: it stays down (with since and why) until the
+                // connect succeeds; a host that accepts TCP and never speaks SSH would otherwise
+                // read "connecting" forever.
+                Conn::Down {
+                    retry_at, attempts, ..
+                } => {
+                    *retry_at = None;
+                    *attempts += 1;
+                }
+                Conn::Connected => {}
+                c => *c = Conn::Connecting,
+            },
             HostUpdate::Connected => self.conn = Conn::Connected,
-            HostUpdate::Failed(e) => self.conn = Conn::Failed(e),
+            HostUpdate::Down { why, retry_in } => self.down(why, Some(retry_in), now, now_unix),
             HostUpdate::Snapshot(s) => {
                 for svc in &s.status.services {
                     for c in Color::BOTH {
@@ -105,11 +210,17 @@ impl HostView {
                         }
                     }
                 }
-                self.conn = if s.status.reachable {
-                    Conn::Connected
+                if s.status.reachable {
+                    self.conn = Conn::Connected;
                 } else {
-                    Conn::Failed(s.status.error.clone().unwrap_or_default())
-                };
+                    let detail = s.status.error.clone().unwrap_or_default();
+                    self.down(
+                        Arc::new(HostDown::Unreadable { detail }),
+                        None,
+                        now,
+                        now_unix,
+                    );
+                }
                 self.snapshot = Some(*s);
                 self.received = Some(now);
             }
@@ -131,7 +242,47 @@ impl HostView {
         self.age(now).filter(|a| *a >= STALE_AFTER)
     }
 
-    pub fn lock(&self, service: &str) -> Option<&Result<Option<LockState>, String>> {
+    /// Why the host is down, if it is.
+    pub fn down_reason(&self) -> Option<&HostDown> {
+        match &self.conn {
+            Conn::Down { why, .. } => Some(why),
+            _ => None,
+        }
+    }
+
+    pub fn lock(&self, service: &str) -> Option<&Result<Option<LockState>, Arc<ReleaseError>>> {
         self.snapshot.as_ref().and_then(|s| s.locks.get(service))
     }
+}
+
+/// Why the inspect view could not be filled.
+#[derive(Debug, Error)]
+pub enum InspectError {
+    #[error("{host} is not connected")]
+    NotConnected { host: String },
+    #[error("{host}: inspect {container}: {}", crate::util::error_chain(.source))]
+    Docker {
+        host: String,
+        container: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("inspect {container}: {source}")]
+    Json {
+        container: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The release a rollback would go to: the kept (stopped) other color, while one is live.
+/// (When the release ledger lands, it says this instead of the idle slot.)
+pub fn rollback_target(s: &ServiceStatus) -> Option<(Color, &str)> {
+    let live = s.live_color?;
+    let other = live.other();
+    let cs = s.color(other)?;
+    (cs.state != crate::state::ContainerState::Running)
+        .then_some(())
+        .and(cs.sha.as_deref())
+        .map(|sha| (other, sha))
 }

@@ -2,6 +2,9 @@
 //! transitions, and an end-to-end run of the real binary in tmux against the local engine.
 
 mod e2e;
+mod e2e_shell;
 mod fixtures;
+mod parts;
 mod state;
+mod styled;
 mod views;

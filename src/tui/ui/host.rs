@@ -17,7 +17,7 @@ use crate::tui::model::{AlertState, Conn, HostView};
 use crate::util::{format_age, format_bytes, format_duration};
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let Some((h, svc)) = app.current() else {
         f.render_widget(Paragraph::new("no host selected"), area);
         return;
@@ -41,7 +41,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         };
         spans.push(Span::raw(format!(" proxy {route} ")));
     }
-    match (h.age(app.now), h.stale_age(app.now)) {
+    match (h.age(app.now()), h.stale_age(app.now())) {
         (_, Some(a)) => spans.push(Span::styled(
             format!(" STALE: updated {} ago ", format_age(secs(a))),
             t.warn(),
@@ -59,7 +59,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         .enumerate()
         .map(|(i, p)| format!("{} {}", i + 1, p.title()))
         .collect();
-    let idx = Pane::ALL.iter().position(|p| *p == app.pane).unwrap_or(0);
+    let idx = Pane::ALL.iter().position(|p| *p == app.pane()).unwrap_or(0);
     f.render_widget(
         Tabs::new(titles)
             .select(idx)
@@ -68,15 +68,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         tabs,
     );
 
-    if app.pane == Pane::Progress {
+    if app.pane() == Pane::Progress {
         draw_progress(f, app, body);
         return;
     }
-    let down = match &h.conn {
-        Conn::Failed(e) => Some(e.clone()),
-        _ => None,
-    };
-    if let Some(e) = down.filter(|_| h.snapshot.is_none() || app.pane != Pane::Audit) {
+    let down = h
+        .down_reason()
+        .map(|e| match h.conn.down_text(app.now(), app.now_unix()) {
+            Some(d) => format!("{e}\n{d}"),
+            None => e.to_string(),
+        });
+    if let Some(e) = down.filter(|_| h.snapshot.is_none() || app.pane() != Pane::Audit) {
         let mut lines = vec![Line::from(Span::styled(
             format!("{} is unreachable; other hosts keep working.", h.name),
             t.bad(),
@@ -86,7 +88,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 .into_iter()
                 .map(Line::from),
         );
-        if let Some(a) = h.age(app.now) {
+        if let Some(a) = h.age(app.now()) {
             lines.push(Line::from(format!(
                 "last good read {} ago (below it may be out of date)",
                 format_age(secs(a))
@@ -104,7 +106,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_pane(f: &mut Frame, app: &App, h: &HostView, s: Option<&ServiceStatus>, area: Rect) {
-    match app.pane {
+    match app.pane() {
         Pane::Colors => match s {
             Some(s) => draw_colors(f, app, h, s, area),
             None => f.render_widget(Paragraph::new(waiting(h)), area),
@@ -122,6 +124,7 @@ fn draw_pane(f: &mut Frame, app: &App, h: &HostView, s: Option<&ServiceStatus>, 
 fn waiting(h: &HostView) -> String {
     match (&h.conn, &h.snapshot) {
         (Conn::Connecting, _) => format!("connecting to {} …", h.name),
+        (Conn::Down { why, .. }, None) => why.to_string(),
         (_, Some(s)) => s
             .status
             .error
@@ -136,7 +139,7 @@ fn secs(d: Duration) -> i64 {
 }
 
 fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let problems: Vec<Line> = s
         .problems
         .iter()
@@ -152,9 +155,7 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
     for (c, r) in [(Color::Blue, left), (Color::Green, right)] {
         let live = s.live_color == Some(c);
         let cs = s.color(c);
-        let rollback_target = !live
-            && s.live_color.is_some()
-            && cs.is_some_and(|x| x.state != ContainerState::Running && x.sha.is_some());
+        let rollback_target = crate::tui::model::rollback_target(s).is_some_and(|(rc, _)| rc == c);
         let mut title = vec![Span::styled(
             format!(" {c} "),
             t.color_of(c).patch(t.bold()),
@@ -210,7 +211,7 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
 }
 
 fn color_lines(app: &App, cs: &ColorStatus, width: u16) -> Vec<Line<'static>> {
-    let t = app.theme;
+    let t = app.theme();
     let w = usize::from(width.saturating_sub(10));
     let kv = |k: &str, v: String| {
         Line::from(vec![
@@ -238,13 +239,16 @@ fn color_lines(app: &App, cs: &ColorStatus, width: u16) -> Vec<Line<'static>> {
     let uptime = if cs.state == ContainerState::Running {
         cs.started_at
             .as_deref()
-            .and_then(|s| super::age_of(s, app.now_unix))
+            .and_then(|s| super::age_of(s, app.now_unix()))
             .map_or_else(|| "—".to_string(), format_age)
     } else {
-        format!("stopped {}", ago(cs.finished_at.as_deref(), app.now_unix))
+        format!("stopped {}", ago(cs.finished_at.as_deref(), app.now_unix()))
     };
     lines.push(kv("uptime", uptime));
-    lines.push(kv("deployed", ago(cs.deployed_at.as_deref(), app.now_unix)));
+    lines.push(kv(
+        "deployed",
+        ago(cs.deployed_at.as_deref(), app.now_unix()),
+    ));
     lines.push(kv(
         "by",
         cs.deployed_by.clone().unwrap_or_else(|| "?".into()),
@@ -277,7 +281,7 @@ fn color_lines(app: &App, cs: &ColorStatus, width: u16) -> Vec<Line<'static>> {
 }
 
 fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let previous = s
         .live_color
         .and_then(|c| s.color(c.other()))
@@ -295,7 +299,7 @@ fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
     let rows: Vec<Row> = s
         .images
         .iter()
-        .skip(app.pane_scroll)
+        .skip(app.nav().pane_scroll())
         .map(|img| {
             let note = if s.live_sha.as_deref() == Some(img.tag.as_str()) {
                 "live"
@@ -305,7 +309,7 @@ fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
                 ""
             };
             let created = if img.created_unix > 0 {
-                format!("{} ago", format_age(app.now_unix - img.created_unix))
+                format!("{} ago", format_age(app.now_unix() - img.created_unix))
             } else {
                 img.created.clone()
             };
@@ -350,7 +354,7 @@ fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
 }
 
 fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let mut lines = Vec::new();
     match h.snapshot.as_ref().and_then(|s| s.status.facts.as_ref()) {
         None => lines.push(Line::from("no facts read yet")),
@@ -406,18 +410,30 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
             }
             for a in &m.alerts {
                 let (state, style) = match &a.state {
-                    AlertState::Pending { left_secs } => (
+                    AlertState::Pending { fires_at } => (
                         format!(
                             "pending, fires in {}",
-                            format_duration(Duration::from_secs(*left_secs))
+                            format_duration(Duration::from_secs(
+                                u64::try_from(fires_at - app.now_unix()).unwrap_or(0)
+                            ))
                         ),
                         t.warn(),
                     ),
-                    AlertState::Firing { since } => (format!("FIRING since {since}"), t.bad()),
-                    AlertState::Resolved { ago_secs } => (
+                    AlertState::Firing { since } => (
+                        format!(
+                            "FIRING since {} ({} ago)",
+                            chrono::DateTime::from_timestamp(*since, 0)
+                                .map_or_else(String::new, |d| d.format("%H:%M:%S").to_string()),
+                            format_age(app.now_unix() - since)
+                        ),
+                        t.bad(),
+                    ),
+                    AlertState::Resolved { at } => (
                         format!(
                             "resolved {} ago",
-                            format_duration(Duration::from_secs(*ago_secs))
+                            format_duration(Duration::from_secs(
+                                u64::try_from(app.now_unix() - at).unwrap_or(0)
+                            ))
                         ),
                         t.ok(),
                     ),
@@ -431,7 +447,7 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
     }
     f.render_widget(
         Paragraph::new(lines)
-            .scroll((u16::try_from(app.pane_scroll).unwrap_or(0), 0))
+            .scroll((u16::try_from(app.nav().pane_scroll()).unwrap_or(0), 0))
             .block(
                 Block::default()
                     .borders(Borders::ALL)
@@ -442,7 +458,7 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
 }
 
 fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" audit log, newest first ");
@@ -473,7 +489,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
     let rows: Vec<Row> = records
         .iter()
         .rev()
-        .skip(app.pane_scroll)
+        .skip(app.nav().pane_scroll())
         .map(|r| {
             let time = r.time.get(5..16).unwrap_or(&r.time).replace('T', " ");
             let style = match r.outcome.as_str() {
@@ -510,7 +526,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
 }
 
 pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let Some(p) = app.current_progress() else {
         f.render_widget(
             Paragraph::new("no action on this service yet (d deploy · r rollback · p prune)")
@@ -522,13 +538,13 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
     let (state, style) = match &p.outcome {
         None if p.abort_requested => ("aborting…".to_string(), t.warn()),
         None => ("running".to_string(), t.warn()),
-        Some(Ok(_)) => ("done ✓".to_string(), t.ok()),
-        Some(Err(_)) => ("FAILED ✗".to_string(), t.bad()),
+        Some(r) if r.succeeded() => ("done ✓".to_string(), t.ok()),
+        Some(_) => ("FAILED ✗".to_string(), t.bad()),
     };
     let title = Line::from(vec![
-        Span::raw(format!(" {} · ", p.action.title())),
+        Span::raw(format!(" {} · ", p.request.title())),
         Span::styled(state, style),
-        Span::raw(format!(" · {} ", format_duration(p.elapsed(app.now)))),
+        Span::raw(format!(" · {} ", format_duration(p.elapsed(app.now())))),
     ]);
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
@@ -539,7 +555,7 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
     let top = lines
         .len()
         .saturating_sub(height)
-        .saturating_sub(app.pane_scroll);
+        .saturating_sub(app.nav().pane_scroll());
     f.render_widget(
         Paragraph::new(lines).scroll((u16::try_from(top).unwrap_or(0), 0)),
         inner,
@@ -547,7 +563,7 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
-    let t = app.theme;
+    let t = app.theme();
     let mut lines = Vec::new();
     for row in &p.steps {
         let (mark, style) = match row.state {
@@ -558,7 +574,7 @@ fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
         let took = match (row.state, row.elapsed_ms) {
             (_, Some(ms)) => format_duration(Duration::from_millis(ms)),
             (StepState::Running, None) => {
-                format_duration(app.now.saturating_duration_since(row.started))
+                format_duration(app.now().saturating_duration_since(row.started))
             }
             _ => String::new(),
         };
@@ -616,14 +632,14 @@ fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
         )));
     }
     match &p.outcome {
-        Some(Ok(summary)) => {
-            for l in wrap(summary, width) {
+        Some(r) if r.succeeded() => {
+            for l in wrap(&r.summary(), width) {
                 lines.push(Line::from(Span::styled(l, t.ok())));
             }
         }
-        Some(Err(cause)) => {
+        Some(r) => {
             lines.push(Line::from(Span::styled("cause:", t.bad())));
-            for l in wrap(cause, width) {
+            for l in wrap(&r.summary(), width) {
                 lines.push(Line::from(l));
             }
         }

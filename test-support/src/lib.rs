@@ -1,5 +1,5 @@
-#![allow(dead_code)] // shared by test modules; not every test uses every helper
-//! Test harness: a real sshd on a loopback port with throw-away keys, the real local dockerd,
+//! deckhand's test harness, shared by the integration and console test crates (one crate,
+//! compiled once): a real sshd on a loopback port with throw-away keys, the real local dockerd,
 //! and per-test services with unique names so tests run in parallel without meeting.
 //!
 //! Nothing here skips: a missing dockerd, sshd or test image fails the test and says what to do.
@@ -10,6 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The `deckhand` binary cargo built for the running test: `target/<profile>/deckhand`, next to
+/// the `deps/` directory that holds the test executable (`DECKHAND_BIN` overrides it).
+pub fn deckhand_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DECKHAND_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("deckhand");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests through cargo (it builds the binary) or set DECKHAND_BIN",
+        bin.display()
+    );
+    bin
+}
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const DEMO_REPO: &str = "127.0.0.1:5000/deckhand/demo";
@@ -371,7 +391,7 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Runs the real `deckhand` binary.
 pub fn deckhand(config: &Path, args: &[&str]) -> std::process::Output {
     let state = tempfile::tempdir().expect("state dir");
-    Command::new(env!("CARGO_BIN_EXE_deckhand"))
+    Command::new(deckhand_bin())
         .arg("--config")
         .arg(config)
         .args(args)
@@ -527,7 +547,7 @@ pub fn ssh_config(
 /// Runs the real `deckhand` binary with extra environment variables.
 pub fn deckhand_env(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let state = tempfile::tempdir().expect("state dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deckhand"));
+    let mut cmd = Command::new(deckhand_bin());
     cmd.arg("--config")
         .arg(config)
         .args(args)
@@ -601,7 +621,7 @@ pub fn deploy_interrupted_at(
     at_step: impl FnOnce(&mut Child),
 ) -> Option<Option<i32>> {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+    let mut child = Command::new(deckhand_bin())
         .arg("--config")
         .arg(path)
         .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
@@ -685,6 +705,42 @@ pub fn redeploy_converges(path: &Path, sha: &str, after: &str) {
     );
 }
 
+/// [`deploy_interrupted_at`] with extra environment variables for the deploy.
+pub fn deploy_interrupted_at_with_env(
+    path: &Path,
+    sha: &str,
+    step: &str,
+    envs: &[(&str, &str)],
+    at_step: impl FnOnce(&mut Child),
+) -> Option<Option<i32>> {
+    use std::io::BufRead;
+    let mut cmd = Command::new(deckhand_bin());
+    cmd.arg("--config")
+        .arg(path)
+        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn deploy");
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("\"step\":\"{step}\"");
+    let mut at_step = Some(at_step);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"event\":\"step_started\"")
+            && line.contains(&needle)
+            && let Some(f) = at_step.take()
+        {
+            f(&mut child);
+        }
+    }
+    let status = child.wait().expect("wait");
+    at_step.is_none().then_some(status.code())
+}
+
 /// Sends a signal (by name: TERM, HUP, STOP, CONT, ...) to a process.
 pub fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
@@ -707,7 +763,7 @@ impl JsonRun {
     pub fn spawn(config: &Path, args: &[&str]) -> JsonRun {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = dir.path().join("stderr");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        let mut child = Command::new(deckhand_bin())
             .arg("--config")
             .arg(config)
             .args(args)
