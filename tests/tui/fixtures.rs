@@ -183,6 +183,7 @@ pub fn snapshot(status: HostStatus) -> Snapshot {
         status,
         audit: Ok(audit(3)),
         locks: BTreeMap::from([("api".to_string(), Ok(None))]),
+        ledgers: BTreeMap::from([("api".to_string(), Ok(Default::default()))]),
         monitor: None,
     }
 }
