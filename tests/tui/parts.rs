@@ -187,8 +187,8 @@ fn the_rollback_target_and_the_picker_marks_come_from_the_ledger() {
     let row = |sha: &str| {
         screen
             .lines()
-            .find(|l| l.contains(sha))
-            .unwrap_or_else(|| panic!("no row for {sha}:\n{screen}"))
+            .find(|l| l.contains(sha) && l.contains(" MiB "))
+            .unwrap_or_else(|| panic!("no picker row for {sha}:\n{screen}"))
             .to_string()
     };
     assert!(row("a000001").contains("✓ good"), "{screen}");

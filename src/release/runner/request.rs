@@ -161,6 +161,18 @@ impl Request {
         })
     }
 
+    /// The same release again from `host` on (the hosts before it are done), taking over the
+    /// stale lock that stopped it; the equivalent command says `--take-over-stale`.
+    pub fn taking_over_from(&self, host: &str) -> Request {
+        let mut r = self.clone();
+        if let Some(i) = r.hosts.iter().position(|h| h == host) {
+            r.hosts.drain(..i);
+            r.all_hosts = r.all_hosts && i == 0;
+        }
+        r.take_over_stale = true;
+        r
+    }
+
     /// A title: `Deploy a000002 of api in dev`.
     pub fn title(&self) -> String {
         let what = match &self.verb {
@@ -180,7 +192,15 @@ impl Request {
         } else {
             format!(" on {}", self.hosts.join(", "))
         };
-        format!("{what} {} in {}{on}", self.service.name, self.env)
+        let take_over = if self.take_over_stale {
+            ", taking over the stale lock"
+        } else {
+            ""
+        };
+        format!(
+            "{what} {} in {}{on}{take_over}",
+            self.service.name, self.env
+        )
     }
 
     /// The CLI command this request equals, so the CLI is learnable from the console and a
