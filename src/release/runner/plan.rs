@@ -263,3 +263,68 @@ pub(super) async fn plan_one(request: &Request, host: &Host) -> Result<HostPlan,
             .map_err(err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::plan::Action;
+    use crate::state::Color;
+
+    fn rollback_plan(host: &str, to: &str) -> HostPlan {
+        HostPlan::Release(DeployPlan {
+            action: Action::Rollback,
+            host: host.into(),
+            service: "api".into(),
+            from_color: Some(Color::Green),
+            from_sha: Some("a000003".into()),
+            to_color: Color::Blue,
+            to_sha: to.into(),
+            image: format!("r/api:{to}"),
+            reuse_existing: true,
+            noop: false,
+            finish_only: false,
+            create_proxy: false,
+            steps: Vec::new(),
+            image_present: true,
+            note: None,
+        })
+    }
+
+    fn request(target: Target) -> Request {
+        let cfg = crate::config::load_str(
+            "[[service]]\nname = \"api\"\nimage = \"r/api\"\n\n[env.dev]\nhosts = [\"local\"]\n",
+            std::path::Path::new("/tmp/deckhand.toml"),
+        )
+        .expect("config");
+        let env = super::super::EnvInfo {
+            name: "prod".into(),
+            protected: false,
+            read_only: false,
+            hosts: vec!["p-1".into(), "p-2".into()],
+        };
+        Request::new(&env, &cfg.services[0], &[], Verb::Rollback { target }, "me").expect("request")
+    }
+
+    #[test]
+    fn an_environment_rollback_goes_to_one_sha_or_asks_for_a_ref() {
+        let agreed = [
+            rollback_plan("p-1", "a000002"),
+            rollback_plan("p-2", "a000002"),
+        ];
+        assert!(agree(&request(Target::Previous), &agreed).is_ok());
+        let split = [
+            rollback_plan("p-1", "a000002"),
+            rollback_plan("p-2", "a000001"),
+        ];
+        let e = agree(&request(Target::Previous), &split).expect_err("hosts disagree");
+        assert_eq!(e.exit_code(), crate::exit::USAGE);
+        let text = e.to_string();
+        assert!(text.contains("deckhand rollback <SHA>"), "{text}");
+        assert!(
+            text.contains("p-1: a000002") && text.contains("p-2: a000001"),
+            "{text}"
+        );
+        // A named REF is one SHA by construction.
+        assert!(agree(&request(Target::Ref("a000001".into())), &split).is_ok());
+    }
+}

@@ -458,4 +458,34 @@ mod tests {
         assert!(!rule.accepts("dev") && !rule.accepts(""));
         assert_eq!(rule.words_text(), "`staging` or `a000002`");
     }
+
+    #[test]
+    fn a_take_over_offer_reruns_from_the_stopped_host_and_says_so() {
+        let svc = service();
+        let r = Request::new(
+            &env(false),
+            &svc,
+            &[],
+            Verb::Deploy {
+                reference: "a000002".into(),
+            },
+            "me",
+        )
+        .expect("request");
+        let again = r.taking_over_from("s-2");
+        assert!(again.take_over_stale);
+        assert_eq!(again.hosts, ["s-2".to_string()]);
+        assert_eq!(
+            again.equivalent(),
+            "deckhand deploy a000002 --env staging --service api --host s-2 --take-over-stale"
+        );
+        assert!(again.title().ends_with("taking over the stale lock"));
+        // From the first host: still the whole environment.
+        let all = r.taking_over_from("s-1");
+        assert!(all.all_hosts);
+        assert_eq!(
+            all.equivalent(),
+            "deckhand deploy a000002 --env staging --service api --take-over-stale"
+        );
+    }
 }
