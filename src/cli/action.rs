@@ -2,6 +2,7 @@
 //! terminal and prints what happened.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 
 use color_eyre::eyre::Result;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +14,8 @@ use crate::exit;
 use crate::monitor::notify::Notifier;
 use crate::release::plan::Target;
 use crate::release::runner::{
-    self, Confirmation, HostPlan, PlanError, Planned, RunOptions, RunReport, Verb,
+    self, Confirmation, HostPlan, PinMode, PlanError, Planned, RunOptions, RunReport,
+    TakeOverOffer, Verb,
 };
 use crate::release::{Event, EventSink, actor};
 use crate::util::{format_bytes, format_duration};
@@ -49,8 +51,8 @@ pub async fn prune(
     act(ctx, Verb::Prune { keep }, args, dry_run).await
 }
 
-pub async fn unlock(ctx: &Context, args: &ActionArgs) -> Result<i32> {
-    act(ctx, Verb::Unlock, args, false).await
+pub async fn unlock(ctx: &Context, args: &ActionArgs, force: bool) -> Result<i32> {
+    act(ctx, Verb::Unlock { force }, args, false).await
 }
 
 /// Plan on every host, show it, ask, run, print where each host stands.
@@ -72,6 +74,7 @@ async fn act(ctx: &Context, verb: Verb, args: &ActionArgs, dry_run: bool) -> Res
     };
     request.lock_wait = args.lock_wait;
     request.health_timeout = args.timeout;
+    request.take_over_stale = args.take_over_stale;
     let specs: Vec<HostSpec> = ctx
         .env
         .hosts
@@ -139,8 +142,16 @@ async fn act(ctx: &Context, verb: Verb, args: &ActionArgs, dry_run: bool) -> Res
     let (events, printer) = spawn_printer(ctx.global.output);
     let opts = RunOptions {
         events,
-        cancel: cancel_on_ctrl_c(),
+        cancel: cancel_on_signals(),
         notifier: Notifier::from_env(),
+        // A person who confirmed pins what they saw; --yes pins only the target (CI queued
+        // with --lock-wait behind another deploy must still deploy its SHA).
+        pin: if args.yes {
+            PinMode::TargetOnly
+        } else {
+            PinMode::Confirmed
+        },
+        offer_take_over: (!args.yes).then(|| Arc::new(offer_take_over) as TakeOverOffer),
     };
     let report = planned.run(&opts).await;
     drop(opts);
@@ -159,7 +170,7 @@ fn question(planned: &Planned) -> String {
     let n = planned.plans().len();
     let mut q = match &r.verb {
         Verb::Prune { .. } => format!("prune {} in {}:\n", r.service.name, r.env),
-        Verb::Unlock => format!(
+        Verb::Unlock { .. } => format!(
             "unlock {} in {}: removing a lock that is NOT stale lets two deploys race.\n",
             r.service.name, r.env
         ),
@@ -294,18 +305,29 @@ fn suffix(detail: &str) -> String {
     }
 }
 
-fn cancel_on_ctrl_c() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\nCtrl-C: aborting before the switch, and no further host starts; the live color keeps serving. (A switch already under way completes.)"
-            );
-            t.cancel();
-        }
-    });
-    token
+fn cancel_on_signals() -> CancellationToken {
+    // Ctrl-C, SIGTERM and SIGHUP alike (the engine's handler); the terminal may be gone.
+    crate::release::signals::cancel_on_signals(|sig| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{sig}: aborting before the switch, and no further host starts; the live color keeps serving. (A switch already under way completes.)"
+        );
+    })
+}
+
+/// On a terminal, offers to take over a stale lock (the CLI flag is --take-over-stale).
+fn offer_take_over(host: &str, holder: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    let _ = write!(
+        std::io::stderr(),
+        "{host}: the lock is stale: {holder}.\nTake it over (recorded in the audit log)? [y/N] "
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
 }
 
 /// After a run: the error, then exactly which host runs which SHA now.

@@ -106,6 +106,9 @@ pub enum Command {
     },
     /// Clear a deploy lock (after confirmation), e.g. one left by a killed process
     Unlock {
+        /// Remove it even if its holder still heartbeats (audited with both identities)
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         action: ActionArgs,
     },
@@ -229,6 +232,9 @@ pub struct ActionArgs {
     /// Wait this long for another operator's lock instead of failing at once
     #[arg(long, value_parser = parse_duration_arg, default_value = "0s")]
     pub lock_wait: std::time::Duration,
+    /// Take over a stale lock (no heartbeat, or its process is gone); audited with whose it was
+    #[arg(long)]
+    pub take_over_stale: bool,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

@@ -73,6 +73,7 @@ hosts = ["local"]
         lock_wait: std::time::Duration::from_secs(30),
         health_timeout: None,
         cancel: tokio_util::sync::CancellationToken::new(),
+        take_over_stale: false,
     };
     for sha in RELEASES {
         eprintln!("demo: deploying {sha} ...");

@@ -122,7 +122,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Complete { .. } => Ok(exit::OK),
-        Command::Unlock { action } => action::unlock(&ctx, &action).await,
+        Command::Unlock { action, force } => action::unlock(&ctx, &action, force).await,
         Command::Demo { .. } => Ok(exit::OK),
     }
 }

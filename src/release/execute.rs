@@ -11,8 +11,10 @@ use bollard::models::RestartPolicyNameEnum;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::audit::{self, AuditRecord};
-use super::plan::{Action, DeployPlan, Target, plan_deploy, plan_rollback};
+use super::audit::{self, AuditOutcome, AuditRecord};
+use super::ledger::{self, Ending, Ledger};
+use super::lock::{HeldLock, LockRequest};
+use super::plan::{Action, DeployPlan, Pinned, Target, plan_deploy, plan_rollback};
 use super::proxy::{self, docker_err};
 use super::steps::StepRecorder;
 use super::{Event, EventSink, ReleaseError, Step, container, health_wait, lock, prune, pull};
@@ -30,8 +32,11 @@ pub struct ActionOptions {
     pub lock_wait: Duration,
     /// Overrides the service's health timeout.
     pub health_timeout: Option<Duration>,
-    /// Cancelled by Ctrl-C: honoured up to the switch, after which the deploy completes.
+    /// Cancelled by Ctrl-C, SIGTERM or SIGHUP (see `release::signals`): honoured up to the
+    /// switch, after which the deploy completes.
     pub cancel: CancellationToken,
+    /// Take over a stale lock (or one whose process is gone) instead of refusing; audited.
+    pub take_over_stale: bool,
 }
 
 /// How one host's action ended, with the time each step took (for the benchmark and the UI).
@@ -75,6 +80,7 @@ pub async fn rollback_on_host(
 }
 
 /// Plans an action on a connected host without changing anything (for dialogs and prompts).
+/// The ledger is reconciled in memory only; the run under the lock writes it.
 pub async fn plan_on_host(
     host: &Host,
     service: &Service,
@@ -84,23 +90,70 @@ pub async fn plan_on_host(
     let status = read_service(host, service)
         .await
         .map_err(|e| docker_err(host, "read the service", &e))?;
-    let plan = match (action, target) {
+    let ledger = match ledger::read(host, &service.name).await {
+        Ok(l) => l,
+        // Only a rollback to "previous" needs the ledger; anything else plans without it.
+        Err(e @ ReleaseError::Ledger { .. })
+            if action == Action::Rollback && *target == Target::Previous =>
+        {
+            return Err(ReleaseError::Plan {
+                host: host.name().to_string(),
+                message: e.to_string(),
+            });
+        }
+        Err(ReleaseError::Ledger { .. }) => Ledger::default(),
+        Err(e) => return Err(e),
+    };
+    let plan = plan_from(host, &status, &ledger, service, target, action)?;
+    Ok((plan, status))
+}
+
+fn plan_from(
+    host: &Host,
+    status: &ServiceStatus,
+    ledger: &Ledger,
+    service: &Service,
+    target: &Target,
+    action: Action,
+) -> Result<DeployPlan, ReleaseError> {
+    match (action, target) {
         (Action::Deploy | Action::Redeploy, Target::Ref(tag)) => {
-            plan_deploy(&status, service, host.name(), tag, action)
+            plan_deploy(status, service, host.name(), tag, action)
         }
         (Action::Deploy | Action::Redeploy, Target::Previous) => {
             Err("deploy needs a SHA or tag".to_string())
         }
-        (Action::Rollback, t) => plan_rollback(&status, service, host.name(), t),
+        (Action::Rollback, t) => plan_rollback(status, ledger, service, host.name(), t),
     }
     .map_err(|message| ReleaseError::Plan {
         host: host.name().to_string(),
         message,
-    })?;
-    Ok((plan, status))
+    })
 }
 
-/// Runs any action on one host (deploy, rollback, forced redeploy).
+/// Runs the plan the operator confirmed, pinned (`DeployPlan::pin`): its target, and only while
+/// the host still looks the way it did (what served before). If it changed under the lock (a
+/// colleague's deploy during the prompt), nothing is done and the error says what changed.
+pub async fn run_pinned(
+    host: Arc<Host>,
+    service: &Service,
+    pinned: &Pinned,
+    opts: &ActionOptions,
+    events: &EventSink,
+) -> Result<HostOutcome, ReleaseError> {
+    run_inner(
+        host,
+        service,
+        Target::Ref(pinned.to_sha.clone()),
+        pinned.action,
+        Some(pinned.clone()),
+        opts,
+        events,
+    )
+    .await
+}
+
+/// Runs any action on one host (deploy, rollback, forced redeploy), planned under the lock.
 pub async fn run(
     host: Arc<Host>,
     service: &Service,
@@ -109,24 +162,49 @@ pub async fn run(
     opts: &ActionOptions,
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
+    run_inner(host, service, target, action, None, opts, events).await
+}
+
+async fn run_inner(
+    host: Arc<Host>,
+    service: &Service,
+    target: Target,
+    action: Action,
+    pinned: Option<Pinned>,
+    opts: &ActionOptions,
+    events: &EventSink,
+) -> Result<HostOutcome, ReleaseError> {
     let started = Instant::now();
     let mut r = StepRecorder {
         host: &host,
         events,
         steps: Vec::new(),
+        lock_lost: None,
     };
     let what = match &target {
         Target::Ref(t) => format!("{} {t}", action.as_str()),
         Target::Previous => format!("{} to previous", action.as_str()),
     };
     let t = r.start(Step::Lock, format!("{} on {}", service.name, host.name()));
-    let held = match lock::acquire(&host, &service.name, &what, &opts.actor, opts.lock_wait).await {
+    let req = LockRequest {
+        service: &service.name,
+        action: &what,
+        actor: &opts.actor,
+        env: &opts.env,
+        wait: opts.lock_wait,
+        take_over_stale: opts.take_over_stale,
+    };
+    let held = match lock::acquire(&host, &req).await {
         Ok(l) => l,
         Err(e) => {
             r.fail(Step::Lock, &e);
             return Err(e);
         }
     };
+    if let Some(old) = &held.took_over {
+        r.info(format!("took over the stale lock of {}", old.holder()));
+    }
+    r.lock_lost = Some(held.lost_flag());
     r.finish(Step::Lock, t, "");
     let record_token = held.info.token.clone();
 
@@ -137,24 +215,34 @@ pub async fn run(
         &service.name,
         action.as_str(),
     );
-    let result = run_locked(&mut r, service, &target, action, opts, &mut record).await;
+    let result = run_locked(
+        &mut r,
+        &held,
+        service,
+        &target,
+        action,
+        pinned.as_ref(),
+        opts,
+        &mut record,
+    )
+    .await;
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
-        Ok((plan, _)) if plan.noop => record.outcome = "noop".into(),
-        Ok(_) => record.outcome = "success".into(),
-        Err(ReleaseError::Aborted { .. }) => {
-            record.outcome = "aborted".into();
-            record.error = result.as_ref().err().map(ToString::to_string);
-        }
+        Ok((plan, _)) if plan.noop => record.outcome = AuditOutcome::Noop,
+        Ok(_) => record.outcome = AuditOutcome::Success,
         Err(e) => {
-            record.outcome = "failed".into();
+            record.outcome = match e {
+                ReleaseError::Aborted { .. } => AuditOutcome::Aborted,
+                ReleaseError::Changed { .. } => AuditOutcome::Refused,
+                _ => AuditOutcome::Failed,
+            };
             record.error = Some(e.to_string());
         }
     }
     // The record and the unlock matter even when the connection just died (that may be why the
     // action failed): one new connection is tried before giving up on them.
     let mut fresh: Option<Host> = None;
-    let t = r.start(Step::Audit, record.outcome.clone());
+    let t = r.start(Step::Audit, record.outcome.to_string());
     if audit::append(&host, &record).await.is_err() {
         fresh = reconnect(&r, &host).await;
         match &fresh {
@@ -205,30 +293,119 @@ pub async fn run(
     })
 }
 
+/// What serves on the host right now, read back (never assumed from the plan).
+async fn served_now(host: &Host, service: &Service) -> String {
+    match read_service(host, service).await {
+        Ok(st) => match (
+            st.live_color,
+            st.live_color
+                .and_then(|c| st.color(c))
+                .and_then(|c| c.sha.clone())
+                .or(st.live_sha),
+        ) {
+            (Some(c), Some(sha)) => format!("{sha} ({c}) serves"),
+            (Some(c), None) => format!("{c} serves"),
+            _ => "nothing serves".to_string(),
+        },
+        Err(e) => format!("what serves now could not be read: {e}"),
+    }
+}
+
+/// Before a step that changes a container or the proxy: the lock must still be ours.
+async fn guard(
+    r: &StepRecorder<'_>,
+    held: &HeldLock,
+    service: &Service,
+    step: Step,
+) -> Result<(), ReleaseError> {
+    match held.ensure_held(r.host).await {
+        Ok(()) => Ok(()),
+        Err(now) => {
+            let e = ReleaseError::LockLost {
+                host: r.host.name().to_string(),
+                service: service.name.clone(),
+                now,
+                step: step.label().to_string(),
+                live_note: served_now(r.host, service).await,
+            };
+            r.fail(step, &e);
+            Err(e)
+        }
+    }
+}
+
+/// Writes the ledger; a failure is a warning (the next run reconciles from the proxy).
+async fn save_ledger(r: &StepRecorder<'_>, service: &Service, l: &Ledger) {
+    if let Err(e) = ledger::write(r.host, &service.name, l).await {
+        r.info(format!(
+            "WARNING: the release ledger could not be written ({e}); the next run reconciles it from what the proxy serves"
+        ));
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_locked(
     r: &mut StepRecorder<'_>,
+    held: &HeldLock,
     service: &Service,
     target: &Target,
     action: Action,
+    pinned: Option<&Pinned>,
     opts: &ActionOptions,
     record: &mut AuditRecord,
 ) -> Result<(DeployPlan, bool), ReleaseError> {
     let host = r.host;
     let t = r.start(Step::Inspect, "");
-    let (plan, _) = match plan_on_host(host, service, target, action).await {
+    let read = async {
+        let status = read_service(host, service)
+            .await
+            .map_err(|e| docker_err(host, "read the service", &e))?;
+        let (ledger, set_aside) = ledger::read_for_update(host, &service.name).await?;
+        Ok::<_, ReleaseError>((status, set_aside, ledger))
+    };
+    let (status, set_aside, mut ledger) = match read.await {
+        Ok(v) => v,
+        Err(e) => {
+            r.fail(Step::Inspect, &e);
+            return Err(e);
+        }
+    };
+    if let Some(why) = set_aside {
+        r.info(format!(
+            "WARNING: {why}; it was set aside and the ledger starts again from what serves"
+        ));
+    }
+    // A run killed after its switch left the ledger behind the proxy: catch up first.
+    if ledger.reconcile(&status, &now_rfc3339()) {
+        r.info("the release ledger was behind what the proxy serves (a run was interrupted after its switch); reconciled".to_string());
+        save_ledger(r, service, &ledger).await;
+    }
+    let plan = match plan_from(host, &status, &ledger, service, target, action) {
         Ok(p) => p,
         Err(e) => {
             r.fail(Step::Inspect, &e);
             return Err(e);
         }
     };
+    if let Some(what) = pinned.and_then(|p| p.differences(&plan)) {
+        let e = ReleaseError::Changed {
+            host: host.name().to_string(),
+            what,
+        };
+        r.fail(Step::Inspect, &e);
+        return Err(e);
+    }
     r.finish(Step::Inspect, t, plan.summary());
     record.from_sha = plan.from_sha.clone();
     record.to_sha = Some(plan.to_sha.clone());
     // The start of the action is on the record before anything changes, so an action that is
     // killed half-way still shows up in the audit log.
     let mut started_record = record.clone();
-    started_record.outcome = "started".into();
+    started_record.outcome = AuditOutcome::Started;
     started_record.details = Some(plan.summary());
     if let Err(e) = audit::append(host, &started_record).await {
         r.info(format!("WARNING: could not write the audit log: {e}"));
@@ -245,11 +422,12 @@ async fn run_locked(
             Step::Switch,
             format!("make sure the proxy serves {}", plan.to_color),
         );
+        guard(r, held, service, Step::Switch).await?;
         ensure_route(host, service, &plan)
             .await
             .inspect_err(|e| r.fail(Step::Switch, e))?;
         r.finish(Step::Switch, t, "");
-        drain_and_stop_old(r, service, &plan).await;
+        drain_and_stop_old(r, held, service, &plan).await;
         return Ok((plan, false));
     }
     let live_note = match (&plan.from_color, &plan.from_sha) {
@@ -260,6 +438,9 @@ async fn run_locked(
     let new_name = app_container(service, plan.to_color);
     let mut pulled = false;
     let mut started_new = false;
+    // The container this run made or started, by id: after a lost lock, the name may already
+    // belong to someone else's container.
+    let mut ours: Option<String> = None;
 
     let pre_switch = async {
         if !plan.reuse_existing {
@@ -280,6 +461,7 @@ async fn run_locked(
                 .inspect_err(|e| r.fail(Step::Network, e))?;
             r.finish(Step::Network, t, "");
 
+            guard(r, held, service, Step::Create).await?;
             let t = r.start(Step::Create, new_name.clone());
             container::create_app(host, service, &plan, opts)
                 .await
@@ -287,6 +469,13 @@ async fn run_locked(
             r.finish(Step::Create, t, "");
         }
         check_cancel(opts, host, &live_note)?;
+        guard(r, held, service, Step::Start).await?;
+        ours = host
+            .docker
+            .inspect_container(&new_name, None)
+            .await
+            .ok()
+            .and_then(|i| i.id);
         let t = r.start(Step::Start, new_name.clone());
         host.docker
             .start_container(&new_name, None)
@@ -309,9 +498,36 @@ async fn run_locked(
             .inspect_err(|e| r.fail(Step::Health, e))?;
         r.finish(Step::Health, t, "");
         check_cancel(opts, host, &live_note)?;
+        guard(r, held, service, Step::Proxy).await?;
         Ok::<(), ReleaseError>(())
     };
     if let Err(e) = pre_switch.await {
+        if let ReleaseError::LockLost { .. } = e {
+            // Someone else holds the service now: stop only what this run started, by id.
+            if let Some(id) = &ours {
+                container::stop_quietly(host, id, service).await;
+                r.info(format!(
+                    "stopped the container this run started ({new_name}, {}); nothing else was touched",
+                    id.get(..12).unwrap_or(id)
+                ));
+            }
+            return Err(match e {
+                // The health wait saw the heartbeat's flag: say who holds it and what serves.
+                ReleaseError::LockLost { live_note, .. } if live_note.is_empty() => {
+                    match guard(r, held, service, Step::Health).await {
+                        Err(e) => e,
+                        Ok(()) => ReleaseError::LockLost {
+                            host: host.name().to_string(),
+                            service: service.name.clone(),
+                            now: "the heartbeat found it removed".into(),
+                            step: Step::Proxy.label().to_string(),
+                            live_note: served_now(host, service).await,
+                        },
+                    }
+                }
+                e => e,
+            });
+        }
         if started_new || matches!(e, ReleaseError::Unhealthy { .. }) {
             container::stop_quietly(host, &new_name, service).await;
             r.info(format!(
@@ -359,6 +575,12 @@ async fn run_locked(
         if proxy_started { "started" } else { "running" },
     );
 
+    if let Err(e) = guard(r, held, service, Step::Switch).await {
+        if let Some(id) = &ours {
+            container::stop_quietly(host, id, service).await;
+        }
+        return Err(e);
+    }
     let t = r.start(
         Step::Switch,
         format!(
@@ -367,6 +589,7 @@ async fn run_locked(
             plan.to_color
         ),
     );
+    let switched_at = now_rfc3339();
     if !proxy_started && let Err(e) = proxy::switch(host, service, &route, previous.as_ref()).await
     {
         r.fail(Step::Switch, &e);
@@ -379,6 +602,17 @@ async fn run_locked(
         from: plan.from_color,
         to: plan.to_color,
     });
+    let release = ledger::Release {
+        sha: plan.to_sha.clone(),
+        color: plan.to_color,
+        since: switched_at.clone(),
+        by: opts.actor.clone(),
+        action: action.as_str().to_string(),
+        until: None,
+        ended: None,
+        healthy: true,
+        reconciled: false,
+    };
 
     let t = r.start(Step::Confirm, format!("port {}", service.public_port));
     if let Err(detail) = proxy::confirm(host, service, plan.to_color, Duration::from_secs(10)).await
@@ -387,7 +621,11 @@ async fn run_locked(
         // answering publicly. The note says what serves after that, as the proxy reports it.
         let note = match &previous {
             Some(prev) => match proxy::switch(host, service, prev, None).await {
-                Ok(()) => format!("the previous route was restored: {live_note}"),
+                Ok(()) => {
+                    ledger.record_reverted(release, &now_rfc3339());
+                    save_ledger(r, service, &ledger).await;
+                    format!("the previous route was restored: {live_note}")
+                }
                 Err(e) => format!("restoring the previous route failed: {e}"),
             },
             None => format!(
@@ -404,15 +642,32 @@ async fn run_locked(
         return Err(e);
     }
     r.finish(Step::Confirm, t, format!("{} answers", plan.to_color));
+    // Written with the switch's outcome: what serves now, and how the one before ended.
+    ledger.went_live(
+        release,
+        if action == Action::Rollback {
+            Ending::RolledBack
+        } else {
+            Ending::Replaced
+        },
+    );
+    save_ledger(r, service, &ledger).await;
 
-    drain_and_stop_old(r, service, &plan).await;
+    drain_and_stop_old(r, held, service, &plan).await;
 
     if service.auto_prune && action != Action::Rollback {
         let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
         match read_service(host, service).await {
             Ok(st) => {
-                let p = prune::plan_prune(host.name(), &st, service.keep_images);
-                match prune::execute(host, service, &p).await {
+                let keep = prune::ledger_keeps(&ledger, &st);
+                let p = prune::plan_prune_keeping(host.name(), &st, service.keep_images, &keep);
+                let res = match held.ensure_held(host).await {
+                    Ok(()) => prune::execute(host, service, &p).await,
+                    Err(now) => Err(ReleaseError::Refused(format!(
+                        "the lock is no longer ours ({now})"
+                    ))),
+                };
+                match res {
                     Ok(removed) => r.finish(Step::Prune, t, format!("removed {}", removed.len())),
                     Err(e) => {
                         r.info(format!("WARNING: auto-prune failed: {e}"));
@@ -467,7 +722,12 @@ async fn reconnect(r: &StepRecorder<'_>, host: &Host) -> Option<Host> {
     }
 }
 
-async fn drain_and_stop_old(r: &mut StepRecorder<'_>, service: &Service, plan: &DeployPlan) {
+async fn drain_and_stop_old(
+    r: &mut StepRecorder<'_>,
+    held: &HeldLock,
+    service: &Service,
+    plan: &DeployPlan,
+) {
     let Some(old) = plan.from_color else {
         return;
     };
@@ -495,6 +755,13 @@ async fn drain_and_stop_old(r: &mut StepRecorder<'_>, service: &Service, plan: &
     };
     r.finish(Step::Drain, t, detail);
     let old_name = app_container(service, old);
+    if let Err(now) = held.ensure_held(host).await {
+        // The new release serves; whoever holds the lock now decides about the old color.
+        r.info(format!(
+            "WARNING: the lock is no longer ours ({now}); {old_name} was left running for its holder to decide"
+        ));
+        return;
+    }
     let t = r.start(Step::StopOld, old_name.clone());
     match container::stop(host, &old_name, service).await {
         Ok(()) => r.finish(Step::StopOld, t, "kept stopped for rollback"),

@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod execute;
 mod health_wait;
+pub mod ledger;
 pub mod lock;
 pub mod plan;
 pub mod proxy;
@@ -19,6 +20,7 @@ pub mod prune;
 pub mod pull;
 pub mod registry;
 pub mod runner;
+pub mod signals;
 mod steps;
 
 pub use error::ReleaseError;

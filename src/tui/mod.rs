@@ -52,13 +52,31 @@ pub async fn run(session: Session) -> Result<i32> {
     );
     app.set_theme(theme::Theme::from_env());
     app.set_actor(&crate::release::actor::current());
+    // SIGTERM and SIGHUP (a closed terminal window, a supervisor) and a SIGINT from outside:
+    // leave the console, put the terminal back, and abort a running action before its switch
+    // (`shutdown` waits for it to release its lock). Installed before the terminal is taken.
+    let signalled = Arc::new(std::sync::Mutex::new(None::<&'static str>));
+    let seen = signalled.clone();
+    let signals = crate::release::signals::cancel_on_signals(move |sig| {
+        tracing::warn!(signal = sig, "leaving the console");
+        if let Ok(mut s) = seen.lock() {
+            s.get_or_insert(sig);
+        }
+    });
     let mut term = enter().wrap_err("cannot set up the terminal")?;
-    let mut rt = Runtime::new(session.config, session.services, app);
+    let mut rt = Runtime::new(session.config, session.services, app, signals);
     let result = rt.run(&mut term).await;
     drop(term);
     restore();
+    let sig = signalled.lock().ok().and_then(|s| *s);
+    if let Some(sig) = sig {
+        eprintln!("deckhand: {sig}: left the console; a running action aborts before its switch");
+    }
     rt.shutdown().await;
-    result.map(|()| crate::exit::OK)
+    result.map(|()| match sig {
+        Some(_) => crate::exit::ACTION_FAILED,
+        None => crate::exit::OK,
+    })
 }
 
 /// Puts the terminal back: raw mode off, main screen, cursor shown. Safe to call twice.
@@ -109,10 +127,12 @@ struct Runtime {
     planned: HashMap<u64, Planned>,
     notifier: Notifier,
     logs: Option<CancellationToken>,
+    /// Cancelled by SIGTERM, SIGHUP or SIGINT; every action's token is its child.
+    signals: CancellationToken,
 }
 
 impl Runtime {
-    fn new(config: Config, services: Vec<Service>, app: App) -> Self {
+    fn new(config: Config, services: Vec<Service>, app: App, signals: CancellationToken) -> Self {
         let (bg_tx, bg_rx) = mpsc::unbounded_channel();
         let (log_tx, log_rx) = mpsc::channel(16);
         Self {
@@ -130,6 +150,7 @@ impl Runtime {
             planned: HashMap::new(),
             notifier: Notifier::from_env(),
             logs: None,
+            signals,
         }
     }
 
@@ -139,6 +160,7 @@ impl Runtime {
         self.start_pollers(&env, epoch);
         let mut events = Some(EventStream::new());
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let signals = self.signals.clone();
         loop {
             self.app
                 .set_clock(Instant::now(), chrono::Utc::now().timestamp());
@@ -156,6 +178,7 @@ impl Runtime {
                     None => vec![Effect::Quit],
                 },
                 _ = tick.tick() => Vec::new(),
+                () = signals.cancelled() => vec![Effect::Quit],
                 Some(bg) = self.bg_rx.recv() => {
                     let mut effects = self.on_bg(bg);
                     // Take everything already waiting, then draw once.
@@ -281,7 +304,7 @@ impl Runtime {
             }
             Effect::Execute { id, request } => {
                 let tx = self.bg_tx.clone();
-                let token = CancellationToken::new();
+                let token = self.signals.child_token();
                 let cancel = token.clone();
                 let planned = self.planned.remove(&id);
                 let notifier = self.notifier.clone();

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::release::ReleaseError;
 use crate::release::audit::AuditRecord;
+use crate::release::ledger::Ledger;
 use crate::release::lock::LockState;
 use crate::state::{Color, HostStatus, ServiceStatus};
 use crate::transport::TransportError;
@@ -26,6 +27,9 @@ pub struct Snapshot {
     pub audit: Result<Vec<AuditRecord>, Arc<ReleaseError>>,
     /// Lock of each service (by name): `None` when free.
     pub locks: BTreeMap<String, Result<Option<LockState>, Arc<ReleaseError>>>,
+    /// Release ledger of each service (by name), read with the rest of the snapshot: where
+    /// "previous" comes from (the rollback target) and the picker's marks.
+    pub ledgers: BTreeMap<String, Result<Ledger, Arc<ReleaseError>>>,
     /// Metrics and alerts from the monitor (issue 5); `None` until it exists.
     pub monitor: Option<MonitorSnapshot>,
 }
@@ -243,6 +247,19 @@ impl HostView {
             .and_then(|s| s.status.services.iter().find(|x| x.name == name))
     }
 
+    /// The service's release ledger as last read; `None` when unread or unreadable.
+    pub fn ledger(&self, name: &str) -> Option<&Ledger> {
+        self.snapshot
+            .as_ref()
+            .and_then(|s| s.ledgers.get(name))
+            .and_then(|l| l.as_ref().ok())
+    }
+
+    /// Where `service`'s rollback (no REF) would go on this host, as the engine plans it.
+    pub fn rollback_target(&self, service: &str) -> Option<(Option<Color>, String)> {
+        rollback_target(self.service(service)?, self.ledger(service))
+    }
+
     pub fn age(&self, now: Instant) -> Option<Duration> {
         self.received.map(|r| now.saturating_duration_since(r))
     }
@@ -285,14 +302,34 @@ pub enum InspectError {
     },
 }
 
-/// The release a rollback would go to: the kept (stopped) other color, while one is live.
-/// (When the release ledger lands, it says this instead of the idle slot.)
-pub fn rollback_target(s: &ServiceStatus) -> Option<(Color, &str)> {
-    let live = s.live_color?;
-    let other = live.other();
-    let cs = s.color(other)?;
-    (cs.state != crate::state::ContainerState::Running)
-        .then_some(())
-        .and(cs.sha.as_deref())
-        .map(|sha| (other, sha))
+/// The release a rollback (no REF) would go to, as `release::plan::plan_rollback` picks it:
+/// the ledger's last good release before the live one; on a host whose ledger has no earlier
+/// release, the kept (stopped) other color. With the color whose container holds it, if any
+/// (none: the rollback recreates it from the retained image). `None`: no target, or the
+/// ledger is unreadable (the engine refuses then too).
+pub fn rollback_target(
+    s: &ServiceStatus,
+    ledger: Option<&Ledger>,
+) -> Option<(Option<Color>, String)> {
+    let mut ledger = ledger?.clone();
+    // What the proxy serves wins, as under the lock (the write happens there, not here).
+    ledger.reconcile(s, "");
+    let sha = match ledger.rollback_target() {
+        Ok(r) => r.sha.clone(),
+        Err(_) if ledger.releases.len() <= 1 => {
+            let other = s.live_color?.other();
+            let cs = s.color(other)?;
+            return (cs.state != crate::state::ContainerState::Running)
+                .then_some(())
+                .and(cs.sha.clone())
+                .map(|sha| (Some(other), sha));
+        }
+        Err(_) => return None,
+    };
+    let color = Color::BOTH.into_iter().find(|c| {
+        s.live_color != Some(*c)
+            && s.color(*c)
+                .is_some_and(|cs| cs.sha.as_deref() == Some(&sha))
+    });
+    Some((color, sha))
 }

@@ -16,8 +16,8 @@ use std::path::Path;
 
 use crate::config::{HostSpec, HostTarget, Service};
 use crate::monitor::notify::Notifier;
-use crate::release::runner::{self, PlanError, Planned, Request, RunOptions, RunReport};
-use crate::release::{EventSink, audit, lock};
+use crate::release::runner::{self, PinMode, PlanError, Planned, Request, RunOptions, RunReport};
+use crate::release::{EventSink, audit, ledger, lock};
 use crate::state::read_host;
 use crate::transport::Host;
 
@@ -61,12 +61,26 @@ pub async fn snapshot(host: &Host, services: &[Service]) -> Snapshot {
         }
         out
     };
-    let (status, audit, locks) =
-        tokio::join!(read_host(host, services), audit::read(host, 50), locks);
+    // One small file per service, read with the rest: the views never ask the host per frame.
+    let ledgers = async {
+        let mut out = BTreeMap::new();
+        for s in services {
+            let l = ledger::read(host, &s.name).await.map_err(Arc::new);
+            out.insert(s.name.clone(), l);
+        }
+        out
+    };
+    let (status, audit, locks, ledgers) = tokio::join!(
+        read_host(host, services),
+        audit::read(host, 50),
+        locks,
+        ledgers
+    );
     Snapshot {
         status,
         audit: audit.map(|l| l.records).map_err(Arc::new),
         locks,
+        ledgers,
         monitor: None,
     }
 }
@@ -287,6 +301,9 @@ pub async fn execute(
             events,
             cancel,
             notifier,
+            // The operator saw the dialog's plan: what served then is pinned too.
+            pin: PinMode::Confirmed,
+            offer_take_over: None,
         })
         .await
 }

@@ -174,7 +174,7 @@ impl SshServer {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
                  StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
-                 AllowStreamLocalForwarding yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n{extra_config}",
+                 AllowStreamLocalForwarding yes\nExposeAuthInfo yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n{extra_config}",
                 hk = host_key.display(),
                 pid = dir.path().join("sshd.pid").display(),
                 ak = authorized.display(),
@@ -989,4 +989,116 @@ fn text_of(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Sends a signal (by name: TERM, HUP, STOP, CONT, ...) to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill (procps)");
+    assert!(ok.success(), "kill -{sig} {pid} failed");
+}
+
+/// A deploy or rollback of the real binary with `--output json`: events on stdout (read line by
+/// line), the final error on stderr (collected to a file).
+pub struct JsonRun {
+    pub child: Child,
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl JsonRun {
+    pub fn spawn(config: &Path, args: &[&str]) -> JsonRun {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr = dir.path().join("stderr");
+        let mut child = Command::new(deckhand_bin())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .args(["--output", "json"])
+            .env("XDG_STATE_HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn deckhand");
+        let out = child.stdout.take().expect("stdout");
+        JsonRun {
+            child,
+            lines: std::io::BufRead::lines(std::io::BufReader::new(out)),
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// Reads events until `step` starts; false when the run ended first.
+    pub fn wait_for_step(&mut self, step: &str) -> bool {
+        let needle = format!("\"step\":\"{step}\"");
+        for line in self.lines.by_ref() {
+            let Ok(line) = line else { return false };
+            if line.contains("\"event\":\"step_started\"") && line.contains(&needle) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits for the end: the exit code and everything printed (events and the error).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let mut all: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let status = self.child.wait().expect("wait");
+        all.push(std::fs::read_to_string(&self.stderr).unwrap_or_default());
+        (status.code(), all.join("\n"))
+    }
+}
+
+/// A small tmpfs mounted on a directory (root only), unmounted on drop: a full disk for
+/// deckhand's state directory.
+pub struct SmallDisk {
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("mount (util-linux)");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs on {} (the test runs as root, as CI does): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Fills the filesystem until no data block is left.
+    pub fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", self.dir.join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+        let probe = std::fs::write(self.dir.join("probe"), b"x");
+        assert!(probe.is_err(), "the disk is not full");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
 }

@@ -4,6 +4,7 @@
 use deckhand_test_support as harness;
 
 mod alerts;
+mod audit_log;
 mod console_conn;
 mod credentials;
 mod doctor;
@@ -11,6 +12,8 @@ mod engine_restart;
 mod faults;
 mod hostile;
 mod init;
+mod ledger;
+mod locking;
 mod logs;
 mod metrics;
 mod proxy;

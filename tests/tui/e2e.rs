@@ -606,3 +606,50 @@ fn console_and_cli_deploying_at_once_exactly_one_proceeds() {
     );
     quit(tmux);
 }
+
+/// SIGTERM (a supervisor, `timeout`) or SIGHUP (the terminal window closed) while the console
+/// runs a deploy: the console leaves with the terminal put back, and the deploy aborts before
+/// its switch (new container stopped, lock released, audit `aborted`); the old color serves.
+#[test]
+fn sigterm_leaves_the_console_restores_the_terminal_and_aborts_the_deploy() {
+    let setup = open_console(&[SLOW_SHA]);
+    let (tmux, cfg) = (&setup.tmux, &setup.cfg);
+    confirm_console_deploy(tmux, "the deploy plan", SLOW_SHA, "blue");
+    let lock = wait_for_lock(&setup, &format!("deploy {SLOW_SHA}"));
+    tmux.wait_for("the health wait", Duration::from_secs(30), |s| {
+        s.lines()
+            .any(|l| l.contains("wait until healthy") && !l.contains('✓'))
+    });
+    let pid = lock["pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .expect("the lock names the console's pid");
+    harness::signal(pid, "TERM");
+    let s = tmux.wait_for("the console to exit", Duration::from_secs(120), |s| {
+        s.contains("EXITED")
+    });
+    assert!(s.contains("EXITED 1"), "{s}");
+    assert!(s.contains("SIGTERM: left the console"), "{s}");
+    // The main screen is back (the console's alternate screen is gone).
+    assert!(!s.contains("wait until healthy"), "{s}");
+    let lock_path = setup
+        .host_state
+        .join("locks")
+        .join(format!("{}.lock", setup.svc.name));
+    assert!(
+        std::fs::symlink_metadata(&lock_path).is_err(),
+        "the lock was released"
+    );
+    assert_ne!(
+        setup.svc.container_state("blue").as_deref(),
+        Some("running"),
+        "the new container was stopped"
+    );
+    let audit = audit_records(&setup.host_state);
+    assert_eq!(
+        audit.last().map(|r| r["outcome"].clone()),
+        Some("aborted".into()),
+        "{audit:?}"
+    );
+    assert_eq!(live(cfg), ("green".to_string(), "a000002".to_string()));
+}

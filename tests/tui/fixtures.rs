@@ -176,6 +176,7 @@ pub fn audit(n: usize) -> Vec<AuditRecord> {
             duration_ms: Some(4200),
             error: None,
             details: None,
+            extra: Default::default(),
         })
         .collect()
 }
@@ -185,6 +186,7 @@ pub fn snapshot(status: HostStatus) -> Snapshot {
         status,
         audit: Ok(audit(3)),
         locks: BTreeMap::from([("api".to_string(), Ok(None))]),
+        ledgers: BTreeMap::from([("api".to_string(), Ok(Default::default()))]),
         monitor: None,
     }
 }

@@ -144,3 +144,54 @@ fn an_action_can_target_the_selected_host_only() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn the_rollback_target_and_the_picker_marks_come_from_the_ledger() {
+    use deckhand::release::ledger::{Ending, Ledger, Release};
+    use deckhand::state::Color;
+    let (mut app, _) = fleet_app();
+    let rel = |sha: &str, color, hour: u32, ended| Release {
+        sha: sha.into(),
+        color,
+        since: format!("2026-12-01T0{hour}:00:00Z"),
+        by: "ana@laptop".into(),
+        action: "deploy".into(),
+        until: None,
+        ended,
+        healthy: true,
+        reconciled: false,
+    };
+    // a000001 served well; a000002 (still in the kept green container) was rolled back from.
+    let ledger = Ledger {
+        releases: vec![
+            rel("a000001", Color::Green, 1, Some(Ending::Replaced)),
+            rel("a000002", Color::Green, 2, Some(Ending::RolledBack)),
+            rel("a000003", Color::Blue, 3, None),
+        ],
+    };
+    let mut snap = snapshot(host_status("dev-1", service_status("a000003", "a000002")));
+    snap.ledgers.insert("api".into(), Ok(ledger));
+    feed(&mut app, "dev-1", HostUpdate::Snapshot(Box::new(snap)));
+    // The kept idle container is not the target: the ledger's last good release is, and its
+    // container is gone (the rollback recreates it from the retained image).
+    assert_eq!(
+        app.hosts()[0].rollback_target("api"),
+        Some((None, "a000001".to_string()))
+    );
+    let screen = render(&app, 120, 24);
+    assert!(screen.contains("↺a000001"), "{screen}");
+    assert!(!screen.contains("↺a000002"), "{screen}");
+
+    app.on_key(key('d'));
+    let screen = render(&app, 140, 30);
+    let row = |sha: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(sha) && l.contains(" MiB "))
+            .unwrap_or_else(|| panic!("no picker row for {sha}:\n{screen}"))
+            .to_string()
+    };
+    assert!(row("a000001").contains("✓ good"), "{screen}");
+    assert!(row("a000002").contains("✗ backed out"), "{screen}");
+    assert!(!row("a000003").contains("backed out"), "{screen}");
+}

@@ -471,3 +471,47 @@ fn a_host_that_is_down_stays_down_while_the_poller_retries() {
     feed(&mut app, "dev-2", HostUpdate::Connected);
     assert!(app.hosts()[1].conn.is_up());
 }
+
+#[test]
+fn a_run_stopped_by_a_stale_lock_offers_to_take_it_over_behind_a_confirm_dialog() {
+    let (mut app, _) = fleet_app();
+    app.on_key(key('r'));
+    ready(&mut app);
+    app.on_key(code(KeyCode::Right));
+    let id = match app.on_key(code(KeyCode::Enter)).as_slice() {
+        [Effect::Execute { id, .. }] => *id,
+        other => panic!("unexpected {other:?}"),
+    };
+    let effects = app.on_msg(Msg::ActionDone {
+        id,
+        report: report_failed(deckhand::release::ReleaseError::Locked {
+            host: "dev-1".into(),
+            service: "api".into(),
+            holder: "ci@runner-7 (pid 4242, heartbeat 900s ago)".into(),
+            hint: String::new(),
+            takeover_possible: true,
+        }),
+    });
+    // Nothing runs without a confirmation: the offer is a new plan for a confirm dialog.
+    match effects.as_slice() {
+        [Effect::Plan { request, .. }] => {
+            assert!(request.take_over_stale);
+            assert_eq!(request.hosts, ["dev-1".to_string(), "dev-2".to_string()]);
+            assert!(
+                request.equivalent().ends_with("--take-over-stale"),
+                "{}",
+                request.equivalent()
+            );
+        }
+        other => panic!("expected a take-over offer, got {other:?}"),
+    }
+    assert!(matches!(app.dialog(), Some(Dialog::Confirm(_))));
+    assert!(
+        app.message().unwrap_or("").contains("stale"),
+        "{:?}",
+        app.message()
+    );
+    // Declined: nothing more happens.
+    app.on_key(code(KeyCode::Esc));
+    assert!(app.dialog().is_none());
+}

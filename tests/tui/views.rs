@@ -29,6 +29,8 @@ pub fn rollback_plan() -> DeployPlan {
         create_proxy: false,
         proxy_change: None,
         steps: vec![Step::Lock, Step::Start, Step::Health, Step::Switch],
+        image_present: true,
+        note: None,
     }
 }
 

@@ -11,4 +11,4 @@ mod run;
 pub use plan::{HostPlan, PlanError, Planned, close, connect, plan};
 pub use report::{HostError, HostReport, HostResult, NotAttempted, RunReport, ServesNow};
 pub use request::{Confirmation, EnvInfo, Request, Verb};
-pub use run::{RunOptions, outcome_message};
+pub use run::{PinMode, RunOptions, TakeOverOffer, outcome_message};

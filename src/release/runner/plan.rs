@@ -13,8 +13,7 @@ use crate::release::execute::plan_on_host;
 use crate::release::lock::{self, LockState};
 use crate::release::plan::{Action, Target};
 use crate::release::prune::{self, PrunePlan};
-use crate::release::{DeployPlan, ReleaseError};
-use crate::state::read_service;
+use crate::release::{DeployPlan, ReleaseError, ledger};
 use crate::transport::{Host, TransportError};
 
 /// Why a request cannot be planned. Nothing changed on any host.
@@ -39,6 +38,10 @@ pub enum PlanError {
     NotConnected { host: String, why: String },
 
     /// Reading or planning on one host failed.
+    /// An environment rollback must land on one SHA; the hosts' ledgers name different ones.
+    #[error("{message}")]
+    Disagree { message: String },
+
     #[error("{source}")]
     Host {
         host: String,
@@ -67,7 +70,9 @@ impl PlanError {
                 ReleaseError::Plan { .. } => crate::exit::USAGE,
                 e => e.exit_code(),
             },
-            PlanError::BadRef { .. } | PlanError::UnknownHost { .. } => crate::exit::USAGE,
+            PlanError::BadRef { .. }
+            | PlanError::UnknownHost { .. }
+            | PlanError::Disagree { .. } => crate::exit::USAGE,
         }
     }
 }
@@ -188,11 +193,37 @@ pub async fn plan(request: Request, hosts: Vec<Arc<Host>>) -> Result<Planned, Pl
     for r in results {
         plans.push(r?);
     }
+    if let Err(e) = agree(&request, &plans) {
+        close(hosts).await;
+        return Err(e);
+    }
     Ok(Planned {
         request,
         hosts,
         plans,
     })
+}
+
+/// One environment rollback to "previous" goes to one SHA: when the hosts' ledgers name
+/// different releases, the plan lists them and asks for a REF.
+fn agree(request: &Request, plans: &[HostPlan]) -> Result<(), PlanError> {
+    if request.verb
+        != (Verb::Rollback {
+            target: Target::Previous,
+        })
+    {
+        return Ok(());
+    }
+    let targets: Vec<(String, String)> = plans
+        .iter()
+        .filter_map(|p| match p {
+            HostPlan::Release(p) => Some((p.host.clone(), p.to_sha.clone())),
+            _ => None,
+        })
+        .collect();
+    ledger::agree_on_target(&targets)
+        .map(|_| ())
+        .map_err(|message| PlanError::Disagree { message })
 }
 
 /// Plans on one host, as the run will when it gets there.
@@ -218,22 +249,83 @@ pub(super) async fn plan_one(request: &Request, host: &Host) -> Result<HostPlan,
             .await
             .map(|(p, _)| HostPlan::Release(p))
             .map_err(err),
-        Verb::Prune { keep } => {
-            let st = read_service(host, service).await.map_err(|e| {
-                err(crate::release::proxy::docker_err(
-                    host,
-                    "read the service",
-                    &e,
-                ))
-            })?;
-            Ok(HostPlan::Prune(prune::plan_prune(host.name(), &st, *keep)))
-        }
-        Verb::Unlock => lock::read(host, &service.name)
+        // The ledger's rollback target is kept, as the run under the lock keeps it.
+        Verb::Prune { keep } => prune::plan_on_host(host, service, *keep)
+            .await
+            .map(HostPlan::Prune)
+            .map_err(err),
+        Verb::Unlock { .. } => lock::read(host, &service.name)
             .await
             .map(|lock| HostPlan::Unlock {
                 host: host.name().to_string(),
                 lock,
             })
             .map_err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::plan::Action;
+    use crate::state::Color;
+
+    fn rollback_plan(host: &str, to: &str) -> HostPlan {
+        HostPlan::Release(DeployPlan {
+            action: Action::Rollback,
+            host: host.into(),
+            service: "api".into(),
+            from_color: Some(Color::Green),
+            from_sha: Some("a000003".into()),
+            to_color: Color::Blue,
+            to_sha: to.into(),
+            image: format!("r/api:{to}"),
+            reuse_existing: true,
+            noop: false,
+            finish_only: false,
+            create_proxy: false,
+            proxy_change: None,
+            steps: Vec::new(),
+            image_present: true,
+            note: None,
+        })
+    }
+
+    fn request(target: Target) -> Request {
+        let cfg = crate::config::load_str(
+            "[[service]]\nname = \"api\"\nimage = \"r/api\"\n\n[env.dev]\nhosts = [\"local\"]\n",
+            std::path::Path::new("/tmp/deckhand.toml"),
+        )
+        .expect("config");
+        let env = super::super::EnvInfo {
+            name: "prod".into(),
+            protected: false,
+            read_only: false,
+            hosts: vec!["p-1".into(), "p-2".into()],
+        };
+        Request::new(&env, &cfg.services[0], &[], Verb::Rollback { target }, "me").expect("request")
+    }
+
+    #[test]
+    fn an_environment_rollback_goes_to_one_sha_or_asks_for_a_ref() {
+        let agreed = [
+            rollback_plan("p-1", "a000002"),
+            rollback_plan("p-2", "a000002"),
+        ];
+        assert!(agree(&request(Target::Previous), &agreed).is_ok());
+        let split = [
+            rollback_plan("p-1", "a000002"),
+            rollback_plan("p-2", "a000001"),
+        ];
+        let e = agree(&request(Target::Previous), &split).expect_err("hosts disagree");
+        assert_eq!(e.exit_code(), crate::exit::USAGE);
+        let text = e.to_string();
+        assert!(text.contains("deckhand rollback <SHA>"), "{text}");
+        assert!(
+            text.contains("p-1: a000002") && text.contains("p-2: a000001"),
+            "{text}"
+        );
+        // A named REF is one SHA by construction.
+        assert!(agree(&request(Target::Ref("a000001".into())), &split).is_ok());
     }
 }

@@ -149,6 +149,22 @@ impl RunReport {
         })
     }
 
+    /// The host whose stale lock stopped the run, and whose lock it is: a run that may be
+    /// offered again taking the lock over.
+    pub fn stale_lock(&self) -> Option<(&str, &str)> {
+        self.hosts.iter().find_map(|h| match &h.result {
+            HostResult::Failed { error } => match error.as_ref() {
+                HostError::Release(ReleaseError::Locked {
+                    takeover_possible: true,
+                    holder,
+                    ..
+                }) => Some((h.host.as_str(), holder.as_str())),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
     /// The operator stopped the run between hosts.
     pub fn cancelled(&self) -> bool {
         self.hosts.iter().any(|h| {
@@ -266,6 +282,7 @@ mod tests {
                     service: "api".into(),
                     holder: "x".into(),
                     hint: String::new(),
+                    takeover_possible: false,
                 }
                 .into(),
             ),

@@ -25,7 +25,11 @@ pub enum Verb {
     Prune {
         keep: usize,
     },
-    Unlock,
+    /// Removes the lock the plan showed. A live (heartbeating) lock is refused unless `force`
+    /// (audited with both identities, see `lock::unlock`).
+    Unlock {
+        force: bool,
+    },
 }
 
 impl Verb {
@@ -35,7 +39,7 @@ impl Verb {
             Verb::Redeploy { .. } => "redeploy",
             Verb::Rollback { .. } => "rollback",
             Verb::Prune { .. } => "prune",
-            Verb::Unlock => "unlock",
+            Verb::Unlock { .. } => "unlock",
         }
     }
 
@@ -54,7 +58,7 @@ impl Verb {
             Verb::Redeploy { .. } => "Redeploy",
             Verb::Rollback { .. } => "Rollback",
             Verb::Prune { .. } => "Prune",
-            Verb::Unlock => "Unlock",
+            Verb::Unlock { .. } => "Unlock",
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct Request {
     pub lock_wait: Duration,
     /// Overrides the service's health timeout.
     pub health_timeout: Option<Duration>,
+    /// Take over a stale lock (or one whose process is gone) instead of refusing; audited
+    /// with whose lock it was.
+    pub take_over_stale: bool,
 }
 
 impl Request {
@@ -150,7 +157,20 @@ impl Request {
             actor: actor.to_string(),
             lock_wait: Duration::ZERO,
             health_timeout: None,
+            take_over_stale: false,
         })
+    }
+
+    /// The same release again from `host` on (the hosts before it are done), taking over the
+    /// stale lock that stopped it; the equivalent command says `--take-over-stale`.
+    pub fn taking_over_from(&self, host: &str) -> Request {
+        let mut r = self.clone();
+        if let Some(i) = r.hosts.iter().position(|h| h == host) {
+            r.hosts.drain(..i);
+            r.all_hosts = r.all_hosts && i == 0;
+        }
+        r.take_over_stale = true;
+        r
     }
 
     /// A title: `Deploy a000002 of api in dev`.
@@ -165,14 +185,22 @@ impl Request {
                 target: Target::Ref(r),
             } => format!("Roll back to {r}:"),
             Verb::Prune { .. } => "Prune images of".to_string(),
-            Verb::Unlock => "Unlock".to_string(),
+            Verb::Unlock { .. } => "Unlock".to_string(),
         };
         let on = if self.all_hosts {
             String::new()
         } else {
             format!(" on {}", self.hosts.join(", "))
         };
-        format!("{what} {} in {}{on}", self.service.name, self.env)
+        let take_over = if self.take_over_stale {
+            ", taking over the stale lock"
+        } else {
+            ""
+        };
+        format!(
+            "{what} {} in {}{on}{take_over}",
+            self.service.name, self.env
+        )
     }
 
     /// The CLI command this request equals, so the CLI is learnable from the console and a
@@ -188,15 +216,21 @@ impl Request {
                 target: Target::Ref(r),
             } => format!("rollback {r}"),
             Verb::Prune { keep } => format!("prune --keep {keep}"),
-            Verb::Unlock => "unlock".to_string(),
+            Verb::Unlock { force: false } => "unlock".to_string(),
+            Verb::Unlock { force: true } => "unlock --force".to_string(),
         };
         let hosts: String = if self.all_hosts {
             String::new()
         } else {
             self.hosts.iter().map(|h| format!(" --host {h}")).collect()
         };
+        let take_over = if self.take_over_stale && self.verb.is_release() {
+            " --take-over-stale"
+        } else {
+            ""
+        };
         format!(
-            "deckhand {what} --env {} --service {}{hosts}",
+            "deckhand {what} --env {} --service {}{hosts}{take_over}",
             self.env, self.service.name
         )
     }
@@ -291,6 +325,8 @@ mod tests {
             create_proxy: false,
             proxy_change: None,
             steps: Vec::new(),
+            image_present: false,
+            note: None,
         })
     }
 
@@ -327,13 +363,26 @@ mod tests {
                 Verb::Prune { keep: 3 },
                 "deckhand prune --keep 3 --env staging --service api",
             ),
-            (Verb::Unlock, "deckhand unlock --env staging --service api"),
+            (
+                Verb::Unlock { force: false },
+                "deckhand unlock --env staging --service api",
+            ),
+            (
+                Verb::Unlock { force: true },
+                "deckhand unlock --force --env staging --service api",
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(verb(v).equivalent(), want);
         }
-        let one =
-            Request::new(&env(false), &svc, &["s-2".into()], Verb::Unlock, "me").expect("request");
+        let one = Request::new(
+            &env(false),
+            &svc,
+            &["s-2".into()],
+            Verb::Unlock { force: false },
+            "me",
+        )
+        .expect("request");
         assert_eq!(
             one.equivalent(),
             "deckhand unlock --env staging --service api --host s-2"
@@ -345,8 +394,14 @@ mod tests {
     #[test]
     fn a_request_refuses_unknown_hosts_and_bad_refs_and_keeps_the_env_order() {
         let svc = service();
-        let e = Request::new(&env(false), &svc, &["nope".into()], Verb::Unlock, "me")
-            .expect_err("unknown host");
+        let e = Request::new(
+            &env(false),
+            &svc,
+            &["nope".into()],
+            Verb::Unlock { force: false },
+            "me",
+        )
+        .expect_err("unknown host");
         assert_eq!(
             e.to_string(),
             "host `nope` is not in environment `staging` (hosts: s-1, s-2)"
@@ -366,7 +421,7 @@ mod tests {
             &env(false),
             &svc,
             &["s-2".into(), "s-1".into()],
-            Verb::Unlock,
+            Verb::Unlock { force: false },
             "me",
         )
         .expect("request");
@@ -403,5 +458,35 @@ mod tests {
         );
         assert!(!rule.accepts("dev") && !rule.accepts(""));
         assert_eq!(rule.words_text(), "`staging` or `a000002`");
+    }
+
+    #[test]
+    fn a_take_over_offer_reruns_from_the_stopped_host_and_says_so() {
+        let svc = service();
+        let r = Request::new(
+            &env(false),
+            &svc,
+            &[],
+            Verb::Deploy {
+                reference: "a000002".into(),
+            },
+            "me",
+        )
+        .expect("request");
+        let again = r.taking_over_from("s-2");
+        assert!(again.take_over_stale);
+        assert_eq!(again.hosts, ["s-2".to_string()]);
+        assert_eq!(
+            again.equivalent(),
+            "deckhand deploy a000002 --env staging --service api --host s-2 --take-over-stale"
+        );
+        assert!(again.title().ends_with("taking over the stale lock"));
+        // From the first host: still the whole environment.
+        let all = r.taking_over_from("s-1");
+        assert!(all.all_hosts);
+        assert_eq!(
+            all.equivalent(),
+            "deckhand deploy a000002 --env staging --service api --take-over-stale"
+        );
     }
 }

@@ -10,20 +10,38 @@ use super::plan::{HostPlan, Planned, plan_one};
 use super::report::{HostError, HostReport, HostResult, NotAttempted, RunReport, ServesNow};
 use super::request::{Request, Verb};
 use crate::monitor::notify::Notifier;
-use crate::release::audit::{self, AuditRecord};
-use crate::release::plan::{Action, Target};
+use crate::release::plan::Pinned;
 use crate::release::{ActionOptions, Event, EventSink, ReleaseError, Step, execute, lock, prune};
 use crate::state::read_service;
 use crate::transport::Host;
 use crate::util::format_bytes;
 
-/// What a run needs besides the plan: where events go, the cancel switch, the webhook.
+/// What a run needs besides the plan: where events go, the cancel switch, the webhook, how
+/// the plan was confirmed and who may be asked about a stale lock.
 #[derive(Clone)]
 pub struct RunOptions {
     pub events: EventSink,
     /// Checked before every host and, inside a release, between its steps up to the switch.
+    /// The faces make it with `release::signals::cancel_on_signals`.
     pub cancel: CancellationToken,
     pub notifier: Notifier,
+    pub pin: PinMode,
+    /// Asked (host, holder) when a host's lock is stale and the request does not take it over
+    /// already; `true` re-runs that host taking it over. May block (a terminal prompt).
+    pub offer_take_over: Option<TakeOverOffer>,
+}
+
+/// A question to the operator about a stale lock: (host, holder) → take it over?
+pub type TakeOverOffer = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// How much of a confirmed release plan must still hold under the lock (`DeployPlan::pin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinMode {
+    /// A person confirmed what they saw: the target and what served before are pinned.
+    Confirmed,
+    /// Nobody looked (`--yes`, CI often queued with `--lock-wait` behind another deploy): only
+    /// the target is pinned.
+    TargetOnly,
 }
 
 impl Planned {
@@ -98,43 +116,22 @@ async fn run_host(
     opts: &RunOptions,
 ) -> HostResult {
     let failed = |e: HostError| HostResult::Failed { error: Arc::new(e) };
-    let now = match confirmed_still_holds(request, host, plan).await {
-        Ok(now) => now,
-        Err(e) => {
-            opts.events.emit(Event::StepFailed {
-                host: host.name().to_string(),
-                step: Step::Inspect,
-                error: e.to_string(),
-            });
-            return failed(e);
-        }
-    };
     let service = &request.service;
-    let action_opts = ActionOptions {
-        env: request.env.clone(),
-        actor: request.actor.clone(),
-        lock_wait: request.lock_wait,
-        health_timeout: request.health_timeout,
-        cancel: opts.cancel.clone(),
-    };
-    let release = |target: Target, action: Action| {
-        execute::run(
-            host.clone(),
-            service,
-            target,
-            action,
-            &action_opts,
-            &opts.events,
-        )
-    };
-    let done = match &request.verb {
-        Verb::Deploy { reference } => release(Target::Ref(reference.clone()), Action::Deploy).await,
-        Verb::Redeploy { reference } => {
-            release(Target::Ref(reference.clone()), Action::Redeploy).await
+    match (&request.verb, plan) {
+        // A release is pinned to the confirmed plan and checked under the lock, the stronger
+        // check (`execute::run_pinned`: `ReleaseError::Changed` says what changed).
+        (v, HostPlan::Release(p)) if v.is_release() => {
+            let pin = match opts.pin {
+                PinMode::Confirmed => p.pin(),
+                PinMode::TargetOnly => p.pin().target_only(),
+            };
+            release(request, host, &pin, opts).await
         }
-        Verb::Rollback { target } => release(target.clone(), Action::Rollback).await,
-        Verb::Prune { keep } => {
-            return match prune::run_on_host(
+        (Verb::Prune { keep }, _) => {
+            if let Err(e) = confirmed_still_holds(request, host, plan, &opts.events).await {
+                return failed(e);
+            }
+            match prune::run_on_host(
                 host,
                 service,
                 *keep,
@@ -161,21 +158,71 @@ async fn run_host(
                     outcome: None,
                 },
                 Err(e) => failed(e.into()),
-            };
+            }
         }
-        // Released meanwhile (its holder finished): nothing to remove, nothing to record.
-        Verb::Unlock if now.is_noop() && !plan.is_noop() => {
-            return HostResult::Done {
-                summary: format!(
-                    "{}: the lock was released meanwhile; nothing to do",
-                    host.name()
-                ),
-                duration_ms: 0,
-                outcome: None,
+        (Verb::Unlock { force }, _) => {
+            let now = match confirmed_still_holds(request, host, plan, &opts.events).await {
+                Ok(now) => now,
+                Err(e) => return failed(e),
             };
+            // Released meanwhile (its holder finished): nothing to remove, nothing to record.
+            if now.is_noop() && !plan.is_noop() {
+                return HostResult::Done {
+                    summary: format!(
+                        "{}: the lock was released meanwhile; nothing to do",
+                        host.name()
+                    ),
+                    duration_ms: 0,
+                    outcome: None,
+                };
+            }
+            unlock(request, *force, host, plan, &opts.events).await
         }
-        Verb::Unlock => return unlock(request, host, plan, &opts.events).await,
+        (_, other) => failed(HostError::Changed {
+            host: host.name().to_string(),
+            confirmed: other.summary(),
+            now: format!("a plan for {}", request.verb.as_str()),
+        }),
+    }
+}
+
+/// Runs one host's confirmed release; a stale lock is offered for take-over when someone can
+/// be asked, and the host is run again taking it over if they agree.
+async fn release(
+    request: &Request,
+    host: &Arc<Host>,
+    pin: &Pinned,
+    opts: &RunOptions,
+) -> HostResult {
+    let mut action_opts = ActionOptions {
+        env: request.env.clone(),
+        actor: request.actor.clone(),
+        lock_wait: request.lock_wait,
+        health_timeout: request.health_timeout,
+        cancel: opts.cancel.clone(),
+        take_over_stale: request.take_over_stale,
     };
+    let service = &request.service;
+    let mut done =
+        execute::run_pinned(host.clone(), service, pin, &action_opts, &opts.events).await;
+    if let Err(ReleaseError::Locked {
+        takeover_possible: true,
+        holder,
+        ..
+    }) = &done
+        && !action_opts.take_over_stale
+        && let Some(offer) = &opts.offer_take_over
+    {
+        let (offer, name, holder) = (offer.clone(), host.name().to_string(), holder.clone());
+        let yes = tokio::task::spawn_blocking(move || offer(&name, &holder))
+            .await
+            .unwrap_or(false);
+        if yes {
+            action_opts.take_over_stale = true;
+            done =
+                execute::run_pinned(host.clone(), service, pin, &action_opts, &opts.events).await;
+        }
+    }
     match done {
         Ok(o) => HostResult::Done {
             summary: o.plan.summary(),
@@ -185,14 +232,33 @@ async fn run_host(
         Err(e @ ReleaseError::Aborted { .. }) => HostResult::Aborted {
             error: Arc::new(e.into()),
         },
-        Err(e) => failed(e.into()),
+        Err(e) => HostResult::Failed {
+            error: Arc::new(e.into()),
+        },
     }
 }
 
 /// The host is still what the operator confirmed: read again just before this host's turn
-/// (an earlier host took minutes; another operator may have acted). The lock taken next makes
-/// the rest of the run exclusive.
+/// (an earlier host took minutes; another operator may have acted). For prune and unlock;
+/// releases are checked under their lock instead (`execute::run_pinned`).
 async fn confirmed_still_holds(
+    request: &Request,
+    host: &Host,
+    confirmed: &HostPlan,
+    events: &EventSink,
+) -> Result<HostPlan, HostError> {
+    let r = still_holds(request, host, confirmed).await;
+    if let Err(e) = &r {
+        events.emit(Event::StepFailed {
+            host: host.name().to_string(),
+            step: Step::Inspect,
+            error: e.to_string(),
+        });
+    }
+    r
+}
+
+async fn still_holds(
     request: &Request,
     host: &Host,
     confirmed: &HostPlan,
@@ -228,10 +294,13 @@ fn differs(confirmed: &HostPlan, now: &HostPlan) -> bool {
             c.from_sha != n.from_sha || c.from_color != n.from_color || c.to_sha != n.to_sha
         }
         (HostPlan::Unlock { lock: c, .. }, HostPlan::Unlock { lock: n, .. }) => {
+            // The link's token; the details file may be empty (a full disk).
             let token = |l: &Option<crate::release::lock::LockState>| {
-                l.as_ref()
-                    .and_then(|l| l.info.as_ref())
-                    .map(|i| i.token.clone())
+                l.as_ref().and_then(|l| {
+                    l.token
+                        .clone()
+                        .or_else(|| l.info.as_ref().map(|i| i.token.clone()))
+                })
             };
             n.is_some() && token(c) != token(n)
         }
@@ -241,8 +310,15 @@ fn differs(confirmed: &HostPlan, now: &HostPlan) -> bool {
     }
 }
 
-/// Removes the lock that was confirmed, and records it.
-async fn unlock(request: &Request, host: &Host, plan: &HostPlan, events: &EventSink) -> HostResult {
+/// Removes the lock that was confirmed, by the unlock rules (`lock::unlock`: only the lock
+/// shown, a live one only with `force`), which also records it with both identities.
+async fn unlock(
+    request: &Request,
+    force: bool,
+    host: &Host,
+    plan: &HostPlan,
+    events: &EventSink,
+) -> HostResult {
     let HostPlan::Unlock {
         lock: Some(state), ..
     } = plan
@@ -260,30 +336,31 @@ async fn unlock(request: &Request, host: &Host, plan: &HostPlan, events: &EventS
         step: Step::Unlock,
         detail: state.holder(),
     });
-    if let Err(e) = lock::force_remove(host, &request.service.name).await {
-        events.emit(Event::StepFailed {
-            host: name,
-            step: Step::Unlock,
-            error: e.to_string(),
-        });
-        return HostResult::Failed {
-            error: Arc::new(e.into()),
-        };
-    }
-    let mut rec = AuditRecord::now(
-        &request.actor,
-        &request.env,
-        host.name(),
-        &request.service.name,
-        "unlock",
-    );
-    rec.outcome = "success".into();
-    rec.details = Some(format!("removed the lock of {}", state.holder()));
-    if let Err(e) = audit::append(host, &rec).await {
-        events.emit(Event::Info {
-            host: name.clone(),
-            message: format!("WARNING: the unlock is not in the audit log: {e}"),
-        });
+    let req = lock::UnlockRequest {
+        service: &request.service.name,
+        actor: &request.actor,
+        env: &request.env,
+        force,
+    };
+    match lock::unlock(host, &req, state).await {
+        Ok(warning) => {
+            if let Some(w) = warning {
+                events.emit(Event::Info {
+                    host: name.clone(),
+                    message: format!("WARNING: {w}"),
+                });
+            }
+        }
+        Err(e) => {
+            events.emit(Event::StepFailed {
+                host: name,
+                step: Step::Unlock,
+                error: e.to_string(),
+            });
+            return HostResult::Failed {
+                error: Arc::new(e.into()),
+            };
+        }
     }
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     events.emit(Event::StepFinished {
@@ -357,6 +434,7 @@ mod tests {
     use super::*;
     use crate::release::DeployPlan;
     use crate::release::lock::{LockInfo, LockState};
+    use crate::release::plan::Action;
     use crate::state::Color;
 
     fn plan(from: &str, to: &str, noop: bool) -> HostPlan {
@@ -375,6 +453,8 @@ mod tests {
             create_proxy: false,
             proxy_change: None,
             steps: Vec::new(),
+            image_present: false,
+            note: None,
         })
     }
 
@@ -393,6 +473,8 @@ mod tests {
                 heartbeat_age_secs: 99,
                 stale: true,
                 raw: None,
+                token: Some(token.into()),
+                legacy: false,
             }),
         }
     }

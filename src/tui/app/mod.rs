@@ -323,6 +323,7 @@ impl App {
                 }
             }
             Msg::ActionDone { id, report } => {
+                let mut offer = None;
                 if let Some(p) = self.progress.values_mut().find(|p| p.id == id) {
                     let verb = p.request.verb.as_str();
                     self.message = Some(if report.succeeded() {
@@ -330,11 +331,24 @@ impl App {
                     } else {
                         format!("{verb} FAILED (see the progress pane)")
                     });
+                    // A stale lock stopped it: offer the same run again, taking the lock over
+                    // (behind the usual confirm dialog; the audit records whose lock it was).
+                    if !p.request.take_over_stale
+                        && let Some((host, holder)) = report.stale_lock()
+                    {
+                        self.message = Some(format!(
+                            "{host}: the lock is stale ({holder}); confirm to take it over and run again"
+                        ));
+                        offer = Some(p.request.taking_over_from(host));
+                    }
                     p.finish(report, now);
                 }
                 // An abort dialog for an action that has ended has nothing left to ask.
                 self.dialogs
                     .retain(|d| !matches!(d, Dialog::Abort { id: a, .. } if *a == id));
+                if let Some(request) = offer {
+                    return self.confirm_dialog(request);
+                }
             }
             Msg::Logs { id, lines } => {
                 if let Some(l) = self.logs.as_mut().filter(|l| l.id() == id) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crossterm::event::KeyEvent;
 use ratatui_textarea::TextArea;
 
+use crate::release::ledger::{self, Ledger, PickerMark};
 use crate::release::registry::RegistryError;
 use crate::state::Color;
 use crate::tui::keymap::{self, KeyAction, Scope};
@@ -22,6 +23,8 @@ pub struct Candidate {
     pub runs: Vec<String>,
     /// The registry has this tag (so hosts that lack it can pull it).
     pub in_registry: bool,
+    /// From the hosts' release ledgers: known good, backed out of, and hosts without its image.
+    pub mark: PickerMark,
 }
 
 /// Where a SHA ran when the console last saw an environment (for promoting across envs).
@@ -167,6 +170,7 @@ pub fn candidates(
             size_bytes: 0,
             runs: Vec::new(),
             in_registry: false,
+            mark: PickerMark::default(),
         })
     }
     if let Some(Ok(tags)) = tags {
@@ -210,10 +214,27 @@ pub fn candidates(
             ));
         }
     }
+    // Each host that has the service, with its ledger (from the same snapshot) and the images
+    // it retains (a container's SHA counts: its image is there).
+    let empty = Ledger::default();
+    let ledgers: Vec<(String, &Ledger, Vec<String>)> = hosts
+        .iter()
+        .filter_map(|h| {
+            let s = h.service(service)?;
+            let mut tags: Vec<String> = s.images.iter().map(|i| i.tag.clone()).collect();
+            tags.extend(
+                Color::BOTH
+                    .iter()
+                    .filter_map(|c| s.color(*c).and_then(|cs| cs.sha.clone())),
+            );
+            Some((h.name.clone(), h.ledger(service).unwrap_or(&empty), tags))
+        })
+        .collect();
     let mut out: Vec<Candidate> = by_sha.into_values().collect();
     for c in &mut out {
         c.runs.sort();
         c.runs.dedup();
+        c.mark = ledger::picker_mark(&c.sha, &ledgers);
     }
     out.sort_by(|a, b| b.created_unix.cmp(&a.created_unix).then(a.sha.cmp(&b.sha)));
     out

@@ -3,9 +3,10 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
 
 use super::{centered, trunc, wrap};
+use crate::release::ledger::PickerMark;
 use crate::release::plan::Target;
 use crate::release::runner::{HostPlan, Verb};
 use crate::tui::action::PlanState;
@@ -307,17 +308,24 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
                     (true, true, true) => "in the registry, on no host yet".to_string(),
                     (true, _, _) => "not running".to_string(),
                 };
-                Row::new(vec![c.sha.clone(), created, size, runs])
+                Row::new(vec![
+                    Cell::from(c.sha.clone()),
+                    Cell::from(created),
+                    Cell::from(size),
+                    ledger_cell(&c.mark, &t),
+                    Cell::from(runs),
+                ])
             })
             .collect();
         let widths = [
             Constraint::Length(10),
             Constraint::Length(9),
             Constraint::Length(10),
+            Constraint::Length(22),
             Constraint::Min(10),
         ];
         let table = Table::new(rows, widths)
-            .header(Row::new(["SHA", "CREATED", "SIZE", "RUNS NOW"]).style(t.bold()))
+            .header(Row::new(["SHA", "CREATED", "SIZE", "LEDGER", "RUNS NOW"]).style(t.bold()))
             .row_highlight_style(t.selected())
             .highlight_symbol("▶");
         let mut state = TableState::default();
@@ -334,4 +342,25 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
         )),
         hint,
     );
+}
+
+/// What the hosts' ledgers say of a SHA: served healthy, or backed out of; and where its image
+/// is missing (a deploy there pulls it).
+fn ledger_cell(m: &PickerMark, t: &crate::tui::theme::Theme) -> Cell<'static> {
+    let mut spans = Vec::new();
+    if m.backed_out {
+        spans.push(Span::styled("✗ backed out", t.bad()));
+    } else if m.known_good {
+        spans.push(Span::styled("✓ good", t.ok()));
+    }
+    if !m.missing_on.is_empty() {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" "));
+        }
+        spans.push(Span::styled(
+            format!("not on {}", m.missing_on.join(",")),
+            t.warn(),
+        ));
+    }
+    Cell::from(Line::from(spans))
 }

@@ -41,8 +41,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         let sha = s
             .and_then(|s| s.live_sha.clone())
             .unwrap_or_else(|| "—".into());
-        let back = match s.and_then(crate::tui::model::rollback_target) {
-            Some((_, sha)) => Cell::from(Span::styled(format!("↺{}", trunc(sha, 7)), t.warn())),
+        let back = match h.rollback_target(&svc.name) {
+            Some((_, sha)) => Cell::from(Span::styled(format!("↺{}", trunc(&sha, 7)), t.warn())),
             None => Cell::from(Span::styled("—", t.dim())),
         };
         let health = match s {

@@ -152,10 +152,11 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
     let chosen = app.current_color();
+    let back = crate::tui::model::rollback_target(s, h.ledger(&s.name));
     for (c, r) in [(Color::Blue, left), (Color::Green, right)] {
         let live = s.live_color == Some(c);
         let cs = s.color(c);
-        let rollback_target = crate::tui::model::rollback_target(s).is_some_and(|(rc, _)| rc == c);
+        let rollback_target = back.as_ref().is_some_and(|(rc, _)| *rc == Some(c));
         let mut title = vec![Span::styled(
             format!(" {c} "),
             t.color_of(c).patch(t.bold()),
@@ -519,7 +520,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
                     r.from_sha.as_deref().unwrap_or("-"),
                     r.to_sha.as_deref().unwrap_or("-")
                 ),
-                r.outcome.clone(),
+                r.outcome.to_string(),
                 r.duration_ms
                     .map(|ms| format_duration(Duration::from_millis(ms)))
                     .unwrap_or_default(),
