@@ -68,9 +68,9 @@ t0=$(date +%s)
     cargo build --release -p deckhand-demo --target "$TARGET")
 [ -x "$BIN" ] || die "cargo did not produce $BIN"
 # glibc static-pie: ldd says "statically linked" (a non-PIE one: "not a dynamic executable").
-if ldd "$BIN" 2>&1 | grep -qE 'not a dynamic executable|statically linked' \
-    && ! readelf -lW "$BIN" | grep -q 'Requesting program interpreter' \
-    && ! readelf -dW "$BIN" | grep -q '(NEEDED)'; then
+if ldd "$BIN" 2>&1 | grep -E 'not a dynamic executable|statically linked' >/dev/null \
+    && ! readelf -lW "$BIN" | grep 'Requesting program interpreter' >/dev/null \
+    && ! readelf -dW "$BIN" | grep '(NEEDED)' >/dev/null; then
     say "binary is static: $BIN ($(ldd "$BIN" 2>&1 | xargs)), $(($(date +%s) - t0)) s"
 else
     ldd "$BIN" >&2 || true
@@ -90,7 +90,9 @@ bash "$ROOT/infrastructure/docker/proxy/build-rootfs.sh" "$work/proxy/rootfs" | 
 nginx_version=$(/usr/sbin/nginx -v 2>&1 | sed 's|^nginx version: nginx/||')
 mkdir -p "$work/haproxy"
 bash "$ROOT/infrastructure/docker/haproxy/build-rootfs.sh" "$work/haproxy/rootfs" | sed 's/^/  /'
-haproxy_version=$(/usr/sbin/haproxy -v | head -1 | awk '{ print $3 }')
+# awk reads all of haproxy's output: `head -1` would close the pipe early, and under pipefail
+# haproxy's SIGPIPE fails the whole script (exit 141), now and then.
+haproxy_version=$(/usr/sbin/haproxy -v | awk 'NR == 1 { print $3 }')
 
 # --- 3. images ------------------------------------------------------------------------------
 created_epoch() { date -d "$(docker image inspect -f '{{.Created}}' "$1")" +%s.%N; }
