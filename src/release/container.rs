@@ -99,7 +99,7 @@ pub(super) async fn create_app(
         | Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => {}
-        Err(e) => return Err(docker_err(host, &format!("remove the old {name}"), &e)),
+        Err(e) => return Err(docker_err(host, &format!("remove the old {name}"), e)),
     }
     let mut env: Vec<String> = service
         .env
@@ -173,7 +173,7 @@ pub(super) async fn create_app(
             },
         )
         .await
-        .map_err(|e| docker_err(host, &format!("create {name}"), &e))?;
+        .map_err(|e| docker_err(host, &format!("create {name}"), e))?;
     Ok(())
 }
 
@@ -194,7 +194,7 @@ pub(super) async fn set_restart_policy(
             },
         )
         .await
-        .map_err(|e| docker_err(host, &format!("set the restart policy of {name}"), &e))
+        .map_err(|e| docker_err(host, &format!("set the restart policy of {name}"), e))
 }
 
 pub(super) async fn tail_logs(host: &Host, name: &str) -> String {
@@ -251,7 +251,7 @@ pub(super) async fn stop(host: &Host, name: &str, service: &Service) -> Result<(
             status_code: 304 | 404,
             ..
         }) => Ok(()),
-        Err(e) => Err(docker_err(host, &format!("stop {name}"), &e)),
+        Err(e) => Err(docker_err(host, &format!("stop {name}"), e)),
     }
 }
 

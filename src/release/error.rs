@@ -49,7 +49,13 @@ pub enum ReleaseError {
     },
 
     #[error("{host}: Docker: {detail}")]
-    Docker { host: String, detail: String },
+    Docker {
+        host: String,
+        detail: String,
+        /// The engine's own error, when the failure came from the Docker API.
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
 
     #[error("{host}: aborted by the operator before the switch; {live_note}")]
     Aborted { host: String, live_note: String },

@@ -89,7 +89,7 @@ pub async fn plan_on_host(
 ) -> Result<(DeployPlan, ServiceStatus), ReleaseError> {
     let status = read_service(host, service)
         .await
-        .map_err(|e| docker_err(host, "read the service", &e))?;
+        .map_err(|e| docker_err(host, "read the service", e))?;
     let ledger = match ledger::read(host, &service.name).await {
         Ok(l) => l,
         // Only a rollback to "previous" needs the ledger; anything else plans without it.
@@ -363,7 +363,7 @@ async fn run_locked(
     let read = async {
         let status = read_service(host, service)
             .await
-            .map_err(|e| docker_err(host, "read the service", &e))?;
+            .map_err(|e| docker_err(host, "read the service", e))?;
         let (ledger, set_aside) = ledger::read_for_update(host, &service.name).await?;
         Ok::<_, ReleaseError>((status, set_aside, ledger))
     };
@@ -485,7 +485,7 @@ async fn run_locked(
                 bollard::errors::Error::DockerResponseServerError {
                     status_code: 304, ..
                 } => Ok(()),
-                e => Err(docker_err(host, &format!("start {new_name}"), &e)),
+                e => Err(docker_err(host, &format!("start {new_name}"), e)),
             })
             .inspect_err(|e| r.fail(Step::Start, e))?;
         started_new = true;

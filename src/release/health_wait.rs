@@ -63,7 +63,7 @@ pub(super) async fn wait_healthy(
             .docker
             .inspect_container(&name, None)
             .await
-            .map_err(|e| docker_err(host, &format!("inspect {name}"), &e))?;
+            .map_err(|e| docker_err(host, &format!("inspect {name}"), e))?;
         let state = ins.state.clone().unwrap_or_default();
         if attempt == 1 {
             checks = super::docker_checks::CheckWatch::new(
@@ -228,9 +228,9 @@ async fn restart_docker_checks(host: &Host, name: &str) -> Result<(), ReleaseErr
     host.docker
         .pause_container(name)
         .await
-        .map_err(|e| docker_err(host, &format!("pause {name}"), &e))?;
+        .map_err(|e| docker_err(host, &format!("pause {name}"), e))?;
     host.docker
         .unpause_container(name)
         .await
-        .map_err(|e| docker_err(host, &format!("unpause {name}"), &e))
+        .map_err(|e| docker_err(host, &format!("unpause {name}"), e))
 }

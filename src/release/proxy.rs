@@ -25,10 +25,11 @@ use crate::state::proxy_api::{self, ServerStat};
 use crate::state::proxy_conf::{self, ProxyRoute};
 use crate::transport::Host;
 
-pub(crate) fn docker_err(host: &Host, what: &str, e: &bollard::errors::Error) -> ReleaseError {
+pub(crate) fn docker_err(host: &Host, what: &str, e: bollard::errors::Error) -> ReleaseError {
     ReleaseError::Docker {
         host: host.name().to_string(),
-        detail: format!("{what}: {}", crate::util::error_chain(e)),
+        detail: format!("{what}: {}", crate::util::error_chain(&e)),
+        source: Some(e),
     }
 }
 
@@ -54,7 +55,7 @@ pub async fn ensure_network(host: &Host, service: &Service) -> Result<(), Releas
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 409, ..
         }) => Ok(()),
-        Err(e) => Err(docker_err(host, &format!("create network {name}"), &e)),
+        Err(e) => Err(docker_err(host, &format!("create network {name}"), e)),
     }
 }
 
@@ -67,7 +68,7 @@ pub async fn exec_in(
     proxy_api::exec(host, container, cmd)
         .await
         .map(|(code, out)| (code, out.trim().to_string()))
-        .map_err(|e| docker_err(host, &format!("exec in {container}"), &e))
+        .map_err(|e| docker_err(host, &format!("exec in {container}"), e))
 }
 
 pub(crate) async fn upload_conf(
@@ -97,7 +98,7 @@ pub(crate) async fn upload_conf(
             bollard::body_full(bytes.into()),
         )
         .await
-        .map_err(|e| docker_err(host, &format!("write the config of {container}"), &e))
+        .map_err(|e| docker_err(host, &format!("write the config of {container}"), e))
 }
 
 /// Makes sure the proxy container exists, runs, and is the one the config describes. When it is
@@ -117,7 +118,7 @@ pub async fn ensure_proxy(
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => None,
-        Err(e) => return Err(docker_err(host, "inspect the proxy", &e)),
+        Err(e) => return Err(docker_err(host, "inspect the proxy", e)),
     };
     match running {
         Some(_) if change.is_some() => {
@@ -137,7 +138,7 @@ pub async fn ensure_proxy(
     host.docker
         .start_container(&name, None)
         .await
-        .map_err(|e| docker_err(host, "start the proxy", &e))?;
+        .map_err(|e| docker_err(host, "start the proxy", e))?;
     wait_ready(host, &name)
         .await
         .map_err(|detail| ReleaseError::Switch {
@@ -188,12 +189,13 @@ async fn replace_proxy(
         host.docker
             .start_container(&name, None)
             .await
-            .map_err(|e| docker_err(host, "start the new proxy", &e))?;
+            .map_err(|e| docker_err(host, "start the new proxy", e))?;
         wait_ready(host, &name)
             .await
             .map_err(|detail| ReleaseError::Docker {
                 host: host.name().to_string(),
                 detail,
+                source: None,
             })?;
         // The live server's address now, rather than at HAProxy's first DNS answer.
         apply(host, service, route)
@@ -201,6 +203,7 @@ async fn replace_proxy(
             .map_err(|detail| ReleaseError::Docker {
                 host: host.name().to_string(),
                 detail,
+                source: None,
             })
     };
     match attempt.await {
@@ -215,7 +218,7 @@ async fn replace_proxy(
                 host.docker
                     .start_container(&name, None)
                     .await
-                    .map_err(|e| docker_err(host, "restart the previous proxy", &e))
+                    .map_err(|e| docker_err(host, "restart the previous proxy", e))
             };
             let live_note = match restored.await {
                 Ok(()) => format!(
@@ -244,7 +247,7 @@ async fn rename(host: &Host, from: &str, to: &str) -> Result<(), ReleaseError> {
             },
         )
         .await
-        .map_err(|e| docker_err(host, &format!("rename {from} to {to}"), &e))
+        .map_err(|e| docker_err(host, &format!("rename {from} to {to}"), e))
 }
 
 async fn remove_quietly(host: &Host, name: &str) {
@@ -325,7 +328,7 @@ async fn create_proxy(host: &Host, service: &Service) -> Result<(), ReleaseError
             },
         )
         .await
-        .map_err(|e| docker_err(host, &format!("create the proxy {name}"), &e))?;
+        .map_err(|e| docker_err(host, &format!("create the proxy {name}"), e))?;
     Ok(())
 }
 

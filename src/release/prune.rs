@@ -105,7 +105,7 @@ pub async fn plan_on_host(
 ) -> Result<PrunePlan, ReleaseError> {
     let st = crate::state::read_service(host, service)
         .await
-        .map_err(|e| docker_err(host, "read the service", &e))?;
+        .map_err(|e| docker_err(host, "read the service", e))?;
     // An unreadable ledger keeps nothing extra; the deploy that next writes it says so.
     let ledger = super::ledger::read(host, &service.name)
         .await
@@ -141,7 +141,7 @@ pub async fn execute(
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
-            Err(e) => return Err(docker_err(host, &format!("remove {image}"), &e)),
+            Err(e) => return Err(docker_err(host, &format!("remove {image}"), e)),
         }
     }
     Ok(removed)
