@@ -432,26 +432,26 @@ fn a_remote_command_that_hangs_times_out_and_says_so() {
 }
 
 /// The lock heartbeat keeps beating when one of its commands hangs: the first heartbeat's
-/// `grep` on the host never returns (a wrapper on sshd's PATH), the next ones must still
-/// refresh the lock, or a deploy longer than 30 s would look abandoned.
+/// `touch -h` of the lock link on the host never returns (a wrapper on sshd's PATH), the next
+/// ones must still refresh the lock, or a deploy longer than 30 s would look abandoned.
 #[test]
 fn a_hung_heartbeat_command_does_not_stop_the_heartbeat() {
     let svc = TestService::new("hh");
     svc.push(&["a000001"]);
     let wrappers = tempfile::tempdir().expect("wrappers");
     let marker = wrappers.path().join("hung-once");
-    let grep = wrappers.path().join("grep");
+    let touch = wrappers.path().join("touch");
     std::fs::write(
-        &grep,
+        &touch,
         format!(
-            "#!/bin/sh\n# The first grep of a lock file (the first heartbeat) hangs; the rest are real.\ncase \"$*\" in *.lock*) if [ ! -e {m} ]; then echo $$ > {m}; exec sleep 600; fi;; esac\nexec /bin/grep \"$@\"\n",
+            "#!/bin/sh\n# The first touch of a lock link (the first heartbeat) hangs; the rest are real.\ncase \"$*\" in *.lock*) if [ ! -e {m} ]; then echo $$ > {m}; exec sleep 600; fi;; esac\nexec /usr/bin/touch \"$@\"\n",
             m = marker.display()
         ),
     )
     .expect("wrapper");
     std::process::Command::new("chmod")
         .arg("+x")
-        .arg(&grep)
+        .arg(&touch)
         .status()
         .expect("chmod");
     let sshd = SshServer::start_with(&format!(
@@ -487,7 +487,8 @@ fn a_hung_heartbeat_command_does_not_stop_the_heartbeat() {
     let mut latest_beat = Duration::ZERO;
     let deadline = Instant::now() + Duration::from_secs(90);
     while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
-        if let Ok(m) = std::fs::metadata(&lock).and_then(|m| m.modified()) {
+        // The lock is a symbolic link and the heartbeat touches the link itself.
+        if let Ok(m) = std::fs::symlink_metadata(&lock).and_then(|m| m.modified()) {
             let first = *first_seen.get_or_insert(m);
             latest_beat = latest_beat.max(m.duration_since(first).unwrap_or_default());
         }
