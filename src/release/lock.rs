@@ -449,7 +449,27 @@ pub async fn unlock(
     shown: &LockState,
 ) -> Result<Option<String>, ReleaseError> {
     let live = shown.liveness() == Liveness::Live;
+    let record = |outcome, details: String| {
+        let mut rec =
+            super::audit::AuditRecord::now(req.actor, req.env, host.name(), req.service, "unlock");
+        rec.outcome = outcome;
+        rec.details = Some(details);
+        rec.extra.holder = shown.info.clone();
+        rec.extra.forced = live && req.force;
+        rec
+    };
     if live && !req.force {
+        // A refused attempt is something an operator did: it goes in the audit log too.
+        let rec = record(
+            super::audit::AuditOutcome::Refused,
+            format!(
+                "refused to remove the LIVE lock of {} (no --force)",
+                shown.holder()
+            ),
+        );
+        if let Err(e) = super::audit::append(host, &rec).await {
+            tracing::warn!(error = %e, "the refused unlock is not in the audit log");
+        }
         return Err(ReleaseError::Locked {
             host: host.name().to_string(),
             service: req.service.to_string(),
@@ -470,20 +490,18 @@ pub async fn unlock(
             takeover_possible: false,
         });
     }
-    let mut rec =
-        super::audit::AuditRecord::now(req.actor, req.env, host.name(), req.service, "unlock");
-    rec.outcome = super::audit::AuditOutcome::Success;
-    rec.details = Some(format!(
-        "removed the {} lock of {}",
-        match shown.liveness() {
-            Liveness::Live => "LIVE",
-            Liveness::Stale => "stale",
-            Liveness::Dead => "dead",
-        },
-        shown.holder()
-    ));
-    rec.extra.holder = shown.info.clone();
-    rec.extra.forced = live;
+    let rec = record(
+        super::audit::AuditOutcome::Success,
+        format!(
+            "removed the {} lock of {}",
+            match shown.liveness() {
+                Liveness::Live => "LIVE",
+                Liveness::Stale => "stale",
+                Liveness::Dead => "dead",
+            },
+            shown.holder()
+        ),
+    );
     Ok(super::audit::append(host, &rec)
         .await
         .err()

@@ -73,9 +73,17 @@ fn a_deploy_whose_live_lock_is_forced_away_stops_before_it_creates_a_container()
     );
     assert_eq!(live(&path), ("green".into(), "a000003".into()));
     let audit = audit_records(&sshd.state_dir());
+    let refused = audit
+        .iter()
+        .find(|r| r["action"] == "unlock" && r["outcome"] == "refused")
+        .expect("the refused unlock is audited too");
+    assert!(
+        refused["holder"]["pid"] == pid && refused["forced"] != true,
+        "{refused:#}"
+    );
     let forced = audit
         .iter()
-        .find(|r| r["action"] == "unlock")
+        .find(|r| r["action"] == "unlock" && r["outcome"] == "success")
         .expect("the forced unlock is audited");
     assert_eq!(forced["forced"], true, "{forced:#}");
     assert!(
