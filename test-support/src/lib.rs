@@ -91,11 +91,30 @@ pub fn require_docker_and_images() {
     }
 }
 
+/// A port that is free now, from below the kernel's ephemeral range (32768-60999). A port the
+/// kernel handed out (bind to port 0) could be handed out again, to Docker publishing another
+/// test's app port on 127.0.0.1, before this test's proxy binds it ("address already in use",
+/// seen in CI). Tests run in processes of their own, so the start is spread by pid and time.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos / 1000);
+    for i in 0..SPAN {
+        let n = start.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)).wrapping_add(i);
+        let Ok(port) = u16::try_from(LOW + n % SPAN) else {
+            continue;
+        };
+        // Free on every address: the proxy publishes on 0.0.0.0.
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}-{}", LOW + SPAN)
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
