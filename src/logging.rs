@@ -72,14 +72,16 @@ pub fn init(level: &str) -> Result<tracing_appender::non_blocking::WorkerGuard, 
     Ok(guard)
 }
 
-/// Wraps the log file writer: every line is passed through [`crate::redact::redact_text`].
+/// Wraps the log file writer: every line is passed through [`crate::redact::redact_text`] (by
+/// name and by every secret value this process learnt) and [`crate::sanitize::for_terminal`]
+/// (an operator reads the log with `tail -f`).
 pub struct RedactingWriter<W>(pub W);
 
 impl<W: Write> Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         self.0
-            .write_all(crate::redact::redact_text(&text).as_bytes())?;
+            .write_all(crate::sanitize::host_text(&text).as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -1,7 +1,5 @@
 //! Plain-text tables and the redacting log writer.
 
-use std::io::Write;
-
 /// A left-aligned text table; the last column is not padded.
 #[derive(Default)]
 pub struct Table {
@@ -55,23 +53,6 @@ impl Table {
     }
 }
 
-/// Wraps the log file writer: every line is passed through [`crate::redact::redact_text`] (by
-/// name and by every secret value this process learnt) and [`crate::sanitize::for_terminal`]
-/// (an operator reads the log with `tail -f`).
-pub struct RedactingWriter<W>(pub W);
-
-impl<W: Write> Write for RedactingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        self.0
-            .write_all(crate::sanitize::host_text(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,16 +62,5 @@ mod tests {
         let mut t = Table::new(["A", "LONGER"]);
         t.row(["xyz", "1"]);
         assert_eq!(t.render(""), "A    LONGER\nxyz  1\n");
-    }
-
-    #[test]
-    fn log_writer_redacts() {
-        let mut w = RedactingWriter(Vec::new());
-        w.write_all(b"pull with DOCKER_PASSWORD=abc failed")
-            .expect("write");
-        assert_eq!(
-            String::from_utf8_lossy(&w.0),
-            "pull with DOCKER_PASSWORD=[redacted] failed"
-        );
     }
 }

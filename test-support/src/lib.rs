@@ -103,9 +103,13 @@ pub fn free_port() -> u16 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos / 1000);
+    let start = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(nanos / 1000);
     for i in 0..SPAN {
-        let n = start.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)).wrapping_add(i);
+        let n = start
+            .wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst))
+            .wrapping_add(i);
         let Ok(port) = u16::try_from(LOW + n % SPAN) else {
             continue;
         };
