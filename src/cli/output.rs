@@ -1,4 +1,4 @@
-//! Plain-text tables and the redacting log writer.
+//! Plain-text tables.
 
 /// A left-aligned text table; the last column is not padded.
 #[derive(Default)]
