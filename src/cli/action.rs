@@ -213,6 +213,7 @@ fn spawn_printer(format: OutputFormat) -> (EventSink, tokio::task::JoinHandle<()
                     from.map_or("-", crate::state::Color::as_str)
                 ),
                 Event::Info { host, message } => format!("[{host}]   {message}"),
+                e @ Event::Watch { .. } => crate::release::watch::describe_event(e),
             };
             eprintln!("{line}");
         }
@@ -242,7 +243,13 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     token
 }
 
-pub async fn deploy(ctx: &Context, reference: &str, force: bool, args: &ActionArgs) -> Result<i32> {
+pub async fn deploy(
+    ctx: &Context,
+    reference: &str,
+    force: bool,
+    canary: Option<u8>,
+    args: &ActionArgs,
+) -> Result<i32> {
     if let Err(e) = validate_ref(reference) {
         eprintln!("error: {e}");
         return Ok(exit::USAGE);
@@ -252,7 +259,28 @@ pub async fn deploy(ctx: &Context, reference: &str, force: bool, args: &ActionAr
     } else {
         Action::Deploy
     };
-    release(ctx, action, Target::Ref(reference.to_string()), args).await
+    release(
+        ctx,
+        action,
+        Target::Ref(reference.to_string()),
+        args,
+        canary,
+    )
+    .await
+}
+
+/// `promote`: a deploy of the release in canary, which then takes all traffic (issue 13).
+pub async fn promote_to(ctx: &Context, sha: &str, args: &ActionArgs) -> Result<i32> {
+    let mut args = args.clone();
+    args.watch = Some(args.watch.unwrap_or_default());
+    release(
+        ctx,
+        Action::Deploy,
+        Target::Ref(sha.to_string()),
+        &args,
+        None,
+    )
+    .await
 }
 
 pub async fn rollback(ctx: &Context, reference: Option<&str>, args: &ActionArgs) -> Result<i32> {
@@ -266,10 +294,16 @@ pub async fn rollback(ctx: &Context, reference: Option<&str>, args: &ActionArgs)
         }
         None => Target::Previous,
     };
-    release(ctx, Action::Rollback, target, args).await
+    release(ctx, Action::Rollback, target, args, None).await
 }
 
-async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArgs) -> Result<i32> {
+async fn release(
+    ctx: &Context,
+    action: Action,
+    target: Target,
+    args: &ActionArgs,
+    canary: Option<u8>,
+) -> Result<i32> {
     if let Some(code) = refuse_if_read_only(ctx) {
         return Ok(code);
     }
@@ -355,6 +389,8 @@ async fn release(ctx: &Context, action: Action, target: Target, args: &ActionArg
         lock_wait: args.lock_wait,
         health_timeout: args.timeout,
         cancel: cancel_on_ctrl_c(),
+        watch: args.watch,
+        canary,
     };
     let notifier = crate::monitor::notify::Notifier::from_env();
     let mut code = exit::OK;

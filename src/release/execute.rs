@@ -15,7 +15,9 @@ use super::audit::{self, AuditRecord};
 use super::plan::{Action, DeployPlan, Target, plan_deploy, plan_rollback};
 use super::proxy::{self, docker_err};
 use super::steps::StepRecorder;
-use super::{Event, EventSink, ReleaseError, Step, container, health_wait, lock, prune, pull};
+use super::{
+    Event, EventSink, ReleaseError, Step, container, health_wait, lock, prune, pull, watch,
+};
 use crate::config::Service;
 use crate::state::contract::app_container;
 use crate::state::proxy_conf::ProxyRoute;
@@ -32,6 +34,11 @@ pub struct ActionOptions {
     pub health_timeout: Option<Duration>,
     /// Cancelled by Ctrl-C: honoured up to the switch, after which the deploy completes.
     pub cancel: CancellationToken,
+    /// The watch window after the switch (issue 13): `None` is the service's `watch` for a
+    /// deploy and none for a rollback; zero turns it off.
+    pub watch: Option<Duration>,
+    /// A canary share (1..=99 %) instead of a full switch.
+    pub canary: Option<u8>,
 }
 
 /// How one host's action ended, with the time each step took (for the benchmark and the UI).
@@ -91,6 +98,12 @@ pub async fn plan_on_host(
         (Action::Deploy | Action::Redeploy, Target::Previous) => {
             Err("deploy needs a SHA or tag".to_string())
         }
+        // A rollback during a canary aborts it: the stable color alone serves, the canary
+        // is stopped (issue 13).
+        (Action::Rollback, Target::Previous) if status.canary.is_some() => match &status.live_sha {
+            Some(stable) => plan_deploy(&status, service, host.name(), stable, action),
+            None => Err("a canary runs but the stable color has no SHA label".to_string()),
+        },
         (Action::Rollback, t) => plan_rollback(&status, service, host.name(), t),
     }
     .map_err(|message| ReleaseError::Plan {
@@ -141,7 +154,16 @@ pub async fn run(
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
         Ok((plan, _)) if plan.noop => record.outcome = "noop".into(),
+        Ok(_) if opts.canary.is_some() => record.outcome = "canary".into(),
         Ok(_) => record.outcome = "success".into(),
+        Err(e @ ReleaseError::RolledBack { .. }) => {
+            record.outcome = "rolled_back".into();
+            record.error = Some(e.to_string());
+        }
+        Err(ReleaseError::WatchInterrupted { .. }) => {
+            record.outcome = "watch_interrupted".into();
+            record.error = result.as_ref().err().map(ToString::to_string);
+        }
         Err(ReleaseError::Aborted { .. }) => {
             record.outcome = "aborted".into();
             record.error = result.as_ref().err().map(ToString::to_string);
@@ -215,7 +237,7 @@ async fn run_locked(
 ) -> Result<(DeployPlan, bool), ReleaseError> {
     let host = r.host;
     let t = r.start(Step::Inspect, "");
-    let (plan, _) = match plan_on_host(host, service, target, action).await {
+    let (plan, status) = match plan_on_host(host, service, target, action).await {
         Ok(p) => p,
         Err(e) => {
             r.fail(Step::Inspect, &e);
@@ -245,6 +267,17 @@ async fn run_locked(
             Step::Switch,
             format!("make sure the proxy serves {}", plan.to_color),
         );
+        // A canary being aborted: both colors are in rotation, so the cheap check through the
+        // public port proves nothing; the stable color is made the only one.
+        if status.canary.is_some() {
+            let route = ProxyRoute {
+                color: plan.to_color,
+                sha: plan.to_sha.clone(),
+            };
+            proxy::switch(host, service, &route, None)
+                .await
+                .inspect_err(|e| r.fail(Step::Switch, e))?;
+        }
         ensure_route(host, service, &plan)
             .await
             .inspect_err(|e| r.fail(Step::Switch, e))?;
@@ -257,6 +290,24 @@ async fn run_locked(
         (Some(c), None) => format!("{c} still serves"),
         _ => "nothing was serving before either".to_string(),
     };
+    if let Some(msg) = watch::canary_refusal(opts, &plan, &status) {
+        return Err(ReleaseError::Plan {
+            host: host.name().to_string(),
+            message: msg,
+        });
+    }
+    // A deploy of another release during a canary: the canary's container is about to be
+    // replaced, so the stable color takes all traffic first.
+    if let Some(k) = &status.canary
+        && k.sha != plan.to_sha
+        && let Some(stable) = previous_route(&plan)
+    {
+        r.info(format!(
+            "ending the canary of {} ({}): {} takes all traffic",
+            k.sha, k.color, stable.color
+        ));
+        proxy::switch(host, service, &stable, None).await?;
+    }
     let new_name = app_container(service, plan.to_color);
     let mut pulled = false;
     let mut started_new = false;
@@ -367,9 +418,31 @@ async fn run_locked(
             plan.to_color
         ),
     );
-    if !proxy_started && let Err(e) = proxy::switch(host, service, &route, previous.as_ref()).await
-    {
+    let switched = match (opts.canary, &previous) {
+        (Some(percent), Some(stable)) => {
+            let k = crate::state::proxy_conf::Canary {
+                color: plan.to_color,
+                sha: plan.to_sha.clone(),
+                percent,
+            };
+            watch::canary::set(host, service, stable, &k)
+                .await
+                .map_err(|detail| ReleaseError::Switch {
+                    host: host.name().to_string(),
+                    detail,
+                    live_note: live_note.clone(),
+                })
+        }
+        _ if proxy_started => Ok(()),
+        _ => proxy::switch(host, service, &route, previous.as_ref()).await,
+    };
+    if let Err(e) = switched {
         r.fail(Step::Switch, &e);
+        if opts.canary.is_some()
+            && let Some(stable) = &previous
+        {
+            let _ = proxy::switch(host, service, stable, None).await;
+        }
         container::stop_quietly(host, &new_name, service).await;
         return Err(e);
     }
@@ -405,6 +478,22 @@ async fn run_locked(
     }
     r.finish(Step::Confirm, t, format!("{} answers", plan.to_color));
 
+    let window = opts.watch.unwrap_or(match action {
+        Action::Rollback => Duration::ZERO,
+        _ => service.watch.window,
+    });
+    if let (Some(old), Some(prev)) = (plan.from_color, &previous)
+        && (!window.is_zero() || opts.canary.is_some())
+    {
+        watch::after_switch(r, service, &plan, old, prev, window, opts, record).await?;
+        if opts.canary.is_some() {
+            r.info(format!(
+                "the canary passed its watch; it stays at {} % until `deckhand promote` (or `deckhand rollback` to abort)",
+                opts.canary.unwrap_or_default()
+            ));
+            return Ok((plan, pulled));
+        }
+    }
     drain_and_stop_old(r, service, &plan).await;
 
     if service.auto_prune && action != Action::Rollback {

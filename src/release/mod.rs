@@ -18,6 +18,7 @@ pub mod prune;
 pub mod pull;
 pub mod registry;
 mod steps;
+pub mod watch;
 
 pub use error::ReleaseError;
 pub use events::{Event, EventSink, Step};

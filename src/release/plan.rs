@@ -369,6 +369,8 @@ mod tests {
             images,
             problems: vec![],
             traffic: None,
+            canary: None,
+            settling: None,
         }
     }
 

@@ -257,6 +257,8 @@ mod tests {
             images,
             problems: vec![],
             traffic: None,
+            canary: None,
+            settling: None,
         }
     }
 

@@ -181,6 +181,10 @@ pub async fn read_service(
         None => None,
     };
     let file_color = route.as_ref().map(|(c, _)| *c);
+    let canary = proxy
+        .upstream
+        .as_deref()
+        .and_then(|conf| proxy_conf::parse_canary(service, conf));
     let live_color = served.or(file_color);
     let mut divergence = None;
     if let (Some(s), Some(f)) = (served, file_color)
@@ -211,7 +215,10 @@ pub async fn read_service(
         images,
         problems: Vec::new(),
         traffic,
+        canary,
+        settling: None,
     };
+    status.settling = status.compute_settling();
     status.problems = problems(&status);
     status.problems.extend(divergence);
     Ok(status)

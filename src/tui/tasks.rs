@@ -302,6 +302,9 @@ pub async fn execute(
         lock_wait: Duration::ZERO,
         health_timeout: None,
         cancel: cancel.clone(),
+        // The service's watch window (issue 13).
+        watch: None,
+        canary: None,
     };
     let mut done: Vec<String> = Vec::new();
     for (i, h) in hosts.iter().enumerate() {

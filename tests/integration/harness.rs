@@ -248,7 +248,7 @@ impl TestService {
     /// The `[[service]]` table for deckhand.toml; `extra` is appended inside the table.
     pub fn service_toml(&self, extra: &str) -> String {
         format!(
-            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"10s\"\n{extra}\n",
+            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"10s\"\nwatch = \"0s\"\n{extra}\n",
             self.name, self.repo, self.public_port
         )
     }
