@@ -8,3 +8,4 @@ mod proxy;
 mod release;
 mod secrets;
 mod status;
+mod watch;
