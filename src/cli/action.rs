@@ -425,9 +425,10 @@ async fn release(
             Ok(outcome) => results.push((
                 outcome.host.clone(),
                 format!(
-                    "{} ({}) in {}",
+                    "{} ({}){} in {}",
                     outcome.plan.to_sha,
                     outcome.plan.to_color,
+                    canary.map_or(String::new(), |p| format!(" canary {p} %")),
                     format_duration(std::time::Duration::from_millis(outcome.duration_ms))
                 ),
             )),
@@ -436,7 +437,12 @@ async fn release(
                 let _ = printer.await;
                 eprintln!("\nerror: {e}");
                 code = e.exit_code();
-                results.push((host.name().to_string(), "FAILED (see above)".to_string()));
+                let what = if matches!(e, ReleaseError::RolledBack { .. }) {
+                    "ROLLED BACK by the watch (see above)"
+                } else {
+                    "FAILED (see above)"
+                };
+                results.push((host.name().to_string(), what.to_string()));
                 for rest in &hosts[i + 1..] {
                     results.push((rest.name().to_string(), "not attempted".to_string()));
                 }
@@ -464,11 +470,17 @@ async fn print_where(
     let mut t = Table::new(["HOST", "THIS RUN", "LIVE NOW"]);
     for ((h, st), (_, result)) in hosts.iter().zip(now).zip(results) {
         let live = match st {
-            Ok(s) => match (s.live_color, s.live_sha) {
-                (Some(c), Some(sha)) => format!("{sha} ({c})"),
-                (Some(c), None) => c.to_string(),
-                _ => "nothing".into(),
-            },
+            Ok(s) => {
+                let live = match (s.live_color, &s.live_sha) {
+                    (Some(c), Some(sha)) => format!("{sha} ({c})"),
+                    (Some(c), None) => c.to_string(),
+                    _ => "nothing".into(),
+                };
+                match &s.settling {
+                    Some(n) => format!("{live}, {n}"),
+                    None => live,
+                }
+            }
             Err(e) => format!("unknown: {e}"),
         };
         t.row([h.name().to_string(), result.clone(), live]);

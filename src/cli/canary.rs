@@ -25,23 +25,36 @@ pub async fn promote(ctx: &Context, args: &ActionArgs) -> Result<i32> {
         .cloned()
         .collect();
     let mut shas: Vec<(String, String, u8)> = Vec::new();
+    // A watch that was interrupted (both colors run, one serves): promote finishes it.
+    let mut unsettled: Option<String> = None;
     let svc = &service;
     for r in join_all(specs.iter().map(|s| async move {
         let h = Host::connect(s).await.map_err(|e| e.to_string())?;
         let st = read_service(&h, svc).await.map_err(|e| e.to_string());
         h.close().await;
-        st.map(|st| (s.name.clone(), st.canary))
+        st.map(|st| (s.name.clone(), st))
     }))
     .await
     {
         match r {
-            Ok((host, Some(k))) => shas.push((host, k.sha, k.percent)),
-            Ok((_, None)) => {}
+            Ok((host, st)) => match (st.canary, st.settling, st.live_sha) {
+                (Some(k), _, _) => shas.push((host, k.sha, k.percent)),
+                (None, Some(_), Some(live)) => unsettled = unsettled.or(Some(live)),
+                _ => {}
+            },
             Err(e) => {
                 eprintln!("error: {e}");
                 return Ok(exit::UNREACHABLE);
             }
         }
+    }
+    if shas.is_empty()
+        && let Some(live) = unsettled
+    {
+        eprintln!(
+            "no canary; {live} serves after an interrupted watch: promoting it (the old color is stopped)"
+        );
+        return super::action::promote_to(ctx, &live, args).await;
     }
     let Some((_, sha, _)) = shas.first().cloned() else {
         eprintln!(

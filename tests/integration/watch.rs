@@ -31,7 +31,7 @@ impl Recorder {
                     let mut i = 0u64;
                     while !flag.load(Ordering::Relaxed) {
                         i += 1;
-                        let path = if (t + i) % 2 == 0 { "/" } else { "/version" };
+                        let path = if (t + i).is_multiple_of(2) { "/" } else { "/version" };
                         match public_get(port, path) {
                             Ok((code, color)) => seen.push((Instant::now(), code, color)),
                             Err(e) => seen.push((Instant::now(), 0, e)),
@@ -350,4 +350,47 @@ fn a_deckhand_killed_during_the_watch_leaves_both_colors_and_the_next_deploy_set
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(svc.container_state("blue").as_deref(), Some("exited"));
     assert!(service_json(&path)["settling"].is_null());
+}
+
+#[test]
+fn a_breach_on_the_first_host_rolls_it_back_and_stops_the_environment_run() {
+    // Two hosts behind two sshd instances (one engine underneath; host 2 is never reached).
+    let svc = TestService::new("wm");
+    svc.push(&["a000001", "fa15001"]);
+    let (s1, s2) = (SshServer::start(), SshServer::start());
+    let (_d, path) = write_config(&format!(
+        "{}\n{}\n{}",
+        svc.service_toml("watch_min_requests = 10\n"),
+        s1.host_toml("lab", "lab-1"),
+        s2.host_toml("lab", "lab-2")
+    ));
+    let out = deckhand(
+        &path,
+        &[
+            "deploy", "a000001", "--env", "lab", "--yes", "--host", "lab-1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let load = Recorder::start(svc.public_port);
+    let (code, t, _) = deploy(&path, &["fa15001", "--watch", "10s"]);
+    let seen = load.finish();
+    assert_eq!(code, Some(1), "{t}");
+    let table: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("HOST")).collect();
+    assert!(
+        table.iter().any(|l| l.starts_with("lab-1")
+            && l.contains("ROLLED BACK by the watch")
+            && l.contains("a000001 (blue)")),
+        "{t}"
+    );
+    assert!(
+        table
+            .iter()
+            .any(|l| l.starts_with("lab-2") && l.contains("not attempted")),
+        "{t}"
+    );
+    assert!(
+        !t.contains("[lab-2] ▸ take the lock"),
+        "host 2 must not be touched: {t}"
+    );
+    assert_eq!(by_color(&seen).get("blue").map(|c| c.1), Some(0));
 }
