@@ -28,6 +28,13 @@ pub enum PendingAction {
         hosts: Vec<String>,
         keep: usize,
     },
+    /// The release in canary (`sha`) takes all traffic (issue 13).
+    Promote {
+        env: String,
+        service: String,
+        hosts: Vec<String>,
+        sha: String,
+    },
 }
 
 impl PendingAction {
@@ -36,6 +43,7 @@ impl PendingAction {
             PendingAction::Deploy { .. } => "deploy",
             PendingAction::Rollback { .. } => "rollback",
             PendingAction::Prune { .. } => "prune",
+            PendingAction::Promote { .. } => "promote",
         }
     }
 
@@ -43,7 +51,8 @@ impl PendingAction {
         match self {
             PendingAction::Deploy { env, .. }
             | PendingAction::Rollback { env, .. }
-            | PendingAction::Prune { env, .. } => env,
+            | PendingAction::Prune { env, .. }
+            | PendingAction::Promote { env, .. } => env,
         }
     }
 
@@ -51,7 +60,8 @@ impl PendingAction {
         match self {
             PendingAction::Deploy { service, .. }
             | PendingAction::Rollback { service, .. }
-            | PendingAction::Prune { service, .. } => service,
+            | PendingAction::Prune { service, .. }
+            | PendingAction::Promote { service, .. } => service,
         }
     }
 
@@ -59,7 +69,8 @@ impl PendingAction {
         match self {
             PendingAction::Deploy { hosts, .. }
             | PendingAction::Rollback { hosts, .. }
-            | PendingAction::Prune { hosts, .. } => hosts,
+            | PendingAction::Prune { hosts, .. }
+            | PendingAction::Promote { hosts, .. } => hosts,
         }
     }
 
@@ -72,6 +83,7 @@ impl PendingAction {
                 target: Some(t), ..
             } => format!("Roll back to {t}:"),
             PendingAction::Prune { .. } => "Prune images of".to_string(),
+            PendingAction::Promote { sha, .. } => format!("Promote canary {sha} of"),
         };
         format!("{verb} {} in {}", self.service(), self.env())
     }
@@ -93,6 +105,7 @@ impl PendingAction {
                 target: Some(t), ..
             } => format!("rollback {t}"),
             PendingAction::Prune { keep, .. } => format!("prune --keep {keep}"),
+            PendingAction::Promote { .. } => "promote".to_string(),
         };
         format!(
             "deckhand {what} --env {} --service {}{hosts}",

@@ -745,6 +745,13 @@ impl App {
             }
             KeyAction::Deploy => return self.open_deploy(None),
             KeyAction::Rollback => return self.open_rollback(None),
+            KeyAction::Promote => return self.open_promote(),
+            KeyAction::AbortCanary => {
+                if self.current_canary().is_some() {
+                    return self.open_rollback(None);
+                }
+                self.message = Some("no canary on this service: nothing to abort".into());
+            }
             KeyAction::Prune => return self.open_prune(),
             KeyAction::Logs => return self.open_logs(),
             KeyAction::Inspect => return self.open_inspect(),
@@ -952,6 +959,30 @@ impl App {
             service,
             hosts,
             target,
+        };
+        self.confirm_dialog(action)
+    }
+
+    /// The canary's SHA of the selected service, if it is in canary on the selected host.
+    fn current_canary(&self) -> Option<String> {
+        let (h, s) = self.current()?;
+        h.service(&s.name)?.canary.as_ref().map(|k| k.sha.clone())
+    }
+
+    /// `P`: the confirm dialog for promoting the canary (issue 13).
+    pub fn open_promote(&mut self) -> Vec<Effect> {
+        let Some(sha) = self.current_canary() else {
+            self.message = Some("no canary on this service: nothing to promote".into());
+            return Vec::new();
+        };
+        let Some((service, hosts)) = self.action_target() else {
+            return Vec::new();
+        };
+        let action = PendingAction::Promote {
+            env: self.env.clone(),
+            service,
+            hosts,
+            sha,
         };
         self.confirm_dialog(action)
     }

@@ -48,6 +48,10 @@ pub enum KeyAction {
     NextService,
     Deploy,
     Rollback,
+    /// The release in canary takes all traffic (issue 13).
+    Promote,
+    /// A rollback that aborts the canary (issue 13).
+    AbortCanary,
     Prune,
     Logs,
     Inspect,
@@ -62,7 +66,11 @@ impl KeyAction {
     pub fn changes_hosts(self) -> bool {
         matches!(
             self,
-            KeyAction::Deploy | KeyAction::Rollback | KeyAction::Prune
+            KeyAction::Deploy
+                | KeyAction::Rollback
+                | KeyAction::Prune
+                | KeyAction::Promote
+                | KeyAction::AbortCanary
         )
     }
 }
@@ -136,6 +144,8 @@ pub const KEYMAP: &[Binding] = &[
     Binding { scope: Scope::Host, keys: &[Char('n')], action: KeyAction::NextService, help: "next service on this host" },
     Binding { scope: Scope::Fleet, keys: &[Char('d')], action: KeyAction::Deploy, help: "deploy a SHA (picker)" },
     Binding { scope: Scope::Fleet, keys: &[Char('r')], action: KeyAction::Rollback, help: "roll back to the previous release" },
+    Binding { scope: Scope::Fleet, keys: &[Char('P')], action: KeyAction::Promote, help: "promote the canary: all traffic to it, the old color stopped" },
+    Binding { scope: Scope::Fleet, keys: &[Char('A')], action: KeyAction::AbortCanary, help: "abort the canary: all traffic back to the stable color" },
     Binding { scope: Scope::Fleet, keys: &[Char('p')], action: KeyAction::Prune, help: "prune old images (shows the dry run first)" },
     Binding { scope: Scope::Fleet, keys: &[Char('l')], action: KeyAction::Logs, help: "stream the selected container's logs" },
     Binding { scope: Scope::Fleet, keys: &[Char('i')], action: KeyAction::Inspect, help: "inspect the container (secrets redacted)" },

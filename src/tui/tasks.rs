@@ -263,7 +263,7 @@ pub async fn plan(
             }
             Ok(PlanView::Prune(plans))
         }
-        PendingAction::Deploy { sha, .. } => {
+        PendingAction::Deploy { sha, .. } | PendingAction::Promote { sha, .. } => {
             let mut plans = Vec::new();
             for h in &hosts {
                 let (p, _) = plan_on_host(h, &service, &Target::Ref(sha.clone()), Action::Deploy)
@@ -324,6 +324,15 @@ pub async fn execute(
             }
             PendingAction::Prune { keep, env, .. } => {
                 prune_host(h, &service, *keep, env, &events).await
+            }
+            // A deploy of the canary's SHA is the promote; the canary was the watch.
+            PendingAction::Promote { sha, .. } => {
+                let mut o = opts.clone();
+                o.watch = Some(Duration::ZERO);
+                deploy_on_host(h.clone(), &service, sha, &o, &events)
+                    .await
+                    .map(|o| format!("{} in {} ms", o.plan.summary(), o.duration_ms))
+                    .map_err(|e| e.to_string())
             }
         };
         match result {

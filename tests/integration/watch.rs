@@ -31,7 +31,11 @@ impl Recorder {
                     let mut i = 0u64;
                     while !flag.load(Ordering::Relaxed) {
                         i += 1;
-                        let path = if (t + i).is_multiple_of(2) { "/" } else { "/version" };
+                        let path = if (t + i).is_multiple_of(2) {
+                            "/"
+                        } else {
+                            "/version"
+                        };
                         match public_get(port, path) {
                             Ok((code, color)) => seen.push((Instant::now(), code, color)),
                             Err(e) => seen.push((Instant::now(), 0, e)),

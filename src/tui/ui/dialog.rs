@@ -206,6 +206,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
         PendingAction::Deploy { .. } => "Deploy",
         PendingAction::Rollback { .. } => "Rollback",
         PendingAction::Prune { .. } => "Prune",
+        PendingAction::Promote { .. } => "Promote",
     };
     let title = format!(" {} ", a.title());
     let extra = if c.protected { 3 } else { 0 };
