@@ -16,9 +16,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("DECKHAND_BIN", os.path.join(ROOT, "target", "release", "deckhand"))
+REGISTRY = "127.0.0.1:5000"
 PROXY_IMAGE = f"{REGISTRY}/deckhand/haproxy:2.6"
 NGINX_PROXY_IMAGE = f"{REGISTRY}/deckhand/nginx:stable"
-REGISTRY = "127.0.0.1:5000"
 
 
 def free_port():

@@ -221,6 +221,25 @@ pub async fn read_service(
     status.settling = status.compute_settling();
     status.problems = problems(&status);
     status.problems.extend(divergence);
+    // HAProxy answered but routes to no single color (a switch left half-way by hand).
+    if served.is_none()
+        && let Some(t) = &status.traffic
+    {
+        let on: Vec<&str> = t
+            .colors
+            .iter()
+            .filter(|(_, c)| c.in_rotation)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        status.problems.push(if on.is_empty() {
+            "the proxy has no color in rotation: it answers 503; the next deploy or rollback settles it".to_string()
+        } else {
+            format!(
+                "the proxy has {} in rotation at once; the next deploy or rollback settles it",
+                on.join(" and ")
+            )
+        });
+    }
     Ok(status)
 }
 
