@@ -234,7 +234,9 @@ fn a_canary_takes_its_share_survives_a_proxy_restart_and_is_promoted_or_aborted(
         "share {share} %: {colors:?}"
     );
 
-    let s = service_json(&path);
+    let (code, v) = status_json(&path);
+    let s = v["hosts"][0]["services"][0].clone();
+    assert_eq!(code, Some(0), "a canary is not a problem: {s:#}");
     assert_eq!(s["canary"]["percent"], 25, "{s:#}");
     assert_eq!(s["canary"]["color"], "green", "{s:#}");
     assert_eq!(s["live_color"], "blue", "{s:#}");

@@ -89,7 +89,10 @@ fn promote_and_abort_keys_open_their_dialogs() {
     assert!(
         matches!(
             effects.as_slice(),
-            [Effect::Plan { action: PendingAction::Rollback { target: None, .. }, .. }]
+            [Effect::Plan {
+                action: PendingAction::Rollback { target: None, .. },
+                ..
+            }]
         ),
         "{effects:?}"
     );
@@ -100,7 +103,11 @@ fn without_a_canary_promote_and_abort_say_so() {
     let (mut app, _) = fleet_app();
     assert!(app.on_key(key('P')).is_empty());
     assert!(app.dialogs.is_empty());
-    assert!(app.message.as_deref().is_some_and(|m| m.contains("no canary")));
+    assert!(
+        app.message
+            .as_deref()
+            .is_some_and(|m| m.contains("no canary"))
+    );
     assert!(app.on_key(key('A')).is_empty());
     assert!(app.dialogs.is_empty());
 }

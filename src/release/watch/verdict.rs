@@ -60,12 +60,19 @@ pub fn counts(lines: &[RequestLine<'_>], color: Color, since: u64) -> Counts {
         (c.requests > 0).then(|| (c.status_5xx as f64 * 1000.0 / c.requests as f64).round() / 10.0);
     let mut by_count: Vec<(String, u64)> = paths
         .into_iter()
-        .map(|(p, n)| (crate::redact::redact_text(p), n))
+        .map(|(p, n)| (printable(&crate::redact::redact_text(p)), n))
         .collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     by_count.truncate(SAMPLE_PATHS);
     c.failing_paths = by_count;
     c
+}
+
+/// A path as a client sent it is hostile input: no control characters reach a terminal.
+fn printable(p: &str) -> String {
+    p.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Why a watch failed, in one sentence, or `None` while the new color is within bounds.
