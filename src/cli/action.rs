@@ -235,7 +235,7 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
-                "\nCtrl-C: aborting before the switch; the live color keeps serving. (A switch already under way completes.)"
+                "\nCtrl-C: aborting before the switch; the live color keeps serving. (A switch already under way completes; a watch stops and switches nothing back: both colors keep running.)"
             );
             t.cancel();
         }

@@ -400,3 +400,47 @@ fn a_breach_on_the_first_host_rolls_it_back_and_stops_the_environment_run() {
     );
     assert_eq!(by_color(&seen).get("blue").map(|c| c.1), Some(0));
 }
+
+#[test]
+fn rollback_waits_for_no_watch_unless_asked() {
+    let svc = TestService::new("rw");
+    svc.push(&["a000001", "fa15001"]);
+    let sshd = SshServer::start();
+    // The service watches for a minute: a rollback must not wait for it.
+    let (_d, path) = ssh_config(&svc, &sshd, "watch = \"60s\"\n");
+    let (code, out, _) = deploy(&path, &["a000001", "--watch", "0s"]);
+    assert_eq!(code, Some(0), "{out}");
+    // Unwatched, the failing release goes live and stays.
+    let (code, out, _) = deploy(&path, &["fa15001", "--watch", "0s"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("public"),
+        (500, "green".into())
+    );
+    let t = Instant::now();
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    let (rollback_out, took) = (text(&out), t.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{rollback_out}");
+    assert!(
+        !rollback_out.contains("watch the new color"),
+        "{rollback_out}"
+    );
+    assert!(took < Duration::from_secs(30), "no watch window: {took:?}");
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("public"),
+        (200, "blue".into())
+    );
+    // Asked: the rollback is watched (a000001 answers its pages, so the window passes).
+    let (code, out, _) = deploy(&path, &["fa15001", "--watch", "0s"]);
+    assert_eq!(code, Some(0), "{out}");
+    let out = deckhand(
+        &path,
+        &["rollback", "--env", "lab", "--yes", "--watch", "3s"],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("watch the new color") && t.contains("passed:"),
+        "{t}"
+    );
+}
