@@ -198,7 +198,7 @@ pub(super) async fn watch(
                 since.get_or_insert(now);
                 last_ok = Instant::now();
                 if let Some(why) = breach(&new, stable.as_ref(), spec.settings) {
-                    return breached(r, spec, why, new, stable, started, last_health).await;
+                    return breached(spec, why, new, stable, started, last_health);
                 }
                 last = (new, stable);
             }
@@ -234,7 +234,7 @@ pub(super) async fn watch(
                     last_health.clone().unwrap_or_default()
                 );
                 let (new, stable) = last;
-                return breached(r, spec, why, new, stable, started, last_health).await;
+                return breached(spec, why, new, stable, started, last_health);
             }
         }
         if last_event.elapsed() >= Duration::from_secs(1) {
@@ -261,8 +261,7 @@ pub(super) async fn watch(
     }
 }
 
-async fn breached(
-    r: &StepRecorder<'_>,
+fn breached(
     spec: &WatchSpec<'_>,
     why: String,
     new: Counts,
@@ -271,9 +270,8 @@ async fn breached(
     last_health: Option<String>,
 ) -> WatchEnd {
     let after_ms = ms(started.elapsed());
-    // The logs are read after the switch back (the caller switches first, see execute); here
-    // only what the proxy and the probe saw.
-    let _ = r;
+    // The logs are read after the switch back (`attach_logs`: traffic first); here only what
+    // the proxy and the probe saw.
     WatchEnd::Breached(Box::new(Evidence {
         why,
         color: spec.new,
