@@ -11,6 +11,9 @@
 #   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch):
 #                                                the earlier proxy, for tests of hosts set up with it
 #   REGISTRY/deckhand/haproxy:2.6                deckhand's proxy: Debian's HAProxy + socat on scratch
+#   REGISTRY/deckhand/demo-shell:a0005e1         the demo plus Debian's dash as /bin/sh
+#   REGISTRY/deckhand/busybox:1                  Debian's static busybox on scratch: a shell for
+#                                                log tests (local only, not pushed)
 #
 # The tags stay in the local image store too. Docker's layer cache keeps a re-run fast and the
 # images (and their Created times) unchanged when nothing changed.
@@ -67,9 +70,9 @@ t0=$(date +%s)
     cargo build --release -p deckhand-demo --target "$TARGET")
 [ -x "$BIN" ] || die "cargo did not produce $BIN"
 # glibc static-pie: ldd says "statically linked" (a non-PIE one: "not a dynamic executable").
-if ldd "$BIN" 2>&1 | grep -qE 'not a dynamic executable|statically linked' \
-    && ! readelf -lW "$BIN" | grep -q 'Requesting program interpreter' \
-    && ! readelf -dW "$BIN" | grep -q '(NEEDED)'; then
+if ldd "$BIN" 2>&1 | grep -E 'not a dynamic executable|statically linked' >/dev/null \
+    && ! readelf -lW "$BIN" | grep 'Requesting program interpreter' >/dev/null \
+    && ! readelf -dW "$BIN" | grep '(NEEDED)' >/dev/null; then
     say "binary is static: $BIN ($(ldd "$BIN" 2>&1 | xargs)), $(($(date +%s) - t0)) s"
 else
     ldd "$BIN" >&2 || true
@@ -89,7 +92,9 @@ bash "$ROOT/infrastructure/docker/proxy/build-rootfs.sh" "$work/proxy/rootfs" | 
 nginx_version=$(/usr/sbin/nginx -v 2>&1 | sed 's|^nginx version: nginx/||')
 mkdir -p "$work/haproxy"
 bash "$ROOT/infrastructure/docker/haproxy/build-rootfs.sh" "$work/haproxy/rootfs" | sed 's/^/  /'
-haproxy_version=$(/usr/sbin/haproxy -v | head -1 | awk '{ print $3 }')
+# awk reads all of haproxy's output: `head -1` would close the pipe early, and under pipefail
+# haproxy's SIGPIPE fails the whole script (exit 141), now and then.
+haproxy_version=$(/usr/sbin/haproxy -v | awk 'NR == 1 { print $3 }')
 
 # --- 3. images ------------------------------------------------------------------------------
 created_epoch() { date -d "$(docker image inspect -f '{{.Created}}' "$1")" +%s.%N; }
@@ -196,6 +201,22 @@ docker run --rm "$HAPROXY_IMAGE" haproxy -c -f /etc/haproxy/haproxy.cfg >/dev/nu
     die "haproxy -c fails inside $HAPROXY_IMAGE"
 }
 
+# A shell for tests that need a container to print hostile or huge logs (`deckhand logs`):
+# Debian's static busybox on scratch, no Docker Hub. Local only (tests create containers from it).
+BUSYBOX_IMAGE=$REGISTRY/deckhand/busybox:1
+[ -x /bin/busybox ] || die "/bin/busybox not found: install busybox-static (apt-get install busybox-static)"
+mkdir -p "$work/busybox"
+cp /bin/busybox "$work/busybox/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["/bin/sh"]\n' \
+    > "$work/busybox/Dockerfile"
+old=$(docker image inspect -f '{{.Id}}' "$BUSYBOX_IMAGE" 2>/dev/null || true)
+docker build -q -t "$BUSYBOX_IMAGE" "$work/busybox" >/dev/null 2>"$work/build.err" || {
+    cat "$work/build.err" >&2
+    die "docker build of $BUSYBOX_IMAGE failed"
+}
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$BUSYBOX_IMAGE")"
+docker run --rm "$BUSYBOX_IMAGE" sh -c 'printf ok' | grep -qx ok || die "sh does not run inside $BUSYBOX_IMAGE"
+
 # --- 4. push --------------------------------------------------------------------------------
 say "pushing to $REGISTRY"
 t0=$(date +%s)
@@ -217,6 +238,23 @@ for spec in "${DEMO_SPECS[@]}"; do
     grep -q "\"$tag\"" <<<"$tags" || die "the registry does not list deckhand/demo:$tag ($tags)"
 done
 say "pushed ${#images[@]} images in $(($(date +%s) - t0)) s"
+
+# --- 5. the demo with a shell (a NEW repository; the images above are untouched) ------------
+# REGISTRY/deckhand/demo-shell:a0005e1: the demo binary plus Debian's dash as /bin/sh, for the
+# console's shell test (the scratch demo has no shell).
+SHELL_IMAGE=$REGISTRY/deckhand/demo-shell:a0005e1
+say "building $SHELL_IMAGE"
+bash "$ROOT/infrastructure/docker/demo-shell/build-rootfs.sh" "$work/demo/deckhand-demo" \
+    "$work/demo-shell/rootfs" | sed 's/^/  /'
+old=$(docker image inspect -f '{{.Id}}' "$SHELL_IMAGE" 2>/dev/null || true)
+docker build -q -t "$SHELL_IMAGE" --build-arg VERSION=a0005e1 --build-arg "SOURCE=$source_url" \
+    -f "$ROOT/infrastructure/docker/demo-shell/Dockerfile" "$work/demo-shell" >/dev/null \
+    2>"$work/build.err" || { cat "$work/build.err" >&2; die "docker build of $SHELL_IMAGE failed"; }
+remove_if_untagged "$old" "$(docker image inspect -f '{{.Id}}' "$SHELL_IMAGE")"
+[ "$(docker run --rm --entrypoint /bin/sh "$SHELL_IMAGE" -c 'echo $((6*7))')" = 42 ] \
+    || die "/bin/sh does not run inside $SHELL_IMAGE"
+docker push "$SHELL_IMAGE" >"$work/push.log" 2>&1 || { cat "$work/push.log" >&2; die "docker push $SHELL_IMAGE failed"; }
+images+=("$SHELL_IMAGE")
 
 # --- summary --------------------------------------------------------------------------------
 echo

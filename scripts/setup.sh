@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine (as root) for deckhand's demo and tests:
 #   1. installs Docker, OpenSSH server, Debian's registry, HAProxy, socat and busybox-static (the
-#      proxy image is built from them; nginx for the earlier proxy), wrk (benchmarks), tmux,
-#      curl and jq;
+#      proxy image is built from them; nginx for the earlier proxy; busybox also makes a shell
+#      image for log tests), wrk (benchmarks), prometheus (promtool checks the metrics
+#      exposition), tmux, curl and jq;
 #   2. starts dockerd and the local registry when they are not running (scripts/test-services.sh);
 #   3. builds the demo app and test images without Docker Hub (scripts/build-test-images.sh).
 # Idempotent; each step says what it does.
@@ -19,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages=(docker.io openssh-server openssh-client docker-registry nginx-light haproxy socat
-    busybox-static wrk iptables
+    busybox-static wrk prometheus iptables
     iproute2 ca-certificates curl jq tmux procps util-linux)
 missing=()
 for p in "${packages[@]}"; do

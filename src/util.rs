@@ -47,6 +47,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The first `max` characters of `s` (a prefix on a char boundary).
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// Formats a duration the way operators read it: `850ms`, `12.3s`, `4m05s`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -89,6 +97,9 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 /// An error and all its sources on one line: library errors hide the useful part in `source()`.
+///
+/// Errors carry what the other side said (Docker, a registry, ssh), so control characters in
+/// them are shown visibly (see [`crate::sanitize`]).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
@@ -100,7 +111,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         }
         src = s.source();
     }
-    out
+    crate::sanitize::for_terminal(&out).into_owned()
 }
 
 #[cfg(test)]

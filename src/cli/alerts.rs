@@ -19,10 +19,26 @@ struct Watched {
     spec: crate::config::HostSpec,
     host: Option<Host>,
     monitor: HostMonitor,
+    /// The last cycle as the metrics endpoint shows it (only with `--listen`).
+    sample: Option<crate::monitor::exposition::HostSample>,
 }
 
-pub async fn run(ctx: &Context, watch: bool) -> Result<i32> {
+pub async fn run(ctx: &Context, watch: bool, listen: Option<std::net::SocketAddr>) -> Result<i32> {
     let notifier = Notifier::from_env();
+    let published = match listen {
+        Some(addr) => {
+            let p = crate::monitor::serve::Published::default();
+            match crate::monitor::serve::serve(addr, p.clone()).await {
+                Ok(bound) => eprintln!("serving metrics at http://{bound}/metrics"),
+                Err(e) => {
+                    eprintln!("error: --listen {addr}: {e}");
+                    return Ok(exit::USAGE);
+                }
+            }
+            Some(p)
+        }
+        None => None,
+    };
     let hosts: Vec<Arc<Mutex<Watched>>> = ctx
         .env
         .hosts
@@ -32,6 +48,7 @@ pub async fn run(ctx: &Context, watch: bool) -> Result<i32> {
                 spec: spec.clone(),
                 host: None,
                 monitor: HostMonitor::default(),
+                sample: None,
             }))
         })
         .collect();
@@ -43,12 +60,26 @@ pub async fn run(ctx: &Context, watch: bool) -> Result<i32> {
     loop {
         let started = std::time::Instant::now();
         let results = tokio::select! {
-            r = join_all(hosts.iter().map(|w| cycle(w.clone(), ctx, &notifier))) => r,
+            r = join_all(hosts.iter().map(|w| cycle(w.clone(), ctx, &notifier, published.is_some()))) => r,
             _ = &mut interrupted => break,
         };
         let cycle_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         code = exit_code(&results);
         print(ctx, &results, cycle_ms);
+        if let Some(p) = &published {
+            let mut samples = Vec::new();
+            for (w, r) in hosts.iter().zip(&results) {
+                let sample = w.lock().await.sample.take();
+                samples.push(match (r, sample) {
+                    (Ok(_), Some(s)) => s,
+                    _ => crate::monitor::exposition::HostSample {
+                        host: w.lock().await.spec.name.clone(),
+                        ..Default::default()
+                    },
+                });
+            }
+            p.set(super::metrics::render_cycle(&ctx.env.name, &samples));
+        }
         // One line per cycle in the log file: a watch left running for days should show flat
         // task counts here (the soak script reads them).
         tracing::info!(
@@ -78,7 +109,12 @@ pub async fn run(ctx: &Context, watch: bool) -> Result<i32> {
 
 type CycleResult = Result<MonitorSnapshot, (String, String)>;
 
-async fn cycle(w: Arc<Mutex<Watched>>, ctx: &Context, notifier: &Notifier) -> CycleResult {
+async fn cycle(
+    w: Arc<Mutex<Watched>>,
+    ctx: &Context,
+    notifier: &Notifier,
+    want_sample: bool,
+) -> CycleResult {
     let mut w = w.lock().await;
     if w.host.is_none() {
         match Host::connect(&w.spec).await {
@@ -99,6 +135,12 @@ async fn cycle(w: Arc<Mutex<Watched>>, ctx: &Context, notifier: &Notifier) -> Cy
         chrono::Utc::now(),
     )
     .await;
+    let sample = if want_sample {
+        Some(crate::monitor::scrape::from_cycle(host, &ctx.services, &snap).await)
+    } else {
+        None
+    };
+    w.sample = sample;
     // A broken connection is dropped and made again next cycle.
     if snap
         .error

@@ -98,6 +98,9 @@ pub enum Command {
         /// Keep watching, every interval of the environment's alert settings
         #[arg(long)]
         watch: bool,
+        /// With --watch: serve the metrics exposition at http://ADDR/metrics (e.g. 127.0.0.1:9717)
+        #[arg(long, value_name = "ADDR", requires = "watch")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Show who holds the deploy lock of each service on each host
     Lock {
@@ -112,9 +115,116 @@ pub enum Command {
     },
     /// Clear a deploy lock (after confirmation), e.g. one left by a killed process
     Unlock {
+        /// Remove it even if its holder still heartbeats (audited with both identities)
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         action: ActionArgs,
     },
+    /// The service's logs on every host, merged in time order, prefixed by host and color
+    Logs(LogsArgs),
+    /// Check every host before a first deploy: ssh, Docker, state directory, disk, clock,
+    /// registry, proxy image, env file (exit 4 unreachable, 5 a check failed)
+    Doctor {
+        /// Only these hosts (repeatable)
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Write a commented deckhand.toml (at --config, default ./deckhand.toml) from an Ansible
+    /// inventory, Terraform outputs or ssh hosts; never overwrites
+    Init(InitArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory
+    Man {
+        /// Write deckhand.1 and deckhand-COMMAND.1 here instead (e.g. /usr/local/share/man/man1)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the Prometheus text exposition of status and alerts, once (for a textfile collector)
+    Metrics,
+    /// Names from the config for shell completion (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_enum)]
+        what: CompleteWhat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompleteWhat {
+    Env,
+    Host,
+    Service,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogColor {
+    /// The color the proxy serves
+    Live,
+    Blue,
+    Green,
+    /// Blue and green
+    Both,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Only these hosts (repeatable)
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Which color's container
+    #[arg(long, value_enum, default_value_t = LogColor::Live)]
+    pub color: LogColor,
+    /// Only lines newer than this (e.g. 10m, 1h)
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub since: Option<std::time::Duration>,
+    /// The last N lines of each container (default 100; 0 with --follow: only new lines)
+    #[arg(long)]
+    pub tail: Option<usize>,
+    /// Keep printing new lines until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines matching this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub grep: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Hosts from this Ansible inventory (YAML or INI); the config refers to it
+    #[arg(long, value_name = "INVENTORY", conflicts_with_all = ["from_terraform", "hosts"])]
+    pub from_ansible: Option<PathBuf>,
+    /// With --from-ansible: only this group's hosts
+    #[arg(long, requires = "from_ansible")]
+    pub ansible_group: Option<String>,
+    /// Hosts from `terraform output -json` saved to this file (`-`: stdin)
+    #[arg(long, value_name = "OUTPUTS.json", conflicts_with = "hosts")]
+    pub from_terraform: Option<PathBuf>,
+    /// Image repository of the service (tags are git SHAs), e.g. registry.example.com/acme/api
+    #[arg(long)]
+    pub image: String,
+    /// Host port the proxy publishes (the load balancer's target)
+    #[arg(long, default_value_t = 3001)]
+    pub public_port: u16,
+    /// The proxy's image (default nginx:stable-alpine)
+    #[arg(long)]
+    pub proxy_image: Option<String>,
+    /// Port inside the app container
+    #[arg(long, default_value_t = 3000)]
+    pub app_port: u16,
+    /// SSH destinations or ~/.ssh/config aliases (`local`: this machine's Docker)
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -135,6 +245,9 @@ pub struct ActionArgs {
     /// the service's `watch` for deploy, none for rollback and promote; 0s turns it off)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub watch: Option<std::time::Duration>,
+    /// Take over a stale lock (no heartbeat, or its process is gone); audited with whose it was
+    #[arg(long)]
+    pub take_over_stale: bool,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

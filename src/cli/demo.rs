@@ -16,7 +16,7 @@ const REGISTRY: &str = "127.0.0.1:5000";
 const RELEASES: [&str; 3] = ["a000001", "a000002", "a000003"];
 
 fn demo_dir() -> PathBuf {
-    super::log_dir().join("demo")
+    crate::logging::log_dir().join("demo")
 }
 
 /// Writes the demo config and deploys the demo releases; returns the config path.
@@ -75,6 +75,7 @@ hosts = ["local"]
         cancel: tokio_util::sync::CancellationToken::new(),
         watch: Some(std::time::Duration::ZERO),
         canary: None,
+        take_over_stale: false,
     };
     for sha in RELEASES {
         eprintln!("demo: deploying {sha} ...");

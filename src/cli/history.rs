@@ -8,6 +8,7 @@ use super::output::Table;
 use super::{Context, OutputFormat};
 use crate::exit;
 use crate::release::audit::{self, AuditRecord};
+use crate::release::ledger;
 use crate::release::lock::{self, LockState};
 use crate::state::read_service;
 use crate::transport::Host;
@@ -23,11 +24,24 @@ struct Release {
     deployed_by: Option<String>,
 }
 
+/// One release as the ledger remembers it, with how long it served.
+#[derive(Serialize)]
+struct Served {
+    #[serde(flatten)]
+    release: ledger::Release,
+    served_secs: Option<i64>,
+    /// The ledger's rollback target (what `deckhand rollback` goes to).
+    rollback_target: bool,
+}
+
 #[derive(Serialize)]
 struct HostHistory {
     host: String,
     service: String,
     error: Option<String>,
+    /// Every release that went live, oldest first (the host's ledger, reconciled with what the
+    /// proxy serves).
+    ledger: Vec<Served>,
     releases: Vec<Release>,
     audit: Vec<AuditRecord>,
     malformed_audit_lines: usize,
@@ -54,6 +68,7 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                         host: spec.name.clone(),
                         service: s.name.clone(),
                         error: Some(e.to_string()),
+                        ledger: vec![],
                         releases: vec![],
                         audit: vec![],
                         malformed_audit_lines: 0,
@@ -68,6 +83,7 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                 host: spec.name.clone(),
                 service: s.name.clone(),
                 error: None,
+                ledger: vec![],
                 releases: vec![],
                 audit: vec![],
                 malformed_audit_lines: 0,
@@ -84,7 +100,26 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                 }
                 Err(e) => h.error = Some(e.to_string()),
             }
-            match read_service(&host, s).await {
+            let status = read_service(&host, s).await;
+            match (&status, ledger::read(&host, &s.name).await) {
+                (Ok(st), Ok(mut l)) => {
+                    let now = chrono::Utc::now();
+                    l.reconcile(st, &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    let target = l.rollback_target().ok().cloned();
+                    h.ledger = l
+                        .releases
+                        .into_iter()
+                        .map(|r| Served {
+                            served_secs: r.served_secs(now),
+                            rollback_target: target.as_ref() == Some(&r),
+                            release: r,
+                        })
+                        .collect();
+                }
+                (_, Err(e)) => h.error = Some(e.to_string()),
+                (Err(_), _) => {}
+            }
+            match status {
                 Ok(st) => {
                     for img in &st.images {
                         let role = match (img.in_use_by, st.live_color) {
@@ -94,7 +129,8 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                             _ => "retained",
                         };
                         let last_deploy = h.audit.iter().rev().find(|r| {
-                            r.to_sha.as_deref() == Some(img.tag.as_str()) && r.outcome == "success"
+                            r.to_sha.as_deref() == Some(img.tag.as_str())
+                                && r.outcome == audit::AuditOutcome::Success
                         });
                         let color_labels = img.in_use_by.and_then(|c| st.color(c));
                         h.releases.push(Release {
@@ -156,6 +192,37 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
             ]);
         }
         print!("{}", t.render("  "));
+        if !h.ledger.is_empty() {
+            println!("  releases that served (newest first):");
+            let mut t = Table::new(["SHA", "COLOR", "SINCE", "SERVED", "ENDED", "BY"]);
+            for r in h.ledger.iter().rev() {
+                let rel = &r.release;
+                let ended = match rel.ended {
+                    None => "live".to_string(),
+                    Some(e) => e.as_str().to_string(),
+                };
+                let mut ended = if rel.healthy {
+                    ended
+                } else {
+                    format!("{ended}, unhealthy")
+                };
+                if r.rollback_target {
+                    ended.push_str(" ← rollback target");
+                }
+                if rel.reconciled {
+                    ended.push_str(" (reconciled)");
+                }
+                t.row([
+                    rel.sha.clone(),
+                    rel.color.to_string(),
+                    rel.since.clone(),
+                    r.served_secs.map(format_age).unwrap_or_default(),
+                    ended,
+                    rel.by.clone(),
+                ]);
+            }
+            print!("{}", t.render("    "));
+        }
         if !h.audit.is_empty() {
             println!("  audit log (newest last):");
             let mut t = Table::new(["TIME", "ACTOR", "ACTION", "FROM", "TO", "OUTCOME", "ERROR"]);
@@ -166,7 +233,7 @@ pub async fn history(ctx: &Context, limit: usize, names: &[String]) -> Result<i3
                     r.action.clone(),
                     r.from_sha.clone().unwrap_or_else(|| "-".into()),
                     r.to_sha.clone().unwrap_or_else(|| "-".into()),
-                    r.outcome.clone(),
+                    r.outcome.to_string(),
                     r.error
                         .as_deref()
                         .map(|e| e.lines().next().unwrap_or("").to_string())

@@ -15,8 +15,15 @@ impl Table {
         }
     }
 
+    /// Cells are sanitized here, the one place every table passes: a host string cannot emit
+    /// a terminal escape or forge a row.
     pub fn row<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, cells: I) {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| crate::sanitize::for_terminal_line(&c.into()).into_owned())
+                .collect(),
+        );
     }
 
     pub fn render(&self, indent: &str) -> String {
@@ -48,14 +55,16 @@ impl Table {
     }
 }
 
-/// Wraps the log file writer: every line is passed through [`crate::redact::redact_text`].
+/// Wraps the log file writer: every line is passed through [`crate::redact::redact_text`] (by
+/// name and by every secret value this process learnt) and [`crate::sanitize::for_terminal`]
+/// (an operator reads the log with `tail -f`).
 pub struct RedactingWriter<W>(pub W);
 
 impl<W: Write> Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         self.0
-            .write_all(crate::redact::redact_text(&text).as_bytes())?;
+            .write_all(crate::sanitize::host_text(&text).as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -12,7 +12,11 @@ pub async fn run(ctx: &Context) -> Result<i32> {
     let status = read_env(&ctx.env, &ctx.services).await;
     match ctx.global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        OutputFormat::Table => print!("{}", render_table(&status, chrono::Utc::now().timestamp())),
+        // Labels, health answers and errors are the hosts' words: shown, never emitted raw.
+        OutputFormat::Table => print!(
+            "{}",
+            crate::sanitize::for_terminal(&render_table(&status, chrono::Utc::now().timestamp()))
+        ),
     }
     Ok(exit_code(&status))
 }

@@ -2,9 +2,11 @@
 
 pub mod ansible_inventory;
 mod error;
+pub mod init;
 mod load;
 mod model;
 mod raw;
+mod validate;
 
 pub use error::ConfigError;
 pub use load::{discover, load, load_str};

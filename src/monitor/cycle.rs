@@ -173,6 +173,82 @@ pub async fn run_cycle_with(
     }
 
     let log = audit::parse(audit_text);
+    // Evaluated on the book as read, committed only on top of it; when another monitor
+    // committed in between, evaluated again on theirs (so nothing is counted twice or lost).
+    let mut base = book;
+    let mut attempts = 0;
+    let (book, transitions) = loop {
+        attempts += 1;
+        let (book, transitions) =
+            evaluate_book(base.clone(), &m, &statuses_ok, &log, thresholds, now);
+        match store::commit(host, &book, base.generation).await {
+            Ok(store::Commit::Written) => break (book, transitions),
+            Ok(store::Commit::Conflict(current)) if attempts < 5 => base = current,
+            Ok(store::Commit::Conflict(_)) => {
+                error.get_or_insert(format!(
+                    "{}: the alert book kept changing under this monitor ({attempts} tries); not written this cycle",
+                    host.name()
+                ));
+                break (book, Vec::new());
+            }
+            Err(e) => {
+                error.get_or_insert(e.to_string());
+                break (book, transitions);
+            }
+        }
+    };
+    if notifier.enabled() {
+        for (a, t) in &transitions {
+            let verb = match t {
+                Transition::StartedFiring => "FIRING",
+                Transition::Resolved => "resolved",
+            };
+            notifier
+                .send(&format!(
+                    "[deckhand] {} {verb}: {} ({})",
+                    host.name(),
+                    a.rule,
+                    a.message
+                ))
+                .await;
+        }
+    }
+    // Host rules first, then each service's, in a fixed order operators learn.
+    let rank = |k: &str| match k {
+        "cpu" => 0,
+        "memory" => 1,
+        "disk" => 2,
+        k if k.starts_with("health:") || k.starts_with("errors:") => 3,
+        _ => 4,
+    };
+    let mut alerts: Vec<Alert> = book.alerts.into_values().collect();
+    alerts.sort_by(|a, b| {
+        rank(&a.key)
+            .cmp(&rank(&b.key))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    MonitorSnapshot {
+        host: host.name().to_string(),
+        at: now,
+        metrics: m,
+        alerts,
+        services: statuses_ok,
+        error,
+    }
+}
+
+/// The alert rules applied to one book: returns the new book and the transitions it made.
+fn evaluate_book(
+    mut book: AlertBook,
+    m: &HostMetrics,
+    statuses_ok: &[ServiceStatus],
+    log: &audit::AuditLog,
+    thresholds: &AlertThresholds,
+    now: DateTime<Utc>,
+) -> (AlertBook, Vec<(Alert, Transition)>) {
+    if let Some(c) = m.cpu {
+        book.cpu = Some((c, now));
+    }
     let mut transitions = Vec::new();
     let keep = thresholds.keep_resolved;
     let eval = |book: &mut AlertBook,
@@ -223,12 +299,24 @@ pub async fn run_cycle_with(
             format!("{what} at {:.1}%", value.unwrap_or(0.0)),
         );
     }
-    for s in &statuses_ok {
+    for s in statuses_ok {
         // Not deployed here: nothing to watch. Deployed: the live color must answer healthy.
         let deployed = s.proxy.exists || s.colors.values().any(Option::is_some);
         let failed_now = deployed && live_failure(s).is_some();
+        // A failure counts once per interval, however many monitors (consoles, cron) saw it.
+        let min_gap = chrono::Duration::from_std(t.interval * 4 / 5).unwrap_or_default();
+        let due = book
+            .health_counted_at
+            .get(&s.name)
+            .is_none_or(|at| now - *at >= min_gap);
         let count = book.health_failures.entry(s.name.clone()).or_insert(0);
-        *count = if failed_now { *count + 1 } else { 0 };
+        if !failed_now {
+            *count = 0;
+            book.health_counted_at.remove(&s.name);
+        } else if due {
+            *count += 1;
+            book.health_counted_at.insert(s.name.clone(), now);
+        }
         let n = *count;
         let key = format!("health:{}", s.name);
         let prev = book
@@ -302,47 +390,7 @@ pub async fn run_cycle_with(
             ),
         );
     }
-    if let Err(e) = store::write(host, &book).await {
-        error.get_or_insert(e.to_string());
-    }
-    if notifier.enabled() {
-        for (a, t) in &transitions {
-            let verb = match t {
-                Transition::StartedFiring => "FIRING",
-                Transition::Resolved => "resolved",
-            };
-            notifier
-                .send(&format!(
-                    "[deckhand] {} {verb}: {} ({})",
-                    host.name(),
-                    a.rule,
-                    a.message
-                ))
-                .await;
-        }
-    }
-    // Host rules first, then each service's, in a fixed order operators learn.
-    let rank = |k: &str| match k {
-        "cpu" => 0,
-        "memory" => 1,
-        "disk" => 2,
-        k if k.starts_with("health:") || k.starts_with("errors:") => 3,
-        _ => 4,
-    };
-    let mut alerts: Vec<Alert> = book.alerts.into_values().collect();
-    alerts.sort_by(|a, b| {
-        rank(&a.key)
-            .cmp(&rank(&b.key))
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    MonitorSnapshot {
-        host: host.name().to_string(),
-        at: now,
-        metrics: m,
-        alerts,
-        services: statuses_ok,
-        error,
-    }
+    (book, transitions)
 }
 
 /// Why the live color counts as a failed health check, if it does.

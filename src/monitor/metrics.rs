@@ -37,8 +37,9 @@ pub fn parse_cpu_line(text: &str) -> Option<CpuCounters> {
         return None;
     }
     // user nice system idle iowait irq softirq steal (guest is already in user)
-    let idle = v[3] + v.get(4).copied().unwrap_or(0);
-    let total: u64 = v.iter().take(8).sum();
+    // Saturating: a host's counters are input, and an overflow must not panic.
+    let idle = v[3].saturating_add(v.get(4).copied().unwrap_or(0));
+    let total: u64 = v.iter().take(8).fold(0u64, |a, b| a.saturating_add(*b));
     Some(CpuCounters { total, idle })
 }
 

@@ -2,9 +2,12 @@
 //! Prometheus-like states, alert state kept on the host, optional webhook notifications.
 
 pub mod cycle;
+pub mod exposition;
 pub mod metrics;
 pub mod notify;
 pub mod rules;
+pub mod scrape;
+pub mod serve;
 pub mod store;
 
 pub use cycle::{HostMonitor, MonitorSnapshot, run_cycle, run_cycle_with};

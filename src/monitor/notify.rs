@@ -17,6 +17,15 @@ impl Notifier {
         let url = std::env::var(WEBHOOK_ENV)
             .ok()
             .filter(|u| !u.trim().is_empty());
+        Self::to(url)
+    }
+
+    /// A notifier for this URL (none: disabled), whatever the environment says.
+    pub fn to(url: Option<String>) -> Notifier {
+        // Whoever has the URL may post: masked by value in logs, errors and messages.
+        if let Some(u) = &url {
+            crate::redact::register_secret_url(u);
+        }
         let client = url.as_ref().and_then(|_| {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -35,7 +44,7 @@ impl Notifier {
         let (Some(url), Some(client)) = (&self.url, &self.client) else {
             return false;
         };
-        let body = serde_json::json!({ "text": crate::redact::redact_text(text) });
+        let body = serde_json::json!({ "text": crate::sanitize::for_slack(text) });
         match client.post(url).json(&body).send().await {
             Ok(r) if r.status().is_success() => true,
             Ok(r) => {
@@ -47,6 +56,8 @@ impl Notifier {
             }
             Err(e) => {
                 // The URL itself is a secret (it authorises posting): never log it.
+                // reqwest names the URL in its errors; drop it before anything formats the error.
+                let e = e.without_url();
                 tracing::warn!(error = %crate::redact::redact_text(&crate::util::error_chain(&e)), "webhook notification failed");
                 false
             }

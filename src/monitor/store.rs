@@ -1,6 +1,12 @@
 //! Alert state kept on the host (`<state_dir>/alerts.json`), so a cron job running
 //! `deckhand alerts` every minute, the console and a second operator all see the same pending
 //! and firing alerts: the droplet stays the source of truth.
+//!
+//! Several monitors share one book, so a change is committed only on top of the version it was
+//! computed from: under `flock` on the host, the book's generation is compared and the new book
+//! written only if nobody else wrote in between; otherwise the monitor gets the current book and
+//! evaluates again on top of it. No update is lost, and a probe another monitor already counted
+//! is not counted twice (see `health_counted_at`).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +19,10 @@ use crate::transport::{Host, TransportError};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AlertBook {
+    /// Bumped by every commit. First field on purpose: the commit script reads it with `sed`
+    /// from the start of the file.
+    #[serde(default)]
+    pub generation: u64,
     #[serde(default)]
     pub alerts: BTreeMap<String, Alert>,
     /// The last CPU counters and when they were read, for the next delta.
@@ -21,38 +31,87 @@ pub struct AlertBook {
     /// Consecutive failed health checks of each service's live color.
     #[serde(default)]
     pub health_failures: BTreeMap<String, u32>,
+    /// When each service's last failed check was counted: a failure seen by another monitor
+    /// within the same interval is the same failure, not one more in a row.
+    #[serde(default)]
+    pub health_counted_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl AlertBook {
     /// A book that does not parse is replaced, not fatal: alerts start over, which is safe.
+    /// Anyone who can write the host's state directory writes this file: its strings are
+    /// sanitized before anything shows them.
     pub fn parse(text: &str) -> AlertBook {
-        serde_json::from_str(text).unwrap_or_default()
+        serde_json::from_str::<AlertBook>(text)
+            .map(crate::sanitize::strings_in)
+            .unwrap_or_default()
     }
 }
 
-const WRITE: &str = r#"umask 022; mkdir -p "$1" && cat > "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2""#;
+/// What committing a book found.
+#[derive(Debug)]
+pub enum Commit {
+    /// Written, as generation `base + 1`.
+    Written,
+    /// Someone else committed since `base`: their book, to evaluate again on top of.
+    Conflict(AlertBook),
+}
+
+/// Positional parameters: $1 state dir, $2 book path, $3 the generation the new book was
+/// computed from. The new book arrives on stdin. Fixed text: nothing is spliced in.
+const COMMIT: &str = r#"umask 022; mkdir -p "$1" || exit 1
+exec 9>>"$2.lock" || exit 1
+if ! flock -w 20 9; then cat >/dev/null; echo busy; exit 0; fi
+cur=$(sed -n '1s/^{"generation":\([0-9]*\).*/\1/p' "$2" 2>/dev/null)
+if [ "${cur:-0}" != "$3" ]; then cat >/dev/null; echo conflict; cat "$2"; exit 0; fi
+cat > "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2" && echo written"#;
 
 pub fn book_path(host: &Host) -> String {
     format!("{}/alerts.json", host.spec.state_dir)
 }
 
-/// Replaces the book atomically (write, then rename).
-pub async fn write(host: &Host, book: &AlertBook) -> Result<(), TransportError> {
-    let body = serde_json::to_vec(book).map_err(|e| TransportError::Other {
+/// Commits `book` (computed from generation `base`) under the host's lock: written atomically
+/// (write, then rename) only if the book on the host is still at `base`.
+pub async fn commit(host: &Host, book: &AlertBook, base: u64) -> Result<Commit, TransportError> {
+    let other = |detail: String| TransportError::Other {
         host: host.name().to_string(),
-        detail: e.to_string(),
-    })?;
-    host.exec_ok(
-        "sh",
-        &[
-            "-c",
-            WRITE,
-            "deckhand-alerts",
-            &host.spec.state_dir,
-            &book_path(host),
-        ],
-        Some(&body),
-    )
-    .await?;
-    Ok(())
+        detail,
+    };
+    let mut next = book.clone();
+    next.generation = base + 1;
+    // Alert messages carry host strings (health errors, audit errors): masked before they are
+    // stored where every monitor reads them.
+    for a in next.alerts.values_mut() {
+        a.message = crate::redact::redact_text(&a.message);
+    }
+    let body = serde_json::to_vec(&next).map_err(|e| other(e.to_string()))?;
+    let base_s = base.to_string();
+    let out = host
+        .exec_ok(
+            "sh",
+            &[
+                "-c",
+                COMMIT,
+                "deckhand-alerts",
+                &host.spec.state_dir,
+                &book_path(host),
+                &base_s,
+            ],
+            Some(&body),
+        )
+        .await?;
+    let text = out.stdout_text();
+    let (verdict, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+    match verdict.trim() {
+        "written" => Ok(Commit::Written),
+        "conflict" => Ok(Commit::Conflict(AlertBook::parse(rest.trim()))),
+        "busy" => Err(other(format!(
+            "the alert book {} stayed locked for 20s (another monitor hung?)",
+            book_path(host)
+        ))),
+        v => Err(other(format!(
+            "unexpected answer committing the alert book: {}",
+            crate::sanitize::for_terminal_line(v)
+        ))),
+    }
 }

@@ -49,7 +49,10 @@ pub(super) async fn read_env_file(
             ),
         });
     }
-    Ok(parse_env_file(&out.stdout_text()))
+    let entries = parse_env_file(&out.stdout_text());
+    // Everything in this file is secret: masked by value from now on, whatever its name.
+    crate::redact::register_env_values(&entries);
+    Ok(entries)
 }
 
 /// `KEY=value` lines; blank lines and `#` comments skipped; optional `export `; surrounding
@@ -103,8 +106,21 @@ pub(super) async fn create_app(
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    env.extend(read_env_file(host, service).await?);
+    let secrets = read_env_file(host, service).await?;
     let mut labels = HashMap::new();
+    // Names only: lets a console that never read the env file mask these values in inspect.
+    let secret_names: Vec<&str> = secrets
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(n, _)| n)
+        .collect();
+    if !secret_names.is_empty() {
+        labels.insert(
+            crate::redact::LABEL_SECRET_ENV.to_string(),
+            secret_names.join(","),
+        );
+    }
+    env.extend(secrets);
     labels.insert(LABEL_SERVICE.to_string(), service.name.clone());
     labels.insert(LABEL_COLOR.to_string(), plan.to_color.as_str().to_string());
     labels.insert(LABEL_SHA.to_string(), plan.to_sha.clone());
@@ -191,11 +207,24 @@ pub(super) async fn tail_logs(host: &Host, name: &str) -> String {
             ..Default::default()
         }),
     );
+    // A host's log lines can be any length: each is cut, and so is the whole tail.
+    const MAX_LINE: usize = 2000;
+    const MAX_TAIL: usize = 32 * 1024;
     let mut out = String::new();
     while let Some(Ok(chunk)) = stream.next().await {
         for line in String::from_utf8_lossy(&chunk.into_bytes()).lines() {
+            if out.len() > MAX_TAIL {
+                out.push_str("    [truncated]\n");
+                return out;
+            }
+            let cut = crate::util::truncate_chars(line, MAX_LINE);
             out.push_str("    ");
-            out.push_str(&crate::redact::redact_text(line));
+            out.push_str(&crate::sanitize::for_terminal_line(
+                &crate::redact::redact_text(cut),
+            ));
+            if cut.len() < line.len() {
+                out.push_str(" [truncated]");
+            }
             out.push('\n');
         }
     }

@@ -15,6 +15,9 @@ pub enum ReleaseError {
         service: String,
         holder: String,
         hint: String,
+        /// The lock is stale or its holder is gone: `--take-over-stale` (or the terminal's
+        /// offer) may take it.
+        takeover_possible: bool,
     },
 
     #[error("{host}: {message}")]
@@ -75,6 +78,27 @@ pub enum ReleaseError {
         live_note: String,
     },
 
+    #[error("{host}: release ledger: {detail}")]
+    Ledger { host: String, detail: String },
+
+    /// Someone removed or took over our lock: we stop without touching anything more.
+    #[error(
+        "{host}: the lock of {service} is no longer ours ({now}); stopped before {step} without changing anything more; {live_note}"
+    )]
+    LockLost {
+        host: String,
+        service: String,
+        now: String,
+        step: String,
+        live_note: String,
+    },
+
+    /// The host changed between the operator's confirmation and taking the lock.
+    #[error(
+        "{host}: the host changed since you confirmed the plan: {what}. Nothing was changed; look at `deckhand status` and run the action again"
+    )]
+    Changed { host: String, what: String },
+
     /// A failure before the switch that does not say it itself: the old release still serves.
     #[error("{source}\n  Nothing was switched: {live_note}.")]
     BeforeSwitch {
@@ -94,7 +118,7 @@ impl ReleaseError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Transport(_) => crate::exit::UNREACHABLE,
-            Self::Locked { .. } => crate::exit::LOCKED,
+            Self::Locked { .. } | Self::LockLost { .. } => crate::exit::LOCKED,
             Self::Refused(_) => crate::exit::USAGE,
             Self::BeforeSwitch { source, .. } => source.exit_code(),
             _ => crate::exit::ACTION_FAILED,

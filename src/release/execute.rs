@@ -11,8 +11,10 @@ use bollard::models::RestartPolicyNameEnum;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::audit::{self, AuditRecord};
-use super::plan::{Action, DeployPlan, Target, plan_deploy, plan_rollback};
+use super::audit::{self, AuditOutcome, AuditRecord};
+use super::ledger::{self, Ending, Ledger};
+use super::lock::{HeldLock, LockRequest};
+use super::plan::{Action, DeployPlan, Pinned, Target, plan_deploy, plan_rollback};
 use super::proxy::{self, docker_err};
 use super::steps::StepRecorder;
 use super::{
@@ -32,13 +34,16 @@ pub struct ActionOptions {
     pub lock_wait: Duration,
     /// Overrides the service's health timeout.
     pub health_timeout: Option<Duration>,
-    /// Cancelled by Ctrl-C: honoured up to the switch, after which the deploy completes.
+    /// Cancelled by Ctrl-C, SIGTERM or SIGHUP (see `release::signals`): honoured up to the
+    /// switch, after which the deploy completes.
     pub cancel: CancellationToken,
     /// The watch window after the switch (issue 13): `None` is the service's `watch` for a
     /// deploy and none for a rollback; zero turns it off.
     pub watch: Option<Duration>,
     /// A canary share (1..=99 %) instead of a full switch.
     pub canary: Option<u8>,
+    /// Take over a stale lock (or one whose process is gone) instead of refusing; audited.
+    pub take_over_stale: bool,
 }
 
 /// How one host's action ended, with the time each step took (for the benchmark and the UI).
@@ -49,6 +54,8 @@ pub struct HostOutcome {
     pub duration_ms: u64,
     pub step_ms: Vec<(Step, u64)>,
     pub pulled: bool,
+    /// The share it was deployed with when it is a canary (issue 13).
+    pub canary: Option<u8>,
 }
 
 /// Deploys `tag` on one host.
@@ -82,6 +89,7 @@ pub async fn rollback_on_host(
 }
 
 /// Plans an action on a connected host without changing anything (for dialogs and prompts).
+/// The ledger is reconciled in memory only; the run under the lock writes it.
 pub async fn plan_on_host(
     host: &Host,
     service: &Service,
@@ -91,9 +99,35 @@ pub async fn plan_on_host(
     let status = read_service(host, service)
         .await
         .map_err(|e| docker_err(host, "read the service", &e))?;
-    let plan = match (action, target) {
+    let ledger = match ledger::read(host, &service.name).await {
+        Ok(l) => l,
+        // Only a rollback to "previous" needs the ledger; anything else plans without it.
+        Err(e @ ReleaseError::Ledger { .. })
+            if action == Action::Rollback && *target == Target::Previous =>
+        {
+            return Err(ReleaseError::Plan {
+                host: host.name().to_string(),
+                message: e.to_string(),
+            });
+        }
+        Err(ReleaseError::Ledger { .. }) => Ledger::default(),
+        Err(e) => return Err(e),
+    };
+    let plan = plan_from(host, &status, &ledger, service, target, action)?;
+    Ok((plan, status))
+}
+
+fn plan_from(
+    host: &Host,
+    status: &ServiceStatus,
+    ledger: &Ledger,
+    service: &Service,
+    target: &Target,
+    action: Action,
+) -> Result<DeployPlan, ReleaseError> {
+    match (action, target) {
         (Action::Deploy | Action::Redeploy, Target::Ref(tag)) => {
-            plan_deploy(&status, service, host.name(), tag, action)
+            plan_deploy(status, service, host.name(), tag, action)
         }
         (Action::Deploy | Action::Redeploy, Target::Previous) => {
             Err("deploy needs a SHA or tag".to_string())
@@ -101,19 +135,40 @@ pub async fn plan_on_host(
         // A rollback during a canary aborts it: the stable color alone serves, the canary
         // is stopped (issue 13).
         (Action::Rollback, Target::Previous) if status.canary.is_some() => match &status.live_sha {
-            Some(stable) => plan_deploy(&status, service, host.name(), stable, action),
+            Some(stable) => plan_deploy(status, service, host.name(), stable, action),
             None => Err("a canary runs but the stable color has no SHA label".to_string()),
         },
-        (Action::Rollback, t) => plan_rollback(&status, service, host.name(), t),
+        (Action::Rollback, t) => plan_rollback(status, ledger, service, host.name(), t),
     }
     .map_err(|message| ReleaseError::Plan {
         host: host.name().to_string(),
         message,
-    })?;
-    Ok((plan, status))
+    })
 }
 
-/// Runs any action on one host (deploy, rollback, forced redeploy).
+/// Runs the plan the operator confirmed, pinned (`DeployPlan::pin`): its target, and only while
+/// the host still looks the way it did (what served before). If it changed under the lock (a
+/// colleague's deploy during the prompt), nothing is done and the error says what changed.
+pub async fn run_pinned(
+    host: Arc<Host>,
+    service: &Service,
+    pinned: &Pinned,
+    opts: &ActionOptions,
+    events: &EventSink,
+) -> Result<HostOutcome, ReleaseError> {
+    run_inner(
+        host,
+        service,
+        Target::Ref(pinned.to_sha.clone()),
+        pinned.action,
+        Some(pinned.clone()),
+        opts,
+        events,
+    )
+    .await
+}
+
+/// Runs any action on one host (deploy, rollback, forced redeploy), planned under the lock.
 pub async fn run(
     host: Arc<Host>,
     service: &Service,
@@ -122,24 +177,49 @@ pub async fn run(
     opts: &ActionOptions,
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
+    run_inner(host, service, target, action, None, opts, events).await
+}
+
+async fn run_inner(
+    host: Arc<Host>,
+    service: &Service,
+    target: Target,
+    action: Action,
+    pinned: Option<Pinned>,
+    opts: &ActionOptions,
+    events: &EventSink,
+) -> Result<HostOutcome, ReleaseError> {
     let started = Instant::now();
     let mut r = StepRecorder {
         host: &host,
         events,
         steps: Vec::new(),
+        lock_lost: None,
     };
     let what = match &target {
         Target::Ref(t) => format!("{} {t}", action.as_str()),
         Target::Previous => format!("{} to previous", action.as_str()),
     };
     let t = r.start(Step::Lock, format!("{} on {}", service.name, host.name()));
-    let held = match lock::acquire(&host, &service.name, &what, &opts.actor, opts.lock_wait).await {
+    let req = LockRequest {
+        service: &service.name,
+        action: &what,
+        actor: &opts.actor,
+        env: &opts.env,
+        wait: opts.lock_wait,
+        take_over_stale: opts.take_over_stale,
+    };
+    let held = match lock::acquire(&host, &req).await {
         Ok(l) => l,
         Err(e) => {
             r.fail(Step::Lock, &e);
             return Err(e);
         }
     };
+    if let Some(old) = &held.took_over {
+        r.info(format!("took over the stale lock of {}", old.holder()));
+    }
+    r.lock_lost = Some(held.lost_flag());
     r.finish(Step::Lock, t, "");
     let record_token = held.info.token.clone();
 
@@ -150,33 +230,37 @@ pub async fn run(
         &service.name,
         action.as_str(),
     );
-    let result = run_locked(&mut r, service, &target, action, opts, &mut record).await;
+    let result = run_locked(
+        &mut r,
+        &held,
+        service,
+        &target,
+        action,
+        pinned.as_ref(),
+        opts,
+        &mut record,
+    )
+    .await;
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
-        Ok((plan, _)) if plan.noop => record.outcome = "noop".into(),
-        Ok(_) if opts.canary.is_some() => record.outcome = "canary".into(),
-        Ok(_) => record.outcome = "success".into(),
-        Err(e @ ReleaseError::RolledBack { .. }) => {
-            record.outcome = "rolled_back".into();
-            record.error = Some(e.to_string());
-        }
-        Err(ReleaseError::WatchInterrupted { .. }) => {
-            record.outcome = "watch_interrupted".into();
-            record.error = result.as_ref().err().map(ToString::to_string);
-        }
-        Err(ReleaseError::Aborted { .. }) => {
-            record.outcome = "aborted".into();
-            record.error = result.as_ref().err().map(ToString::to_string);
-        }
+        Ok((plan, _)) if plan.noop => record.outcome = AuditOutcome::Noop,
+        Ok(_) if opts.canary.is_some() => record.outcome = AuditOutcome::Canary,
+        Ok(_) => record.outcome = AuditOutcome::Success,
         Err(e) => {
-            record.outcome = "failed".into();
+            record.outcome = match e {
+                ReleaseError::Aborted { .. } => AuditOutcome::Aborted,
+                ReleaseError::Changed { .. } => AuditOutcome::Refused,
+                ReleaseError::RolledBack { .. } => AuditOutcome::RolledBack,
+                ReleaseError::WatchInterrupted { .. } => AuditOutcome::WatchInterrupted,
+                _ => AuditOutcome::Failed,
+            };
             record.error = Some(e.to_string());
         }
     }
     // The record and the unlock matter even when the connection just died (that may be why the
     // action failed): one new connection is tried before giving up on them.
     let mut fresh: Option<Host> = None;
-    let t = r.start(Step::Audit, record.outcome.clone());
+    let t = r.start(Step::Audit, record.outcome.to_string());
     if audit::append(&host, &record).await.is_err() {
         fresh = reconnect(&r, &host).await;
         match &fresh {
@@ -224,33 +308,123 @@ pub async fn run(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         step_ms: r.steps,
         pulled,
+        canary: opts.canary,
     })
 }
 
+/// What serves on the host right now, read back (never assumed from the plan).
+async fn served_now(host: &Host, service: &Service) -> String {
+    match read_service(host, service).await {
+        Ok(st) => match (
+            st.live_color,
+            st.live_color
+                .and_then(|c| st.color(c))
+                .and_then(|c| c.sha.clone())
+                .or(st.live_sha),
+        ) {
+            (Some(c), Some(sha)) => format!("{sha} ({c}) serves"),
+            (Some(c), None) => format!("{c} serves"),
+            _ => "nothing serves".to_string(),
+        },
+        Err(e) => format!("what serves now could not be read: {e}"),
+    }
+}
+
+/// Before a step that changes a container or the proxy: the lock must still be ours.
+async fn guard(
+    r: &StepRecorder<'_>,
+    held: &HeldLock,
+    service: &Service,
+    step: Step,
+) -> Result<(), ReleaseError> {
+    match held.ensure_held(r.host).await {
+        Ok(()) => Ok(()),
+        Err(now) => {
+            let e = ReleaseError::LockLost {
+                host: r.host.name().to_string(),
+                service: service.name.clone(),
+                now,
+                step: step.label().to_string(),
+                live_note: served_now(r.host, service).await,
+            };
+            r.fail(step, &e);
+            Err(e)
+        }
+    }
+}
+
+/// Writes the ledger; a failure is a warning (the next run reconciles from the proxy).
+async fn save_ledger(r: &StepRecorder<'_>, service: &Service, l: &Ledger) {
+    if let Err(e) = ledger::write(r.host, &service.name, l).await {
+        r.info(format!(
+            "WARNING: the release ledger could not be written ({e}); the next run reconciles it from what the proxy serves"
+        ));
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_locked(
     r: &mut StepRecorder<'_>,
+    held: &HeldLock,
     service: &Service,
     target: &Target,
     action: Action,
+    pinned: Option<&Pinned>,
     opts: &ActionOptions,
     record: &mut AuditRecord,
 ) -> Result<(DeployPlan, bool), ReleaseError> {
     let host = r.host;
     let t = r.start(Step::Inspect, "");
-    let (plan, status) = match plan_on_host(host, service, target, action).await {
+    let read = async {
+        let status = read_service(host, service)
+            .await
+            .map_err(|e| docker_err(host, "read the service", &e))?;
+        let (ledger, set_aside) = ledger::read_for_update(host, &service.name).await?;
+        Ok::<_, ReleaseError>((status, set_aside, ledger))
+    };
+    let (status, set_aside, mut ledger) = match read.await {
+        Ok(v) => v,
+        Err(e) => {
+            r.fail(Step::Inspect, &e);
+            return Err(e);
+        }
+    };
+    if let Some(why) = set_aside {
+        r.info(format!(
+            "WARNING: {why}; it was set aside and the ledger starts again from what serves"
+        ));
+    }
+    // A run killed after its switch left the ledger behind the proxy: catch up first.
+    if ledger.reconcile(&status, &now_rfc3339()) {
+        r.info("the release ledger was behind what the proxy serves (a run was interrupted after its switch); reconciled".to_string());
+        save_ledger(r, service, &ledger).await;
+    }
+    let plan = match plan_from(host, &status, &ledger, service, target, action) {
         Ok(p) => p,
         Err(e) => {
             r.fail(Step::Inspect, &e);
             return Err(e);
         }
     };
+    if let Some(what) = pinned.and_then(|p| p.differences(&plan)) {
+        let e = ReleaseError::Changed {
+            host: host.name().to_string(),
+            what,
+        };
+        r.fail(Step::Inspect, &e);
+        return Err(e);
+    }
     r.finish(Step::Inspect, t, plan.summary());
     record.from_sha = plan.from_sha.clone();
     record.to_sha = Some(plan.to_sha.clone());
     // The start of the action is on the record before anything changes, so an action that is
     // killed half-way still shows up in the audit log.
     let mut started_record = record.clone();
-    started_record.outcome = "started".into();
+    started_record.outcome = AuditOutcome::Started;
     started_record.details = Some(plan.summary());
     if let Err(e) = audit::append(host, &started_record).await {
         r.info(format!("WARNING: could not write the audit log: {e}"));
@@ -267,6 +441,7 @@ async fn run_locked(
             Step::Switch,
             format!("make sure the proxy serves {}", plan.to_color),
         );
+        guard(r, held, service, Step::Switch).await?;
         // A canary being aborted: both colors are in rotation, so the cheap check through the
         // public port proves nothing; the stable color is made the only one.
         if status.canary.is_some() {
@@ -282,7 +457,7 @@ async fn run_locked(
             .await
             .inspect_err(|e| r.fail(Step::Switch, e))?;
         r.finish(Step::Switch, t, "");
-        drain_and_stop_old(r, service, &plan).await;
+        drain_and_stop_old(r, held, service, &plan).await;
         return Ok((plan, false));
     }
     let live_note = match (&plan.from_color, &plan.from_sha) {
@@ -311,6 +486,9 @@ async fn run_locked(
     let new_name = app_container(service, plan.to_color);
     let mut pulled = false;
     let mut started_new = false;
+    // The container this run made or started, by id: after a lost lock, the name may already
+    // belong to someone else's container.
+    let mut ours: Option<String> = None;
 
     let pre_switch = async {
         if !plan.reuse_existing {
@@ -331,6 +509,7 @@ async fn run_locked(
                 .inspect_err(|e| r.fail(Step::Network, e))?;
             r.finish(Step::Network, t, "");
 
+            guard(r, held, service, Step::Create).await?;
             let t = r.start(Step::Create, new_name.clone());
             container::create_app(host, service, &plan, opts)
                 .await
@@ -338,6 +517,13 @@ async fn run_locked(
             r.finish(Step::Create, t, "");
         }
         check_cancel(opts, host, &live_note)?;
+        guard(r, held, service, Step::Start).await?;
+        ours = host
+            .docker
+            .inspect_container(&new_name, None)
+            .await
+            .ok()
+            .and_then(|i| i.id);
         let t = r.start(Step::Start, new_name.clone());
         host.docker
             .start_container(&new_name, None)
@@ -360,9 +546,36 @@ async fn run_locked(
             .inspect_err(|e| r.fail(Step::Health, e))?;
         r.finish(Step::Health, t, "");
         check_cancel(opts, host, &live_note)?;
+        guard(r, held, service, Step::Proxy).await?;
         Ok::<(), ReleaseError>(())
     };
     if let Err(e) = pre_switch.await {
+        if let ReleaseError::LockLost { .. } = e {
+            // Someone else holds the service now: stop only what this run started, by id.
+            if let Some(id) = &ours {
+                container::stop_quietly(host, id, service).await;
+                r.info(format!(
+                    "stopped the container this run started ({new_name}, {}); nothing else was touched",
+                    id.get(..12).unwrap_or(id)
+                ));
+            }
+            return Err(match e {
+                // The health wait saw the heartbeat's flag: say who holds it and what serves.
+                ReleaseError::LockLost { live_note, .. } if live_note.is_empty() => {
+                    match guard(r, held, service, Step::Health).await {
+                        Err(e) => e,
+                        Ok(()) => ReleaseError::LockLost {
+                            host: host.name().to_string(),
+                            service: service.name.clone(),
+                            now: "the heartbeat found it removed".into(),
+                            step: Step::Proxy.label().to_string(),
+                            live_note: served_now(host, service).await,
+                        },
+                    }
+                }
+                e => e,
+            });
+        }
         if started_new || matches!(e, ReleaseError::Unhealthy { .. }) {
             container::stop_quietly(host, &new_name, service).await;
             r.info(format!(
@@ -410,6 +623,12 @@ async fn run_locked(
         if proxy_started { "started" } else { "running" },
     );
 
+    if let Err(e) = guard(r, held, service, Step::Switch).await {
+        if let Some(id) = &ours {
+            container::stop_quietly(host, id, service).await;
+        }
+        return Err(e);
+    }
     let t = r.start(
         Step::Switch,
         format!(
@@ -418,6 +637,7 @@ async fn run_locked(
             plan.to_color
         ),
     );
+    let switched_at = now_rfc3339();
     let switched = match (opts.canary, &previous) {
         (Some(percent), Some(stable)) => {
             let k = crate::state::proxy_conf::Canary {
@@ -452,6 +672,17 @@ async fn run_locked(
         from: plan.from_color,
         to: plan.to_color,
     });
+    let release = ledger::Release {
+        sha: plan.to_sha.clone(),
+        color: plan.to_color,
+        since: switched_at.clone(),
+        by: opts.actor.clone(),
+        action: action.as_str().to_string(),
+        until: None,
+        ended: None,
+        healthy: true,
+        reconciled: false,
+    };
 
     let t = r.start(Step::Confirm, format!("port {}", service.public_port));
     if let Err(detail) = proxy::confirm(host, service, plan.to_color, Duration::from_secs(10)).await
@@ -460,7 +691,11 @@ async fn run_locked(
         // answering publicly. The note says what serves after that, as the proxy reports it.
         let note = match &previous {
             Some(prev) => match proxy::switch(host, service, prev, None).await {
-                Ok(()) => format!("the previous route was restored: {live_note}"),
+                Ok(()) => {
+                    ledger.record_reverted(release, &now_rfc3339());
+                    save_ledger(r, service, &ledger).await;
+                    format!("the previous route was restored: {live_note}")
+                }
                 Err(e) => format!("restoring the previous route failed: {e}"),
             },
             None => format!(
@@ -477,6 +712,22 @@ async fn run_locked(
         return Err(e);
     }
     r.finish(Step::Confirm, t, format!("{} answers", plan.to_color));
+    // Written with the switch's outcome: what serves now, and how the one before ended. A
+    // canary is not live in the ledger: the stable color stays the route until `promote`.
+    let canary_release = if opts.canary.is_some() {
+        Some(release)
+    } else {
+        ledger.went_live(
+            release,
+            if action == Action::Rollback {
+                Ending::RolledBack
+            } else {
+                Ending::Replaced
+            },
+        );
+        save_ledger(r, service, &ledger).await;
+        None
+    };
 
     let window = opts.watch.unwrap_or(match action {
         Action::Rollback => Duration::ZERO,
@@ -485,7 +736,18 @@ async fn run_locked(
     if let (Some(old), Some(prev)) = (plan.from_color, &previous)
         && (!window.is_zero() || opts.canary.is_some())
     {
-        watch::after_switch(r, service, &plan, old, prev, window, opts, record).await?;
+        guard(r, held, service, Step::Watch).await?;
+        let watched = watch::after_switch(r, service, &plan, old, prev, window, opts, record).await;
+        if matches!(watched, Err(ReleaseError::RolledBack { .. })) {
+            // The ledger says the new release ended "rolled back automatically" and the one
+            // before serves again, so a later rollback does not go *to* the failed release.
+            match canary_release {
+                Some(rel) => ledger.record_reverted(rel, &now_rfc3339()),
+                None => ledger.switched_back_by_watch(&now_rfc3339()),
+            }
+            save_ledger(r, service, &ledger).await;
+        }
+        watched?;
         if opts.canary.is_some() {
             r.info(format!(
                 "the canary passed its watch; it stays at {} % until `deckhand promote` (or `deckhand rollback` to abort)",
@@ -494,14 +756,21 @@ async fn run_locked(
             return Ok((plan, pulled));
         }
     }
-    drain_and_stop_old(r, service, &plan).await;
+    drain_and_stop_old(r, held, service, &plan).await;
 
     if service.auto_prune && action != Action::Rollback {
         let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
         match read_service(host, service).await {
             Ok(st) => {
-                let p = prune::plan_prune(host.name(), &st, service.keep_images);
-                match prune::execute(host, service, &p).await {
+                let keep = prune::ledger_keeps(&ledger, &st);
+                let p = prune::plan_prune_keeping(host.name(), &st, service.keep_images, &keep);
+                let res = match held.ensure_held(host).await {
+                    Ok(()) => prune::execute(host, service, &p).await,
+                    Err(now) => Err(ReleaseError::Refused(format!(
+                        "the lock is no longer ours ({now})"
+                    ))),
+                };
+                match res {
                     Ok(removed) => r.finish(Step::Prune, t, format!("removed {}", removed.len())),
                     Err(e) => {
                         r.info(format!("WARNING: auto-prune failed: {e}"));
@@ -556,7 +825,12 @@ async fn reconnect(r: &StepRecorder<'_>, host: &Host) -> Option<Host> {
     }
 }
 
-async fn drain_and_stop_old(r: &mut StepRecorder<'_>, service: &Service, plan: &DeployPlan) {
+async fn drain_and_stop_old(
+    r: &mut StepRecorder<'_>,
+    held: &HeldLock,
+    service: &Service,
+    plan: &DeployPlan,
+) {
     let Some(old) = plan.from_color else {
         return;
     };
@@ -584,6 +858,13 @@ async fn drain_and_stop_old(r: &mut StepRecorder<'_>, service: &Service, plan: &
     };
     r.finish(Step::Drain, t, detail);
     let old_name = app_container(service, old);
+    if let Err(now) = held.ensure_held(host).await {
+        // The new release serves; whoever holds the lock now decides about the old color.
+        r.info(format!(
+            "WARNING: the lock is no longer ours ({now}); {old_name} was left running for its holder to decide"
+        ));
+        return;
+    }
     let t = r.start(Step::StopOld, old_name.clone());
     match container::stop(host, &old_name, service).await {
         Ok(()) => r.finish(Step::StopOld, t, "kept stopped for rollback"),

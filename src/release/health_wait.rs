@@ -104,7 +104,9 @@ pub(super) async fn wait_healthy(
                 format!(
                     "    exit {}: {}\n",
                     l.exit_code.unwrap_or(-1),
-                    crate::redact::redact_text(l.output.as_deref().unwrap_or("").trim())
+                    crate::sanitize::for_terminal_line(&crate::redact::redact_text(
+                        l.output.as_deref().unwrap_or("").trim()
+                    ))
                 )
             })
             .collect::<String>();
@@ -197,6 +199,19 @@ pub(super) async fn wait_healthy(
                 docker_log,
                 container::tail_logs(host, &name).await,
             ));
+        }
+        if r.lock_lost
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            // The caller says who holds it now and what serves (an empty note asks for that).
+            return Err(ReleaseError::LockLost {
+                host: host.name().to_string(),
+                service: service.name.clone(),
+                now: String::new(),
+                step: super::Step::Proxy.label().to_string(),
+                live_note: String::new(),
+            });
         }
         if opts.cancel.is_cancelled() {
             return Err(ReleaseError::Aborted {

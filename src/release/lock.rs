@@ -1,12 +1,16 @@
 //! The per-service lock on a host, shared by every operator and CI job.
 //!
 //! A file `<state_dir>/locks/<service>.lock`, created atomically with `ln` (fails if it exists),
-//! holding who, since when, doing what. The holder touches it every few seconds; a lock whose
-//! heartbeat stopped (the holder was killed or lost its connection) is reported as stale and
-//! cleared only by `deckhand unlock`. The host's own clock judges age, so operators' clock skew
+//! holding who, since when, doing what. The holder touches it every few seconds and re-checks
+//! that it is still its own before every step that changes a container or the proxy. A lock
+//! whose heartbeat stopped (the holder was killed or lost its connection) is stale: `deckhand
+//! unlock` clears it, and an action with `--take-over-stale` takes it over (audited). The host's own clock judges age, so operators' clock skew
 //! does not matter.
 
 use std::time::Duration;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +40,12 @@ pub struct LockState {
     pub stale: bool,
     /// The raw content when it could not be parsed.
     pub raw: Option<String>,
+    /// The token the lock names (what `unlock` compares before removing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A regular file written by an older deckhand.
+    #[serde(skip)]
+    pub legacy: bool,
 }
 
 impl LockState {
@@ -46,11 +56,17 @@ impl LockState {
                 i.actor,
                 i.since,
                 i.action,
-                if self.stale {
-                    format!(" (STALE: no heartbeat for {}s)", self.heartbeat_age_secs)
-                } else {
-                    String::new()
+                match self.liveness() {
+                    Liveness::Dead =>
+                        format!(" (DEAD: its process {} on {} is gone)", i.pid, i.machine),
+                    Liveness::Stale =>
+                        format!(" (STALE: no heartbeat for {}s)", self.heartbeat_age_secs),
+                    Liveness::Live => String::new(),
                 }
+            ),
+            None if self.raw.as_deref().is_none_or(str::is_empty) => format!(
+                "a holder whose details could not be written (disk full?), heartbeat {}s ago",
+                self.heartbeat_age_secs
             ),
             None => "an unreadable lock file".into(),
         }
@@ -63,12 +79,60 @@ fn lock_path(host: &Host, service: &str) -> (String, String) {
     (dir, path)
 }
 
+/// Whether a lock's holder may still be working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    /// Heartbeat fresh, holder not known to be gone: removing it lets two deploys race.
+    Live,
+    /// No heartbeat for longer than [`STALE_AFTER`].
+    Stale,
+    /// Taken on this machine by a process that no longer runs.
+    Dead,
+}
+
+impl LockState {
+    /// Judges the lock from here: the host's clock for the heartbeat, and for a lock taken on
+    /// this machine, whether its process still runs (a killed deploy's lock is dead at once,
+    /// not 30 s later).
+    pub fn liveness(&self) -> Liveness {
+        if let Some(i) = &self.info
+            && hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .as_deref()
+                == Some(i.machine.as_str())
+            && !i.machine.is_empty()
+            && !process_is_deckhand(i.pid)
+        {
+            return Liveness::Dead;
+        }
+        if self.stale {
+            Liveness::Stale
+        } else {
+            Liveness::Live
+        }
+    }
+}
+
+fn process_is_deckhand(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| c.trim_end().starts_with("deckhand"))
+}
+
 // Fixed scripts: values arrive as positional parameters, never spliced into the script text.
-const ACQUIRE: &str = r#"set -e; umask 022; mkdir -p "$1"; t="$1/.tmp.$$"; cat > "$t"; if ln "$t" "$2" 2>/dev/null; then rm -f "$t"; echo acquired; else rm -f "$t"; echo held; fi"#;
-const READ: &str = r#"if [ -f "$1" ]; then date +%s; stat -c %Y "$1"; cat "$1"; fi"#;
-const RELEASE: &str = r#"if [ -f "$1" ] && grep -q -F "$2" "$1"; then rm -f "$1"; echo released; else echo not-ours; fi"#;
-const HEARTBEAT_SCRIPT: &str =
-    r#"if [ -f "$1" ] && grep -q -F "$2" "$1"; then touch "$1"; echo ok; else echo lost; fi"#;
+//
+// The lock is a symbolic link `S.lock -> .h-TOKEN`, made with `ln -s` (fails if it exists):
+// a short link lives in the inode, so taking the lock needs no free data block (prune works
+// on a full disk). `.h-TOKEN` holds who/what/since as JSON, written best effort first; a
+// reader that finds it empty still sees the lock. The heartbeat is `touch -h` on the link.
+// Locks written by older deckhands (a regular file with the JSON) are still read and removed.
+const ACQUIRE: &str = r#"umask 022; mkdir -p "$1" || exit 1; i="$1/.h-$3"; cat > "$i" 2>/dev/null; if ln -s ".h-$3" "$2" 2>/dev/null; then echo acquired; else rm -f "$i"; echo held; fi"#;
+const READ: &str = r#"if [ -L "$1" ]; then date +%s; stat -c %Y "$1"; t=$(readlink "$1"); echo "$t"; cat "$(dirname "$1")/$t" 2>/dev/null; elif [ -f "$1" ]; then date +%s; stat -c %Y "$1"; echo legacy; cat "$1"; fi"#;
+const RELEASE: &str = r#"d=$(dirname "$1"); if [ -L "$1" ] && [ "$(readlink "$1")" = ".h-$2" ]; then rm -f "$1" "$d/.h-$2"; echo released; elif [ -f "$1" ] && [ ! -L "$1" ] && grep -q -F "\"token\":\"$2\"" "$1"; then rm -f "$1"; echo released; else echo not-ours; fi"#;
+const HEARTBEAT_SCRIPT: &str = r#"if [ -L "$1" ] && [ "$(readlink "$1")" = ".h-$2" ]; then touch -h "$1" && echo ok; else echo lost; fi"#;
+// Removes exactly the legacy lock file an operator was shown (its whole content matches).
+const REMOVE_LEGACY: &str = r#"if [ -f "$1" ] && [ ! -L "$1" ] && [ "$(cat "$1")" = "$2" ]; then rm -f "$1"; echo released; else echo changed; fi"#;
 
 /// Reads the lock of a service, if any.
 pub async fn read(host: &Host, service: &str) -> Result<Option<LockState>, ReleaseError> {
@@ -76,20 +140,47 @@ pub async fn read(host: &Host, service: &str) -> Result<Option<LockState>, Relea
     let out = host
         .exec_ok("sh", &["-c", READ, "deckhand-lock", &path], None)
         .await?;
-    let text = out.stdout_text();
-    let mut lines = text.splitn(3, '\n');
-    let (Some(now), Some(mtime)) = (lines.next(), lines.next()) else {
-        return Ok(None);
+    Ok(parse_read(&out.stdout_text()))
+}
+
+fn parse_read(text: &str) -> Option<LockState> {
+    let mut lines = text.splitn(4, '\n');
+    let (Some(now), Some(mtime), Some(kind)) = (lines.next(), lines.next(), lines.next()) else {
+        return None;
     };
     let body = lines.next().unwrap_or("").trim().to_string();
     let age = now.trim().parse::<i64>().unwrap_or(0) - mtime.trim().parse::<i64>().unwrap_or(0);
-    let info: Option<LockInfo> = serde_json::from_str(&body).ok();
-    Ok(Some(LockState {
+    let mut info: Option<LockInfo> = serde_json::from_str(&body)
+        .ok()
+        .map(crate::sanitize::strings_in);
+    let token = kind.trim().strip_prefix(".h-").map(str::to_string);
+    if let (Some(i), Some(t)) = (&info, &token)
+        && &i.token != t
+    {
+        // A details file that is not this lock's: trust only the link.
+        info = None;
+    }
+    let body = crate::sanitize::for_terminal(&body).into_owned();
+    Some(LockState {
         raw: info.is_none().then_some(body),
+        token: token.or_else(|| info.as_ref().map(|i| i.token.clone())),
+        legacy: kind.trim() == "legacy",
         info,
         heartbeat_age_secs: age,
         stale: age > i64::try_from(STALE_AFTER.as_secs()).unwrap_or(30),
-    }))
+    })
+}
+
+/// What taking a lock needs to know.
+pub struct LockRequest<'a> {
+    pub service: &'a str,
+    /// What the holder is doing, shown to whoever is refused.
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub env: &'a str,
+    pub wait: Duration,
+    /// Take over a stale or dead lock (audited with whose it was) instead of refusing.
+    pub take_over_stale: bool,
 }
 
 /// A held lock. Release it with [`HeldLock::release`]; if the process dies instead, the
@@ -98,21 +189,20 @@ pub struct HeldLock {
     pub info: LockInfo,
     path: String,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Set by the heartbeat when the lock is no longer ours (removed or taken over).
+    lost: Arc<AtomicBool>,
+    /// The stale lock this one replaced, if it took one over.
+    pub took_over: Option<LockState>,
 }
 
 /// Takes the lock, waiting up to `wait` for another holder to finish.
-pub async fn acquire(
-    host: &std::sync::Arc<Host>,
-    service: &str,
-    action: &str,
-    actor: &str,
-    wait: Duration,
-) -> Result<HeldLock, ReleaseError> {
+pub async fn acquire(host: &Arc<Host>, req: &LockRequest<'_>) -> Result<HeldLock, ReleaseError> {
+    let service = req.service;
     let (dir, path) = lock_path(host, service);
     let info = LockInfo {
         token: new_token(),
-        actor: actor.to_string(),
-        action: action.to_string(),
+        actor: req.actor.to_string(),
+        action: req.action.to_string(),
         since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         pid: std::process::id(),
         machine: hostname::get()
@@ -121,51 +211,105 @@ pub async fn acquire(
             .unwrap_or_default(),
     };
     let body = serde_json::to_vec(&info).map_err(|e| ReleaseError::Refused(e.to_string()))?;
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + req.wait;
+    let mut took_over = None;
     loop {
         let out = host
             .exec_ok(
                 "sh",
-                &["-c", ACQUIRE, "deckhand-lock", &dir, &path],
+                &["-c", ACQUIRE, "deckhand-lock", &dir, &path, &info.token],
                 Some(&body),
             )
             .await?;
         if out.stdout_text().trim() == "acquired" {
             break;
         }
+        let state = read(host, service).await?;
+        let liveness = state.as_ref().map(LockState::liveness);
+        if req.take_over_stale
+            && took_over.is_none()
+            && let Some(s) = &state
+            && matches!(liveness, Some(Liveness::Stale | Liveness::Dead))
+        {
+            // Safe because holders re-check their token before every change: a holder that
+            // was only slow stops at its next step.
+            if remove_shown(host, service, s).await? {
+                took_over = Some(s.clone());
+            }
+            continue;
+        }
         if tokio::time::Instant::now() >= deadline {
-            let state = read(host, service).await?;
-            let (holder, hint) = match &state {
-                Some(s) if s.stale => (
+            let (holder, hint, takeover_possible) = match (&state, liveness) {
+                (Some(s), Some(Liveness::Stale | Liveness::Dead)) => (
                     s.holder(),
                     format!(
-                        "The holder stopped refreshing it. If nobody is deploying, clear it: deckhand unlock --env <env> --service {service} --host {}",
+                        "The holder stopped refreshing it{}. If nobody is deploying, take it over: add --take-over-stale (recorded in the audit log), or clear it: deckhand unlock --env {} --service {service} --host {}",
+                        if liveness == Some(Liveness::Dead) {
+                            " (its process is gone)"
+                        } else {
+                            ""
+                        },
+                        req.env,
                         host.name()
                     ),
+                    true,
                 ),
-                Some(s) => (
+                (Some(s), _) => (
                     s.holder(),
                     "Wait for it to finish, or pass --lock-wait 5m to queue behind it.".to_string(),
+                    false,
                 ),
-                None => ("someone who just released it".into(), "Try again.".into()),
+                (None, _) => (
+                    "someone who just released it".into(),
+                    "Try again.".into(),
+                    false,
+                ),
             };
             return Err(ReleaseError::Locked {
                 host: host.name().to_string(),
                 service: service.to_string(),
                 holder,
                 hint,
+                takeover_possible,
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    if let Some(old) = &took_over {
+        let mut rec = super::audit::AuditRecord::now(
+            req.actor,
+            req.env,
+            host.name(),
+            service,
+            "take_over_lock",
+        );
+        rec.outcome = super::audit::AuditOutcome::Success;
+        rec.details = Some(format!(
+            "took over the {} lock of {}",
+            if old.liveness() == Liveness::Dead {
+                "dead"
+            } else {
+                "stale"
+            },
+            old.holder()
+        ));
+        rec.extra.holder = old.info.clone();
+        if let Err(e) = super::audit::append(host, &rec).await {
+            tracing::warn!(error = %e, "the lock take-over could not be audited");
+        }
+    }
+    let lost = Arc::new(AtomicBool::new(false));
     let hb_host = host.clone();
     let hb_path = path.clone();
     let token = info.token.clone();
+    let hb_lost = lost.clone();
     let heartbeat = tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
+            // Bounded by the heartbeat period: a hung touch must not stop the next one.
             match hb_host
-                .exec(
+                .exec_within(
+                    HEARTBEAT,
                     "sh",
                     &["-c", HEARTBEAT_SCRIPT, "deckhand-lock", &hb_path, &token],
                     None,
@@ -174,6 +318,8 @@ pub async fn acquire(
             {
                 Ok(o) if o.stdout_text().trim() == "lost" => {
                     tracing::warn!(host = hb_host.name(), "lock was removed while held");
+                    hb_lost.store(true, Ordering::SeqCst);
+                    return;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "lock heartbeat failed"),
@@ -184,6 +330,8 @@ pub async fn acquire(
         info,
         path,
         heartbeat,
+        lost,
+        took_over,
     })
 }
 
@@ -197,6 +345,47 @@ impl HeldLock {
         )
         .await?;
         Ok(())
+    }
+
+    /// The heartbeat found the lock gone (cheap: no round trip; for waits).
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
+
+    /// Makes sure the lock is still ours, on the host, right now (before a step that changes a
+    /// container or the proxy). `Err` says who holds it instead.
+    pub async fn ensure_held(&self, host: &Host) -> Result<(), String> {
+        let lost_now = match host
+            .exec(
+                "sh",
+                &[
+                    "-c",
+                    HEARTBEAT_SCRIPT,
+                    "deckhand-lock",
+                    &self.path,
+                    &self.info.token,
+                ],
+                None,
+            )
+            .await
+        {
+            Ok(o) => o.stdout_text().trim() == "lost",
+            // Unreachable host: the step itself will fail and say so.
+            Err(_) => false,
+        };
+        if !lost_now && !self.lost.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.lost.store(true, Ordering::SeqCst);
+        let service = std::path::Path::new(&self.path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("");
+        Err(match read(host, service).await {
+            Ok(Some(s)) => format!("now locked by {}", s.holder()),
+            Ok(None) => "someone removed it; nobody holds it now".to_string(),
+            Err(e) => format!("it is gone and the lock could not be read: {e}"),
+        })
     }
 }
 
@@ -214,11 +403,91 @@ pub async fn release_token(host: &Host, service: &str, token: &str) -> Result<()
     Ok(())
 }
 
-/// Removes the lock whoever holds it (`deckhand unlock`, after the operator confirmed).
-pub async fn force_remove(host: &Host, service: &str) -> Result<(), ReleaseError> {
+/// Removes exactly the lock `shown` (an operator confirmed that one): if it was released or
+/// taken by someone else meanwhile, nothing is removed and `false` comes back.
+pub async fn remove_shown(
+    host: &Host,
+    service: &str,
+    shown: &LockState,
+) -> Result<bool, ReleaseError> {
     let (_, path) = lock_path(host, service);
-    host.exec_ok("rm", &["-f", "--", &path], None).await?;
-    Ok(())
+    let out = match (&shown.token, &shown.raw) {
+        // A link lock, or an older file lock that names its token.
+        (Some(t), _) => {
+            host.exec_ok("sh", &["-c", RELEASE, "deckhand-lock", &path, t], None)
+                .await?
+        }
+        // An unreadable file: only while its content is still what was shown.
+        (None, Some(body)) => {
+            host.exec_ok(
+                "sh",
+                &["-c", REMOVE_LEGACY, "deckhand-lock", &path, body],
+                None,
+            )
+            .await?
+        }
+        (None, None) => return Ok(false),
+    };
+    Ok(out.stdout_text().trim() == "released")
+}
+
+/// Who asks to remove a lock, and whether they insist on a live one.
+pub struct UnlockRequest<'a> {
+    pub service: &'a str,
+    pub actor: &'a str,
+    pub env: &'a str,
+    /// Remove it even though its holder still heartbeats (`unlock --force`).
+    pub force: bool,
+}
+
+/// `deckhand unlock` after the operator saw `shown`: refuses a live lock unless forced, removes
+/// only that lock, and audits it with both identities (who removed it, whose it was). `Ok`
+/// carries a warning when the audit record could not be written.
+pub async fn unlock(
+    host: &Host,
+    req: &UnlockRequest<'_>,
+    shown: &LockState,
+) -> Result<Option<String>, ReleaseError> {
+    let live = shown.liveness() == Liveness::Live;
+    if live && !req.force {
+        return Err(ReleaseError::Locked {
+            host: host.name().to_string(),
+            service: req.service.to_string(),
+            holder: shown.holder(),
+            hint: format!(
+                "The lock is live (heartbeat {}s ago): its holder is working, and removing it lets two deploys race. Refused. If you know the holder is gone, pass --force (recorded with both identities).",
+                shown.heartbeat_age_secs
+            ),
+            takeover_possible: false,
+        });
+    }
+    if !remove_shown(host, req.service, shown).await? {
+        return Err(ReleaseError::Locked {
+            host: host.name().to_string(),
+            service: req.service.to_string(),
+            holder: shown.holder(),
+            hint: "The lock changed since it was shown (released, or taken by someone else): nothing was removed. Look again: deckhand lock".into(),
+            takeover_possible: false,
+        });
+    }
+    let mut rec =
+        super::audit::AuditRecord::now(req.actor, req.env, host.name(), req.service, "unlock");
+    rec.outcome = super::audit::AuditOutcome::Success;
+    rec.details = Some(format!(
+        "removed the {} lock of {}",
+        match shown.liveness() {
+            Liveness::Live => "LIVE",
+            Liveness::Stale => "stale",
+            Liveness::Dead => "dead",
+        },
+        shown.holder()
+    ));
+    rec.extra.holder = shown.info.clone();
+    rec.extra.forced = live;
+    Ok(super::audit::append(host, &rec)
+        .await
+        .err()
+        .map(|e| format!("the unlock is not in the audit log: {e}")))
 }
 
 fn new_token() -> String {
@@ -232,4 +501,50 @@ fn new_token() -> String {
     );
     h.write_u32(std::process::id());
     format!("{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_lock_with_its_details_is_read() {
+        let info = r#"{"token":"00ff","actor":"ana@laptop","action":"deploy a1","since":"2026-12-01T00:00:00Z","pid":1,"machine":"elsewhere"}"#;
+        let s = parse_read(&format!("1000\n990\n.h-00ff\n{info}\n")).expect("locked");
+        assert_eq!(s.token.as_deref(), Some("00ff"));
+        assert_eq!(s.heartbeat_age_secs, 10);
+        assert!(!s.legacy && !s.stale);
+        assert_eq!(s.liveness(), Liveness::Live);
+        assert!(s.holder().starts_with("ana@laptop since"), "{}", s.holder());
+    }
+
+    #[test]
+    fn a_lock_whose_details_could_not_be_written_still_holds() {
+        // Disk full: the link exists, its details file is empty.
+        let s = parse_read("1000\n900\n.h-00ff\n").expect("locked");
+        assert_eq!(s.token.as_deref(), Some("00ff"));
+        assert!(s.info.is_none());
+        assert_eq!(s.liveness(), Liveness::Stale);
+        assert!(
+            s.holder().contains("details could not be written"),
+            "{}",
+            s.holder()
+        );
+        assert!(parse_read("").is_none());
+    }
+
+    #[test]
+    fn a_legacy_file_lock_is_read_and_a_dead_local_holder_is_dead() {
+        let me = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        let info = format!(
+            r#"{{"token":"ab","actor":"x","action":"deploy","since":"s","pid":4000000,"machine":"{me}"}}"#
+        );
+        let s = parse_read(&format!("1000\n999\nlegacy\n{info}")).expect("locked");
+        assert!(s.legacy);
+        assert_eq!(s.token.as_deref(), Some("ab"));
+        assert_eq!(s.liveness(), Liveness::Dead);
+    }
 }

@@ -6,17 +6,21 @@
 pub mod actor;
 pub mod audit;
 pub mod container;
+pub mod credentials;
 mod docker_checks;
 mod error;
 pub mod events;
 pub mod execute;
 mod health_wait;
+pub mod ledger;
 pub mod lock;
 pub mod plan;
 pub mod proxy;
 pub mod prune;
 pub mod pull;
 pub mod registry;
+pub mod runner;
+pub mod signals;
 mod steps;
 pub mod watch;
 

@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::Step;
+use super::ledger::Ledger;
 use crate::config::Service;
 use crate::state::{Color, ContainerState, ServiceStatus};
 
@@ -62,9 +63,71 @@ pub struct DeployPlan {
     /// replaced at the proxy step, and this says why.
     pub proxy_change: Option<String>,
     pub steps: Vec<Step>,
+    /// The host has the target image (a new container needs no pull).
+    pub image_present: bool,
+    /// Something the operator should know about how the target was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What the operator confirmed, pinned for the run under the lock: the target and what serves
+/// before it. If the host no longer matches, the run stops and says what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub action: Action,
+    pub to_sha: String,
+    pub from_sha: Option<String>,
+    pub from_color: Option<Color>,
+    /// Whether what serves before must still be what the operator saw. A person who confirmed
+    /// a plan pins it; `--yes` (CI, often queued with `--lock-wait` behind another deploy)
+    /// pins only the target.
+    pub check_from: bool,
+}
+
+impl Pinned {
+    /// Pins only the target (for runs nobody confirmed interactively).
+    pub fn target_only(mut self) -> Pinned {
+        self.check_from = false;
+        self
+    }
+
+    /// What differs between the confirmed plan and the plan made under the lock, in words.
+    pub fn differences(&self, now: &DeployPlan) -> Option<String> {
+        let show = |c: Option<Color>, s: &Option<String>| match (c, s) {
+            (Some(c), Some(s)) => format!("{s} ({c})"),
+            (Some(c), None) => format!("? ({c})"),
+            _ => "nothing".to_string(),
+        };
+        let mut what = Vec::new();
+        if now.to_sha != self.to_sha {
+            what.push(format!(
+                "the target was {} and is now {}",
+                self.to_sha, now.to_sha
+            ));
+        }
+        if self.check_from && (now.from_sha != self.from_sha || now.from_color != self.from_color) {
+            what.push(format!(
+                "{} served when you confirmed, now {} does",
+                show(self.from_color, &self.from_sha),
+                show(now.from_color, &now.from_sha)
+            ));
+        }
+        (!what.is_empty()).then(|| what.join("; "))
+    }
 }
 
 impl DeployPlan {
+    /// The expectation to run this plan with once it is confirmed.
+    pub fn pin(&self) -> Pinned {
+        Pinned {
+            action: self.action,
+            to_sha: self.to_sha.clone(),
+            from_sha: self.from_sha.clone(),
+            from_color: self.from_color,
+            check_from: true,
+        }
+    }
+
     /// One sentence for dialogs and prompts.
     pub fn summary(&self) -> String {
         if self.noop {
@@ -86,16 +149,25 @@ impl DeployPlan {
         }
         let how = if self.reuse_existing {
             "restart the kept container"
-        } else {
+        } else if self.action != Action::Rollback {
             "new container"
+        } else if self.image_present {
+            "its container is gone: new container from the retained image"
+        } else {
+            "its container and image are gone: new container, pulling the image"
         };
+        let note = self
+            .note
+            .as_deref()
+            .map(|n| format!("; {n}"))
+            .unwrap_or_default();
         let proxy = self
             .proxy_change
             .as_ref()
             .map(|c| format!("; {c}"))
             .unwrap_or_default();
         format!(
-            "{}: {} {} → {} ({}, {how}){proxy}",
+            "{}: {} {} → {} ({}, {how}){note}{proxy}",
             self.host, self.service, from, self.to_sha, self.to_color
         )
     }
@@ -167,6 +239,7 @@ pub fn plan_deploy(
             .color(to_color)
             .is_some_and(|s| s.sha.as_deref() == Some(tag) && s.image == image);
     let create_proxy = !status.proxy.exists;
+    let image_present = status.images.iter().any(|i| i.tag == tag);
 
     let steps = if noop {
         vec![Step::Lock, Step::Audit, Step::Unlock]
@@ -215,6 +288,8 @@ pub fn plan_deploy(
             create_proxy: false,
             proxy_change: None,
             steps,
+            image_present,
+            note: None,
         });
     }
     Ok(DeployPlan {
@@ -236,34 +311,43 @@ pub fn plan_deploy(
         create_proxy,
         proxy_change,
         steps,
+        image_present,
+        note: None,
     })
 }
 
-/// Plans a rollback: by default to the release kept stopped in the idle color; with a REF, to
-/// any release whose image the host still has.
+/// Plans a rollback: by default to the release that served before the live one, per the host's
+/// ledger (whatever failed, was forced or interrupted since; pulled again if its image was
+/// removed by hand); with a REF, to any release whose image the host still has.
 pub fn plan_rollback(
     status: &ServiceStatus,
+    ledger: &Ledger,
     service: &Service,
     host: &str,
     target: &Target,
 ) -> Result<DeployPlan, String> {
+    let mut ledger = ledger.clone();
+    ledger.reconcile(status, "");
+    let mut note = None;
     let tag = match target {
-        Target::Previous => {
-            let live = status.live_color.ok_or_else(|| {
-                "nothing is live on this host, so there is no previous release; deploy a SHA instead"
-                    .to_string()
-            })?;
-            let idle = status.color(live.other()).ok_or_else(|| {
-                format!(
-                    "the {} color has no container, so there is no previous release here; name one: deckhand rollback <SHA> (retained: {})",
-                    live.other(),
+        Target::Previous => match ledger.rollback_target() {
+            Ok(r) => r.sha.clone(),
+            // A host deployed before it had a ledger: the kept container is all we know.
+            Err(_) if ledger.releases.len() <= 1 => {
+                let sha = idle_sha(status)?;
+                note = Some(format!(
+                    "the host's ledger has no earlier release; going to the kept {} container",
+                    status.live_color.map_or(Color::Blue, Color::other)
+                ));
+                sha
+            }
+            Err(why) => {
+                return Err(format!(
+                    "{why}; name the release to go to: deckhand rollback <SHA> (retained: {})",
                     retained(status)
-                )
-            })?;
-            idle.sha.clone().ok_or_else(|| {
-                format!("the {} container has no deckhand.sha label", live.other())
-            })?
-        }
+                ));
+            }
+        },
         Target::Ref(r) => {
             validate_ref(r)?;
             let known = status.images.iter().any(|i| &i.tag == r)
@@ -281,7 +365,26 @@ pub fn plan_rollback(
             r.clone()
         }
     };
-    plan_deploy(status, service, host, &tag, Action::Rollback)
+    let mut plan = plan_deploy(status, service, host, &tag, Action::Rollback)?;
+    plan.note = note;
+    Ok(plan)
+}
+
+fn idle_sha(status: &ServiceStatus) -> Result<String, String> {
+    let live = status.live_color.ok_or_else(|| {
+        "nothing is live on this host, so there is no previous release; deploy a SHA instead"
+            .to_string()
+    })?;
+    let idle = status.color(live.other()).ok_or_else(|| {
+        format!(
+            "the {} color has no container and the host's ledger has no earlier release; name one: deckhand rollback <SHA> (retained: {})",
+            live.other(),
+            retained(status)
+        )
+    })?;
+    idle.sha
+        .clone()
+        .ok_or_else(|| format!("the {} container has no deckhand.sha label", live.other()))
 }
 
 fn retained(status: &ServiceStatus) -> String {
@@ -435,13 +538,85 @@ mod tests {
             Some(color(ContainerState::Running, "b200000")),
             Some(color(ContainerState::Exited, "a100000")),
         );
-        let p = plan_rollback(&s, &service(), "h", &Target::Previous).expect("plan");
+        let p = plan_rollback(&s, &Ledger::default(), &service(), "h", &Target::Previous)
+            .expect("plan");
         assert_eq!(p.action, Action::Rollback);
         assert_eq!(p.to_sha, "a100000");
         assert_eq!(p.to_color, Color::Green);
         assert!(p.reuse_existing);
         assert!(!p.steps.contains(&Step::Pull));
         assert!(!p.steps.contains(&Step::Create));
+    }
+
+    fn ledger_of(steps: &[(&str, Color)]) -> Ledger {
+        let mut l = Ledger::default();
+        for (i, (sha, c)) in steps.iter().enumerate() {
+            l.went_live(
+                crate::release::ledger::Release {
+                    sha: (*sha).into(),
+                    color: *c,
+                    since: format!("2026-12-01T0{i}:00:00Z"),
+                    by: "t".into(),
+                    action: "deploy".into(),
+                    until: None,
+                    ended: None,
+                    healthy: true,
+                    reconciled: false,
+                },
+                crate::release::ledger::Ending::Replaced,
+            );
+        }
+        l
+    }
+
+    #[test]
+    fn rollback_follows_the_ledger_not_the_idle_slot() {
+        // a100000 then b200000 served; a failed c300000 now sits stopped in blue.
+        let s = status(
+            Some(Color::Green),
+            Some(color(ContainerState::Exited, "c300000")),
+            Some(color(ContainerState::Running, "b200000")),
+        );
+        let l = ledger_of(&[("a100000", Color::Blue), ("b200000", Color::Green)]);
+        let p = plan_rollback(&s, &l, &service(), "h", &Target::Previous).expect("plan");
+        assert_eq!(p.to_sha, "a100000");
+        assert_eq!(p.to_color, Color::Blue);
+        assert!(!p.reuse_existing && p.image_present);
+        assert!(p.steps.contains(&Step::Create) && p.steps.contains(&Step::Pull));
+        assert!(
+            p.summary().contains("from the retained image"),
+            "{}",
+            p.summary()
+        );
+        // Its image pruned too: pulled again, and the plan says so.
+        let mut s2 = s.clone();
+        s2.images.retain(|i| i.tag != "a100000");
+        let p = plan_rollback(&s2, &l, &service(), "h", &Target::Previous).expect("plan");
+        assert!(!p.image_present);
+        assert!(p.summary().contains("pulling the image"), "{}", p.summary());
+    }
+
+    #[test]
+    fn the_pinned_plan_names_what_changed() {
+        let s = status(
+            Some(Color::Blue),
+            Some(color(ContainerState::Running, "a100000")),
+            None,
+        );
+        let confirmed = plan_deploy(&s, &service(), "h", "b200000", Action::Deploy).expect("plan");
+        let pin = confirmed.pin();
+        assert_eq!(pin.differences(&confirmed), None);
+        let moved = status(
+            Some(Color::Green),
+            Some(color(ContainerState::Exited, "a100000")),
+            Some(color(ContainerState::Running, "c300000")),
+        );
+        let now = plan_deploy(&moved, &service(), "h", "b200000", Action::Deploy).expect("plan");
+        let what = pin.differences(&now).expect("changed");
+        assert!(
+            what.contains("a100000 (blue) served when you confirmed, now c300000 (green) does"),
+            "{what}"
+        );
     }
 
     #[test]
@@ -451,7 +626,8 @@ mod tests {
             Some(color(ContainerState::Running, "b200000")),
             None,
         );
-        let e = plan_rollback(&s, &service(), "h", &Target::Previous).unwrap_err();
+        let e =
+            plan_rollback(&s, &Ledger::default(), &service(), "h", &Target::Previous).unwrap_err();
         assert!(e.contains("deckhand rollback <SHA>"), "{e}");
         assert!(e.contains("c300000, b200000, a100000"), "{e}");
     }
@@ -463,9 +639,25 @@ mod tests {
             Some(color(ContainerState::Running, "b200000")),
             None,
         );
-        let e = plan_rollback(&s, &service(), "h", &Target::Ref("dddddd0".into())).unwrap_err();
+        let e = plan_rollback(
+            &s,
+            &Ledger::default(),
+            &service(),
+            "h",
+            &Target::Ref("dddddd0".into()),
+        )
+        .unwrap_err();
         assert!(e.contains("not retained"), "{e}");
-        assert!(plan_rollback(&s, &service(), "h", &Target::Ref("a100000".into())).is_ok());
+        assert!(
+            plan_rollback(
+                &s,
+                &Ledger::default(),
+                &service(),
+                "h",
+                &Target::Ref("a100000".into())
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -27,6 +27,17 @@ pub struct PrunePlan {
 
 /// The retention rule, as a pure function of the host's images (newest first).
 pub fn plan_prune(host: &str, status: &ServiceStatus, keep: usize) -> PrunePlan {
+    plan_prune_keeping(host, status, keep, &[])
+}
+
+/// The retention rule, also keeping `also_keep` (the ledger's rollback target: its container
+/// may be gone, its image is how a rollback gets back).
+pub fn plan_prune_keeping(
+    host: &str,
+    status: &ServiceStatus,
+    keep: usize,
+    also_keep: &[String],
+) -> PrunePlan {
     let mut kept = Vec::new();
     let mut remove = Vec::new();
     let mut recent = 0usize;
@@ -38,7 +49,7 @@ pub fn plan_prune(host: &str, status: &ServiceStatus, keep: usize) -> PrunePlan 
                     .color(*c)
                     .is_some_and(|s| s.sha.as_deref() == Some(img.tag.as_str()))
             });
-        if in_use || img.protected {
+        if in_use || img.protected || also_keep.contains(&img.tag) {
             kept.push(img.tag.clone());
             continue;
         }
@@ -75,6 +86,36 @@ pub fn plan_prune(host: &str, status: &ServiceStatus, keep: usize) -> PrunePlan 
             .collect(),
         reclaim_bytes: reclaim,
     }
+}
+
+/// What the ledger says must stay: the release a rollback would go to.
+pub fn ledger_keeps(ledger: &super::ledger::Ledger, status: &ServiceStatus) -> Vec<String> {
+    let mut l = ledger.clone();
+    l.reconcile(status, "");
+    l.rollback_target()
+        .map(|r| vec![r.sha.clone()])
+        .unwrap_or_default()
+}
+
+/// Plans a prune on a connected host from what it has now, the ledger's rollback target kept.
+pub async fn plan_on_host(
+    host: &Host,
+    service: &Service,
+    keep: usize,
+) -> Result<PrunePlan, ReleaseError> {
+    let st = crate::state::read_service(host, service)
+        .await
+        .map_err(|e| docker_err(host, "read the service", &e))?;
+    // An unreadable ledger keeps nothing extra; the deploy that next writes it says so.
+    let ledger = super::ledger::read(host, &service.name)
+        .await
+        .unwrap_or_default();
+    Ok(plan_prune_keeping(
+        host.name(),
+        &st,
+        keep,
+        &ledger_keeps(&ledger, &st),
+    ))
 }
 
 /// Removes what the plan names (untagging; Docker frees the layers with the last tag).
@@ -139,26 +180,38 @@ pub async fn run_on_host(
         });
     };
     let t = begin(Step::Lock, service.name.clone());
-    let held = super::lock::acquire(host, &service.name, "prune", actor, lock_wait)
-        .await
-        .inspect_err(|e| {
-            events.emit(Event::StepFailed {
-                host: name.clone(),
-                step: Step::Lock,
-                error: e.to_string(),
-            });
-        })?;
+    let req = super::lock::LockRequest {
+        service: &service.name,
+        action: "prune",
+        actor,
+        env,
+        wait: lock_wait,
+        take_over_stale: false,
+    };
+    let held = super::lock::acquire(host, &req).await.inspect_err(|e| {
+        events.emit(Event::StepFailed {
+            host: name.clone(),
+            step: Step::Lock,
+            error: e.to_string(),
+        });
+    })?;
     done(Step::Lock, t, String::new());
 
     let t = begin(Step::Prune, format!("keep {keep}"));
-    let result = match crate::state::read_service(host, service).await {
-        Ok(st) => {
-            let plan = plan_prune(host.name(), &st, keep);
-            execute(host, service, &plan)
+    let result = match plan_on_host(host, service, keep).await {
+        Ok(plan) => match held.ensure_held(host).await {
+            Ok(()) => execute(host, service, &plan)
                 .await
-                .map(|removed| (plan, removed))
-        }
-        Err(e) => Err(docker_err(host, "read the service", &e)),
+                .map(|removed| (plan, removed)),
+            Err(now) => Err(ReleaseError::LockLost {
+                host: host.name().to_string(),
+                service: service.name.clone(),
+                now,
+                step: "removing images".into(),
+                live_note: "no image was removed".into(),
+            }),
+        },
+        Err(e) => Err(e),
     };
     match &result {
         Ok((p, removed)) => done(
@@ -186,7 +239,7 @@ pub async fn run_on_host(
     rec.duration_ms = Some(ms(started));
     match &result {
         Ok((p, removed)) => {
-            rec.outcome = "success".into();
+            rec.outcome = audit::AuditOutcome::Success;
             rec.details = Some(format!(
                 "kept {}; removed {}",
                 p.kept.join(","),
@@ -194,7 +247,7 @@ pub async fn run_on_host(
             ));
         }
         Err(e) => {
-            rec.outcome = "failed".into();
+            rec.outcome = audit::AuditOutcome::Failed;
             rec.error = Some(e.to_string());
         }
     }
@@ -292,6 +345,19 @@ mod tests {
         let p = plan_prune("h", &s, 1);
         assert_eq!(p.remove.len(), 1);
         assert_eq!(p.reclaim_bytes, 0);
+    }
+
+    #[test]
+    fn the_ledgers_rollback_target_is_never_removed() {
+        let s = status(vec![
+            img("a3", 3, None, false),
+            img("a2", 2, None, false),
+            img("a1", 1, None, false),
+        ]);
+        let p = plan_prune_keeping("h", &s, 1, &["a1".to_string()]);
+        let removed: Vec<&str> = p.remove.iter().map(|r| r.tag.as_str()).collect();
+        assert_eq!(removed, ["a2"]);
+        assert!(p.kept.contains(&"a1".to_string()));
     }
 
     #[test]

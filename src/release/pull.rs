@@ -1,6 +1,5 @@
 //! Making sure an image is on a host: pull with registry credentials and progress.
 
-use base64::Engine;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
@@ -72,14 +71,14 @@ fn pull_error(host: &Host, image: &str, detail: &str) -> ReleaseError {
     {
         " (the registry is unreachable from the host)"
     } else if lower.contains("unauthorized") || lower.contains("denied") {
-        " (set DECKHAND_REGISTRY_USERNAME/DECKHAND_REGISTRY_PASSWORD or `docker login` on this machine)"
+        " (set DECKHAND_REGISTRY_USERNAME/DECKHAND_REGISTRY_PASSWORD, with DECKHAND_REGISTRY naming this registry, or `docker login` on this machine)"
     } else {
         ""
     };
     ReleaseError::Pull {
         host: host.name().to_string(),
         image: image.to_string(),
-        detail: format!("{}{hint}", crate::redact::redact_text(detail.trim())),
+        detail: format!("{}{hint}", crate::sanitize::host_text(detail.trim())),
     }
 }
 
@@ -102,39 +101,29 @@ pub fn registry_of(repo: &str) -> &str {
     }
 }
 
-/// Registry credentials for Docker's pull API.
-fn credentials_for(registry: &str) -> Option<DockerCredentials> {
-    let (user, password) = credentials_for_registry(registry)?;
-    Some(DockerCredentials {
-        username: Some(user),
-        password: Some(password),
-        serveraddress: Some(registry.to_string()),
-        ..Default::default()
+/// Registry credentials for Docker's pull API: only this registry's (see
+/// [`super::credentials`]).
+pub fn credentials_for(registry: &str) -> Option<DockerCredentials> {
+    let c = super::credentials::for_registry(registry)?;
+    let serveraddress = if super::credentials::is_docker_hub(registry) {
+        super::credentials::DOCKER_HUB_KEY.to_string()
+    } else {
+        registry.to_string()
+    };
+    Some(if c.identity_token {
+        DockerCredentials {
+            identitytoken: Some(c.secret),
+            serveraddress: Some(serveraddress),
+            ..Default::default()
+        }
+    } else {
+        DockerCredentials {
+            username: Some(c.username),
+            password: Some(c.secret),
+            serveraddress: Some(serveraddress),
+            ..Default::default()
+        }
     })
-}
-
-/// Registry credentials: the environment first, then the user's Docker config (`auths`).
-/// Never logged.
-pub fn credentials_for_registry(registry: &str) -> Option<(String, String)> {
-    if let (Ok(user), Ok(password)) = (
-        std::env::var("DECKHAND_REGISTRY_USERNAME"),
-        std::env::var("DECKHAND_REGISTRY_PASSWORD"),
-    ) {
-        return Some((user, password));
-    }
-    let path = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))?
-        .join("config.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let auth = v.get("auths")?.get(registry)?.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth)
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub(super) struct StepRecorder<'a> {
     pub(super) host: &'a Host,
     pub(super) events: &'a EventSink,
     pub(super) steps: Vec<(Step, u64)>,
+    /// Set by the lock's heartbeat when the lock is no longer ours (waits look at it).
+    pub(super) lock_lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl StepRecorder<'_> {

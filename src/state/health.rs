@@ -68,11 +68,22 @@ impl HealthReport {
 
 const BODY_LIMIT: usize = 400;
 
-/// Interprets an HTTP answer to a health request.
+/// The most of a `/health` body deckhand reads. A health answer is a few hundred bytes; a host
+/// streaming more (a misrouted port, a hostile app) must not fill the console's memory.
+pub const MAX_HEALTH_BODY: usize = 64 * 1024;
+
+/// A host string in a report: secrets masked (by name and by value), controls shown visibly,
+/// one line.
+fn clean(s: &str) -> String {
+    crate::sanitize::for_terminal_line(&crate::redact::redact_text(s)).into_owned()
+}
+
+/// Interprets an HTTP answer to a health request. Every string in the report is redacted and
+/// sanitized here, before it reaches a table, JSON, an alert book or a webhook.
 pub fn interpret(http_status: u16, body: &[u8], latency_ms: u64) -> HealthReport {
     let text = String::from_utf8_lossy(body);
     let short = || {
-        let t = crate::redact::redact_text(text.trim());
+        let t = clean(text.trim());
         if t.len() > BODY_LIMIT {
             let mut end = BODY_LIMIT;
             while !t.is_char_boundary(end) {
@@ -101,10 +112,10 @@ pub fn interpret(http_status: u16, body: &[u8], latency_ms: u64) -> HealthReport
                 .iter()
                 .map(|(k, v)| {
                     let s = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                    (k.clone(), s)
+                    (clean(k), clean(&s))
                 })
                 .collect();
-            report.status = Some(b.status.clone());
+            report.status = Some(clean(&b.status));
             if http_status != 200 || b.status != "healthy" {
                 let down: Vec<String> = report
                     .services
@@ -112,7 +123,10 @@ pub fn interpret(http_status: u16, body: &[u8], latency_ms: u64) -> HealthReport
                     .filter(|(_, v)| !matches!(v.as_str(), "connected" | "ok" | "healthy" | "up"))
                     .map(|(k, v)| format!("{k} {v}"))
                     .collect();
-                let mut e = format!("HTTP {http_status}, status \"{}\"", b.status);
+                let mut e = format!(
+                    "HTTP {http_status}, status \"{}\"",
+                    report.status.as_deref().unwrap_or("")
+                );
                 if !down.is_empty() {
                     e.push_str(&format!(" ({})", down.join(", ")));
                 }
@@ -145,10 +159,43 @@ pub async fn probe_health(host: &Host, port: u16, path: &str, timeout: Duration)
         Err(e) => return HealthReport::failed(ms(), describe_request_error(&e, port, timeout)),
     };
     let code = resp.status().as_u16();
-    match resp.bytes().await {
-        Ok(body) => interpret(code, &body, ms()),
-        Err(e) => HealthReport::failed(ms(), format!("HTTP {code}, body unreadable: {e}")),
+    match read_capped(resp, MAX_HEALTH_BODY).await {
+        Ok((body, false)) => interpret(code, &body, ms()),
+        Ok((body, true)) => {
+            let mut r = interpret(code, &body, ms());
+            r.error = Some(format!(
+                "HTTP {code} with a body larger than {} KiB (truncated; a health answer is a few hundred bytes: is app_port the app's port?)",
+                MAX_HEALTH_BODY / 1024
+            ));
+            r.body = r.body.map(|b| format!("{b} [truncated]"));
+            r
+        }
+        Err(e) => HealthReport::failed(
+            ms(),
+            format!(
+                "HTTP {code}, body unreadable: {}",
+                crate::util::error_chain(&e)
+            ),
+        ),
     }
+}
+
+/// Reads at most `cap` bytes of a body; says whether there was more (the rest is never read:
+/// dropping the response closes the connection).
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 fn describe_request_error(e: &reqwest::Error, port: u16, timeout: Duration) -> String {
@@ -217,6 +264,19 @@ mod tests {
             Some("HTTP 502 with a body that is not the health JSON")
         );
         assert_eq!(r.body.as_deref(), Some("Bad Gateway"));
+    }
+
+    #[test]
+    fn host_strings_in_a_report_are_sanitized_and_redacted() {
+        let body = r#"{"status":"down\u001b]0;owned\u0007","services":{"db\u001b[2J":"error: DB_PASS=hunter22 \u001b]52;c;eA==\u0007"}}"#;
+        let r = interpret(503, body.as_bytes(), 1);
+        let all = format!("{:?} {:?} {:?} {:?}", r.status, r.services, r.error, r.body);
+        let json = serde_json::to_string(&r).expect("json");
+        for s in [&all, &json] {
+            assert!(!s.contains('\u{1b}') && !s.contains('\u{7}'), "{s}");
+            assert!(!s.contains("hunter22"), "{s}");
+        }
+        assert_eq!(r.status.as_deref(), Some("down\\x1b]0;owned\\x07"));
     }
 
     #[test]

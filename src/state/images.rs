@@ -1,10 +1,39 @@
 //! Image history of a service's repository: which tags exist, which are protected.
 
-/// The tag part of `repo:tag` when `repo` is the given repository.
+/// The tag part of `repo:tag` when `repo` is the given repository. Docker Hub's names are
+/// compared the way Docker prints them: `docker.io/acme/api` and `index.docker.io/acme/api`
+/// are listed as `acme/api`, and `docker.io/library/nginx` as `nginx`.
 pub fn image_tag<'a>(repository: &str, repo_tag: &'a str) -> Option<&'a str> {
-    repo_tag
-        .strip_prefix(repository)
-        .and_then(|rest| rest.strip_prefix(':'))
+    let (repo, tag) = split_repo_tag(repo_tag)?;
+    (normalize_repository(repo) == normalize_repository(repository)).then_some(tag)
+}
+
+/// `repo:tag` split at the tag's colon (the one after the last `/`, so a registry port is not
+/// taken for a tag); `None` without a tag or for a digest reference.
+fn split_repo_tag(repo_tag: &str) -> Option<(&str, &str)> {
+    if repo_tag.contains('@') {
+        return None;
+    }
+    let slash = repo_tag.rfind('/').map_or(0, |i| i + 1);
+    let colon = repo_tag[slash..].rfind(':')? + slash;
+    Some((&repo_tag[..colon], &repo_tag[colon + 1..]))
+}
+
+/// A repository name in Docker's short ("familiar") form: Docker Hub's registry prefixes and
+/// the `library/` namespace of official images dropped.
+pub fn normalize_repository(repo: &str) -> &str {
+    let mut r = repo;
+    for prefix in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] {
+        if let Some(rest) = r.strip_prefix(prefix) {
+            r = rest;
+            break;
+        }
+    }
+    // `library/x` is Docker Hub's official `x`.
+    match r.strip_prefix("library/") {
+        Some(rest) if !rest.contains('/') => rest,
+        _ => r,
+    }
 }
 
 /// Does `tag` match one of the protected patterns? Patterns may use `*` as a wildcard; the
@@ -90,5 +119,35 @@ mod tests {
             image_tag("reg:5000/acme/api", "reg:5000/acme/api2:abc"),
             None
         );
+        assert_eq!(image_tag("reg:5000/acme/api", "reg:5000/acme/api"), None);
+        assert_eq!(
+            image_tag("reg:5000/acme/api", "reg:5000/acme/api@sha256:ab"),
+            None
+        );
+    }
+
+    #[test]
+    fn docker_hub_names_are_normalised() {
+        for repo in ["docker.io/acme/api", "index.docker.io/acme/api", "acme/api"] {
+            assert_eq!(
+                image_tag(repo, "acme/api:abc1234"),
+                Some("abc1234"),
+                "{repo}"
+            );
+            assert_eq!(
+                image_tag(repo, "docker.io/acme/api:abc1234"),
+                Some("abc1234")
+            );
+        }
+        for repo in [
+            "docker.io/library/nginx",
+            "library/nginx",
+            "nginx",
+            "docker.io/nginx",
+        ] {
+            assert_eq!(image_tag(repo, "nginx:stable"), Some("stable"), "{repo}");
+        }
+        assert_eq!(image_tag("docker.io/acme/api", "other.io/acme/api:x"), None);
+        assert_eq!(image_tag("docker.io/acme/api", "acme/api2:x"), None);
     }
 }

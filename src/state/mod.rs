@@ -11,7 +11,7 @@ mod read;
 pub mod traffic;
 
 pub use health::{HealthBody, HealthReport, probe_health};
-pub use images::{image_tag, is_protected_tag};
+pub use images::{image_tag, is_protected_tag, normalize_repository};
 pub use model::{
     Color, ColorStatus, ContainerState, DiskUse, EnvStatus, HostFacts, HostStatus, ImageInfo,
     ProxyKind, ProxyStatus, ServiceStatus,

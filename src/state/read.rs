@@ -488,7 +488,11 @@ async fn read_images(
     colors: &BTreeMap<Color, Option<ColorStatus>>,
 ) -> Result<Vec<ImageInfo>, bollard::errors::Error> {
     let mut filters = HashMap::new();
-    filters.insert("reference".to_string(), vec![service.image.clone()]);
+    // Docker matches references in its short form (`docker.io/acme/api` lists nothing).
+    filters.insert(
+        "reference".to_string(),
+        vec![super::images::normalize_repository(&service.image).to_string()],
+    );
     let images = host
         .docker
         .list_images(Some(ListImagesOptions {
@@ -614,7 +618,7 @@ pub fn parse_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
+            .map(|kb| kb.saturating_mul(1024))
     };
     (field("MemTotal:"), field("MemAvailable:"))
 }
@@ -633,11 +637,12 @@ pub fn parse_df(text: &str) -> Vec<DiskUse> {
             if f.len() < 6 {
                 return None;
             }
-            let total = f[1].parse::<u64>().ok()? * 1024;
-            let used = f[2].parse::<u64>().ok()? * 1024;
-            let avail = f[3].parse::<u64>().ok()? * 1024;
+            // Saturating: df's numbers are the host's, and an overflow must not panic.
+            let total = f[1].parse::<u64>().ok()?.saturating_mul(1024);
+            let used = f[2].parse::<u64>().ok()?.saturating_mul(1024);
+            let avail = f[3].parse::<u64>().ok()?.saturating_mul(1024);
             // df's own percentage: used / (used + available), reserved blocks excluded.
-            let denom = used + avail;
+            let denom = used.saturating_add(avail);
             let percent = if denom == 0 {
                 0.0
             } else {

@@ -43,6 +43,15 @@ pub enum TransportError {
         detail: String,
     },
 
+    #[error(
+        "{host}: `{program}` did not finish within {after} (timed out and abandoned; the host or its disk may hang; set DECKHAND_COMMAND_TIMEOUT to allow longer)"
+    )]
+    CommandTimeout {
+        host: String,
+        program: String,
+        after: String,
+    },
+
     #[error("{host}: running `{program}` failed: {detail}")]
     Exec {
         host: String,
@@ -52,6 +61,14 @@ pub enum TransportError {
 
     #[error("{host}: {detail}")]
     Other { host: String, detail: String },
+
+    /// The host's ssh master is gone (network cut, host rebooted, master killed): reconnect.
+    #[error("{host}: the connection to the host was lost: {source}")]
+    ConnectionLost {
+        host: String,
+        #[source]
+        source: openssh::Error,
+    },
 }
 
 impl TransportError {
@@ -63,7 +80,15 @@ impl TransportError {
             | Self::Docker { host, .. }
             | Self::Forward { host, .. }
             | Self::Exec { host, .. }
-            | Self::Other { host, .. } => host,
+            | Self::CommandTimeout { host, .. }
+            | Self::Other { host, .. }
+            | Self::ConnectionLost { host, .. } => host,
         }
+    }
+
+    /// A connection that worked is gone, so a new one may work (callers reconnect on this
+    /// rather than reading the message).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::ConnectionLost { .. })
     }
 }

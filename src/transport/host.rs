@@ -13,6 +13,25 @@ use crate::config::{HostSpec, HostTarget};
 /// Seconds bollard allows one Docker request; long pulls are bounded by the caller instead.
 const DOCKER_REQUEST_TIMEOUT_SECS: u64 = 900;
 
+/// How long one remote command may run. Every command deckhand runs is small (a lock file, an
+/// audit tail, `df`); one that hangs (a stuck disk or NFS mount, a FIFO where a file should be)
+/// must fail with a timeout instead of stalling the lock heartbeat or the console.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Overrides [`DEFAULT_COMMAND_TIMEOUT`] (a duration: `30s`, `2m`).
+pub const COMMAND_TIMEOUT_ENV: &str = "DECKHAND_COMMAND_TIMEOUT";
+
+/// The largest output deckhand keeps from one remote command (the audit tail, a lock file, the
+/// env file, the alert book are all far smaller); more is cut, with a marker.
+pub const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
+
+fn command_timeout() -> Duration {
+    std::env::var(COMMAND_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| crate::util::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_COMMAND_TIMEOUT)
+}
+
 pub struct Host {
     pub spec: HostSpec,
     pub docker: Docker,
@@ -45,6 +64,35 @@ impl ExecOutput {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).trim().to_string()
     }
+}
+
+/// Reads a pipe keeping at most [`MAX_COMMAND_OUTPUT`] bytes (then a marker); the rest is read
+/// and dropped, so the command is not blocked writing and memory stays bounded.
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let Some(mut pipe) = pipe else {
+        return Ok(Vec::new());
+    };
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut cut = false;
+    loop {
+        let n = pipe.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        let room = MAX_COMMAND_OUTPUT - kept.len();
+        if n > room {
+            kept.extend_from_slice(&chunk[..room]);
+            cut = true;
+        } else if !cut {
+            kept.extend_from_slice(&chunk[..n]);
+        }
+    }
+    if cut {
+        kept.extend_from_slice(b"\n[truncated by deckhand]\n");
+    }
+    Ok(kept)
 }
 
 impl Host {
@@ -146,8 +194,42 @@ impl Host {
     }
 
     /// Runs a fixed program with arguments on the host. Arguments are passed as separate words
-    /// (quoted for the remote shell by openssh), never spliced into a shell string.
+    /// (quoted for the remote shell by openssh), never spliced into a shell string. Bounded by
+    /// the command timeout ([`DEFAULT_COMMAND_TIMEOUT`], `DECKHAND_COMMAND_TIMEOUT`); its output
+    /// by [`MAX_COMMAND_OUTPUT`].
     pub async fn exec(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        self.exec_within(command_timeout(), program, args, stdin)
+            .await
+    }
+
+    /// [`exec`](Self::exec) with an explicit time limit.
+    pub async fn exec_within(
+        &self,
+        limit: Duration,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        match tokio::time::timeout(limit, self.exec_unbounded(program, args, stdin)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::CommandTimeout {
+                host: self.spec.name.clone(),
+                // The script's name ($0), not its text: `sh -c <script> deckhand-lock …`.
+                program: match args {
+                    ["-c", _, name, ..] => format!("{program} ({name})"),
+                    _ => program.to_string(),
+                },
+                after: crate::util::format_duration(limit),
+            }),
+        }
+    }
+
+    async fn exec_unbounded(
         &self,
         program: &str,
         args: &[&str],
@@ -175,14 +257,15 @@ impl Host {
                     pipe.write_all(data).await.map_err(|e| err(e.to_string()))?;
                     drop(pipe);
                 }
-                let out = child
-                    .wait_with_output()
-                    .await
-                    .map_err(|e| err(e.to_string()))?;
+                let (stdout, stderr, status) = tokio::join!(
+                    read_capped(child.stdout.take()),
+                    read_capped(child.stderr.take()),
+                    child.wait()
+                );
                 Ok(ExecOutput {
-                    status: out.status.code(),
-                    stdout: out.stdout,
-                    stderr: out.stderr,
+                    status: status.map_err(|e| err(e.to_string()))?.code(),
+                    stdout: stdout.map_err(|e| err(e.to_string()))?,
+                    stderr: stderr.map_err(|e| err(e.to_string()))?,
                 })
             }
             Link::Ssh(link) => {
@@ -204,14 +287,17 @@ impl Host {
                     pipe.shutdown().await.map_err(|e| err(e.to_string()))?;
                     drop(pipe);
                 }
-                let out = child
-                    .wait_with_output()
+                let out_pipe = child.stdout().take();
+                let err_pipe = child.stderr().take();
+                let (stdout, stderr) = tokio::join!(read_capped(out_pipe), read_capped(err_pipe));
+                let status = child
+                    .wait()
                     .await
                     .map_err(|e| err(crate::util::error_chain(&e)))?;
                 Ok(ExecOutput {
-                    status: out.status.code(),
-                    stdout: out.stdout,
-                    stderr: out.stderr,
+                    status: status.code(),
+                    stdout: stdout.map_err(|e| err(e.to_string()))?,
+                    stderr: stderr.map_err(|e| err(e.to_string()))?,
                 })
             }
         }
@@ -235,9 +321,34 @@ impl Host {
                     "exit {}: {}",
                     out.status
                         .map_or_else(|| "signal".into(), |c| c.to_string()),
-                    crate::redact::redact_text(&out.stderr_text())
+                    crate::sanitize::host_text(&out.stderr_text())
                 ),
             })
+        }
+    }
+
+    /// Whether the connection still stands: `ConnectionLost` when the ssh master is gone.
+    pub async fn check_alive(&self) -> Result<(), TransportError> {
+        match &self.link {
+            Link::Local => Ok(()),
+            Link::Ssh(link) => {
+                link.session
+                    .check()
+                    .await
+                    .map_err(|source| TransportError::ConnectionLost {
+                        host: self.spec.name.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// The ssh master's control socket, through which an interactive ssh rides the existing
+    /// connection (`None` for the local engine).
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        match &self.link {
+            Link::Local => None,
+            Link::Ssh(link) => Some(link.session.control_socket()),
         }
     }
 

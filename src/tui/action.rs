@@ -1,153 +1,26 @@
-//! Destructive actions as values: what the operator asked for, the plan a dialog shows, and the
-//! progress of a confirmed action as the engine reports it.
+//! Actions as the console shows them: the plan a dialog shows (from the engine's runner), and
+//! the progress of a confirmed action as the engine reports it. What an action *is* lives in
+//! the engine (`release::runner::Request`), so the console and the CLI ask the same thing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::release::prune::PrunePlan;
-use crate::release::{DeployPlan, Event, Step};
+use crate::release::runner::{HostPlan, PlanError, Request, RunReport};
+use crate::release::{Event, Step};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PendingAction {
-    Deploy {
-        env: String,
-        service: String,
-        hosts: Vec<String>,
-        sha: String,
-    },
-    /// `target: None` rolls back to the previous release (the stopped color).
-    Rollback {
-        env: String,
-        service: String,
-        hosts: Vec<String>,
-        target: Option<String>,
-    },
-    Prune {
-        env: String,
-        service: String,
-        hosts: Vec<String>,
-        keep: usize,
-    },
-    /// The release in canary (`sha`) takes all traffic (issue 13).
-    Promote {
-        env: String,
-        service: String,
-        hosts: Vec<String>,
-        sha: String,
-    },
-}
-
-impl PendingAction {
-    pub fn verb(&self) -> &'static str {
-        match self {
-            PendingAction::Deploy { .. } => "deploy",
-            PendingAction::Rollback { .. } => "rollback",
-            PendingAction::Prune { .. } => "prune",
-            PendingAction::Promote { .. } => "promote",
-        }
-    }
-
-    pub fn env(&self) -> &str {
-        match self {
-            PendingAction::Deploy { env, .. }
-            | PendingAction::Rollback { env, .. }
-            | PendingAction::Prune { env, .. }
-            | PendingAction::Promote { env, .. } => env,
-        }
-    }
-
-    pub fn service(&self) -> &str {
-        match self {
-            PendingAction::Deploy { service, .. }
-            | PendingAction::Rollback { service, .. }
-            | PendingAction::Prune { service, .. }
-            | PendingAction::Promote { service, .. } => service,
-        }
-    }
-
-    pub fn hosts(&self) -> &[String] {
-        match self {
-            PendingAction::Deploy { hosts, .. }
-            | PendingAction::Rollback { hosts, .. }
-            | PendingAction::Prune { hosts, .. }
-            | PendingAction::Promote { hosts, .. } => hosts,
-        }
-    }
-
-    /// A title: `Rollback demo in dev`.
-    pub fn title(&self) -> String {
-        let verb = match self {
-            PendingAction::Deploy { sha, .. } => format!("Deploy {sha} of"),
-            PendingAction::Rollback { target: None, .. } => "Roll back".to_string(),
-            PendingAction::Rollback {
-                target: Some(t), ..
-            } => format!("Roll back to {t}:"),
-            PendingAction::Prune { .. } => "Prune images of".to_string(),
-            PendingAction::Promote { sha, .. } => format!("Promote canary {sha} of"),
-        };
-        format!("{verb} {} in {}", self.service(), self.env())
-    }
-
-    /// The CLI command this action equals, so the CLI is learnable from the console.
-    pub fn equivalent(&self, all_hosts: bool) -> String {
-        let hosts = if all_hosts {
-            String::new()
-        } else {
-            self.hosts()
-                .iter()
-                .map(|h| format!(" --host {h}"))
-                .collect::<String>()
-        };
-        let what = match self {
-            PendingAction::Deploy { sha, .. } => format!("deploy {sha}"),
-            PendingAction::Rollback { target: None, .. } => "rollback".to_string(),
-            PendingAction::Rollback {
-                target: Some(t), ..
-            } => format!("rollback {t}"),
-            PendingAction::Prune { keep, .. } => format!("prune --keep {keep}"),
-            PendingAction::Promote { .. } => "promote".to_string(),
-        };
-        format!(
-            "deckhand {what} --env {} --service {}{hosts}",
-            self.env(),
-            self.service()
-        )
-    }
-}
-
-/// What planning found, shown by the dialog; what runs is re-planned under the lock.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlanView {
-    Release(Vec<DeployPlan>),
-    Prune(Vec<PrunePlan>),
-}
-
-impl PlanView {
-    /// Nothing would change on any host.
-    pub fn is_noop(&self) -> bool {
-        match self {
-            PlanView::Release(p) => p.iter().all(|p| p.noop),
-            PlanView::Prune(p) => p.iter().all(|p| p.remove.is_empty()),
-        }
-    }
-
-    /// Short SHAs the operator may type to confirm in a protected environment.
-    pub fn confirm_words(&self) -> Vec<String> {
-        match self {
-            PlanView::Release(p) => p
-                .iter()
-                .map(|p| p.to_sha.chars().take(7).collect::<String>())
-                .collect(),
-            PlanView::Prune(_) => Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum PlanState {
     Loading,
-    Ready(PlanView),
-    Failed(String),
+    Ready(Vec<HostPlan>),
+    Failed(Arc<PlanError>),
+}
+
+impl PlanState {
+    /// Nothing would change on any host.
+    pub fn is_noop(&self) -> bool {
+        matches!(self, PlanState::Ready(p) if p.iter().all(HostPlan::is_noop))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +51,7 @@ pub struct PullLayer {
 #[derive(Debug, Clone)]
 pub struct Progress {
     pub id: u64,
-    pub action: PendingAction,
+    pub request: Request,
     pub started: Instant,
     pub finished: Option<Instant>,
     pub steps: Vec<StepRow>,
@@ -186,16 +59,16 @@ pub struct Progress {
     /// The last health attempt: (attempt, healthy, detail).
     pub health: Option<(u32, bool, String)>,
     pub notes: Vec<String>,
-    /// `Ok(summary)` or `Err(cause)` once the action ended.
-    pub outcome: Option<Result<String, String>>,
+    /// The runner's report, once the action ended.
+    pub outcome: Option<Arc<RunReport>>,
     pub abort_requested: bool,
 }
 
 impl Progress {
-    pub fn new(id: u64, action: PendingAction, now: Instant) -> Self {
+    pub fn new(id: u64, request: Request, now: Instant) -> Self {
         Self {
             id,
-            action,
+            request,
             started: now,
             finished: None,
             steps: Vec::new(),
@@ -209,6 +82,11 @@ impl Progress {
 
     pub fn running(&self) -> bool {
         self.outcome.is_none()
+    }
+
+    /// Ended, and every host did its part.
+    pub fn succeeded(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|r| r.succeeded())
     }
 
     pub fn elapsed(&self, now: Instant) -> Duration {
@@ -320,16 +198,16 @@ impl Progress {
         }
     }
 
-    pub fn finish(&mut self, result: Result<String, String>, now: Instant) {
+    pub fn finish(&mut self, report: Arc<RunReport>, now: Instant) {
         // A step still open when the action ended did not finish.
-        if result.is_err() {
+        if !report.succeeded() {
             for row in &mut self.steps {
                 if row.state == StepState::Running {
                     row.state = StepState::Failed;
                 }
             }
         }
-        self.outcome = Some(result);
+        self.outcome = Some(report);
         self.finished = Some(now);
     }
 }

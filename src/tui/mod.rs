@@ -27,9 +27,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Context;
-use crate::config::{Config, HostTarget, Service};
+use crate::config::{Config, Service};
+use crate::monitor::notify::Notifier;
 use crate::release::EventSink;
+use crate::release::runner::{PlanError, Planned, RunReport};
+use crate::session::Session;
 use crate::transport::Host;
 use app::{App, Effect, EnvInfo, Msg};
 use tasks::Bg;
@@ -39,33 +41,42 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// How long quitting waits for a running action to stop and release its lock.
 const QUIT_WAIT: Duration = Duration::from_secs(120);
 
-/// Opens the console on the context's environment. Returns the exit code.
-pub async fn run(ctx: Context) -> Result<i32> {
-    let envs: Vec<EnvInfo> = ctx
-        .config
-        .envs
-        .values()
-        .map(|e| EnvInfo {
-            name: e.name.clone(),
-            protected: e.protected,
-            read_only: e.read_only,
-            hosts: e.hosts.iter().map(|h| h.name.clone()).collect(),
-        })
-        .collect();
+/// Opens the console on the session's environment. Returns the exit code.
+pub async fn run(session: Session) -> Result<i32> {
+    let envs: Vec<EnvInfo> = session.config.envs.values().map(EnvInfo::from).collect();
     let mut app = App::new(
         envs,
-        &ctx.env.name,
-        ctx.services.clone(),
-        ctx.global.read_only,
+        &session.env.name,
+        session.services.clone(),
+        session.read_only,
     );
-    app.theme = theme::Theme::from_env();
+    app.set_theme(theme::Theme::from_env());
+    app.set_actor(&crate::release::actor::current());
+    // SIGTERM and SIGHUP (a closed terminal window, a supervisor) and a SIGINT from outside:
+    // leave the console, put the terminal back, and abort a running action before its switch
+    // (`shutdown` waits for it to release its lock). Installed before the terminal is taken.
+    let signalled = Arc::new(std::sync::Mutex::new(None::<&'static str>));
+    let seen = signalled.clone();
+    let signals = crate::release::signals::cancel_on_signals(move |sig| {
+        tracing::warn!(signal = sig, "leaving the console");
+        if let Ok(mut s) = seen.lock() {
+            s.get_or_insert(sig);
+        }
+    });
     let mut term = enter().wrap_err("cannot set up the terminal")?;
-    let mut rt = Runtime::new(ctx.config, ctx.services, app);
+    let mut rt = Runtime::new(session.config, session.services, app, signals);
     let result = rt.run(&mut term).await;
     drop(term);
     restore();
+    let sig = signalled.lock().ok().and_then(|s| *s);
+    if let Some(sig) = sig {
+        eprintln!("deckhand: {sig}: left the console; a running action aborts before its switch");
+    }
     rt.shutdown().await;
-    result.map(|()| crate::exit::OK)
+    result.map(|()| match sig {
+        Some(_) => crate::exit::ACTION_FAILED,
+        None => crate::exit::OK,
+    })
 }
 
 /// Puts the terminal back: raw mode off, main screen, cursor shown. Safe to call twice.
@@ -112,11 +123,16 @@ struct Runtime {
     pollers: CancellationToken,
     refresh: Arc<Notify>,
     actions: HashMap<u64, (CancellationToken, JoinHandle<()>)>,
+    /// The plan the open dialog shows, by dialog id: what runs when it is confirmed.
+    planned: HashMap<u64, Planned>,
+    notifier: Notifier,
     logs: Option<CancellationToken>,
+    /// Cancelled by SIGTERM, SIGHUP or SIGINT; every action's token is its child.
+    signals: CancellationToken,
 }
 
 impl Runtime {
-    fn new(config: Config, services: Vec<Service>, app: App) -> Self {
+    fn new(config: Config, services: Vec<Service>, app: App, signals: CancellationToken) -> Self {
         let (bg_tx, bg_rx) = mpsc::unbounded_channel();
         let (log_tx, log_rx) = mpsc::channel(16);
         Self {
@@ -131,16 +147,20 @@ impl Runtime {
             pollers: CancellationToken::new(),
             refresh: Arc::new(Notify::new()),
             actions: HashMap::new(),
+            planned: HashMap::new(),
+            notifier: Notifier::from_env(),
             logs: None,
+            signals,
         }
     }
 
     async fn run(&mut self, term: &mut Term) -> Result<()> {
-        let env = self.app.env.clone();
-        let epoch = self.app.epoch;
+        let env = self.app.env().to_string();
+        let epoch = self.app.epoch();
         self.start_pollers(&env, epoch);
         let mut events = Some(EventStream::new());
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let signals = self.signals.clone();
         loop {
             self.app
                 .set_clock(Instant::now(), chrono::Utc::now().timestamp());
@@ -158,6 +178,7 @@ impl Runtime {
                     None => vec![Effect::Quit],
                 },
                 _ = tick.tick() => Vec::new(),
+                () = signals.cancelled() => vec![Effect::Quit],
                 Some(bg) = self.bg_rx.recv() => {
                     let mut effects = self.on_bg(bg);
                     // Take everything already waiting, then draw once.
@@ -186,7 +207,7 @@ impl Runtime {
                 }
                 self.effect(e, term, &mut events).await?;
             }
-            if self.app.quit {
+            if self.app.quitting() {
                 return Ok(());
             }
         }
@@ -195,10 +216,23 @@ impl Runtime {
     fn on_bg(&mut self, bg: Bg) -> Vec<Effect> {
         match bg {
             Bg::Connected { epoch, host } => {
-                if epoch == self.app.epoch {
+                if epoch == self.app.epoch() {
                     self.hosts.insert(host.name().to_string(), host);
                 }
                 Vec::new()
+            }
+            Bg::Planned { id, result } => {
+                let result = match result {
+                    Ok(planned) => {
+                        let plans = planned.plans().to_vec();
+                        // One dialog at a time: an older plan will never be confirmed.
+                        self.planned.clear();
+                        self.planned.insert(id, *planned);
+                        Ok(plans)
+                    }
+                    Err(e) => Err(Arc::new(e)),
+                };
+                self.app.on_msg(Msg::Plan { id, result })
             }
             Bg::Msg(m) => {
                 if let Msg::ActionDone { id, .. } = &m {
@@ -230,24 +264,22 @@ impl Runtime {
     }
 
     /// The connected hosts an action names, or why not all are available.
-    fn hosts_for(&self, names: &[String]) -> Result<Vec<Arc<Host>>, String> {
+    fn hosts_for(&self, names: &[String]) -> Result<Vec<Arc<Host>>, PlanError> {
         names
             .iter()
             .map(|n| {
                 self.hosts.get(n).cloned().ok_or_else(|| {
                     let why = self
                         .app
-                        .hosts
+                        .hosts()
                         .iter()
                         .find(|h| &h.name == n)
-                        .and_then(|h| match &h.conn {
-                            model::Conn::Failed(e) => Some(e.clone()),
-                            _ => None,
-                        })
+                        .and_then(|h| h.down_reason().map(ToString::to_string))
                         .unwrap_or_else(|| "not connected yet".into());
-                    format!(
-                        "{n} is not reachable ({why}); every host must be reachable before an action starts, nothing was changed"
-                    )
+                    PlanError::NotConnected {
+                        host: n.clone(),
+                        why,
+                    }
                 })
             })
             .collect()
@@ -262,29 +294,20 @@ impl Runtime {
         match e {
             Effect::Quit => {}
             Effect::SwitchEnv { env, epoch } => self.start_pollers(&env, epoch),
-            Effect::Plan { id, action } => {
+            Effect::Plan { id, request } => {
                 let tx = self.bg_tx.clone();
-                let service = self
-                    .services
-                    .iter()
-                    .find(|s| s.name == action.service())
-                    .cloned();
-                let hosts = self.hosts_for(action.hosts());
+                let hosts = self.hosts_for(&request.hosts);
                 tokio::spawn(async move {
-                    let result = match (hosts, service) {
-                        (Err(e), _) => Err(e),
-                        (_, None) => Err(format!("unknown service `{}`", action.service())),
-                        (Ok(h), Some(s)) => tasks::plan(h, s, action).await,
-                    };
-                    let _ = tx.send(Bg::Msg(Msg::Plan { id, result }));
+                    let result = tasks::plan(request, hosts).await.map(Box::new);
+                    let _ = tx.send(Bg::Planned { id, result });
                 });
             }
-            Effect::Execute { id, action } => {
+            Effect::Execute { id, request } => {
                 let tx = self.bg_tx.clone();
-                let token = CancellationToken::new();
+                let token = self.signals.child_token();
                 let cancel = token.clone();
-                let hosts = self.hosts_for(action.hosts());
-                let services = self.services.clone();
+                let planned = self.planned.remove(&id);
+                let notifier = self.notifier.clone();
                 let handle = tokio::spawn(async move {
                     let (etx, mut erx) = mpsc::unbounded_channel();
                     let forward_tx = tx.clone();
@@ -293,15 +316,24 @@ impl Runtime {
                             let _ = forward_tx.send(Bg::Msg(Msg::Action { id, event }));
                         }
                     });
-                    let result = match hosts {
-                        Err(e) => Err(e),
-                        Ok(h) => {
-                            tasks::execute(h, services, action, cancel, EventSink::new(etx)).await
+                    let report = match planned {
+                        Some(p) => tasks::execute(p, cancel, EventSink::new(etx), notifier).await,
+                        None => {
+                            drop(etx);
+                            RunReport {
+                                title: request.title(),
+                                equivalent: request.equivalent(),
+                                refused: Some("the confirmed plan is gone; plan again".into()),
+                                hosts: Vec::new(),
+                            }
                         }
                     };
                     // Every event is delivered before the outcome.
                     let _ = forward.await;
-                    let _ = tx.send(Bg::Msg(Msg::ActionDone { id, result }));
+                    let _ = tx.send(Bg::Msg(Msg::ActionDone {
+                        id,
+                        report: Arc::new(report),
+                    }));
                 });
                 self.actions.insert(id, (token, handle));
             }
@@ -346,8 +378,8 @@ impl Runtime {
                 let h = self.hosts.get(&host).cloned();
                 tokio::spawn(async move {
                     let result = match h {
-                        Some(h) => tasks::inspect(h, container).await,
-                        None => Err(format!("{host} is not connected")),
+                        Some(h) => tasks::inspect(h, container).await.map_err(Arc::new),
+                        None => Err(Arc::new(model::InspectError::NotConnected { host })),
                     };
                     let _ = tx.send(Bg::Msg(Msg::Inspect { id, result }));
                 });
@@ -363,8 +395,8 @@ impl Runtime {
                     let result = match image {
                         Some(i) => crate::release::registry::list_tags(&i)
                             .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("unknown service `{service}`")),
+                            .map_err(Arc::new),
+                        None => return,
                     };
                     let _ = tx.send(Bg::Msg(Msg::RegistryTags { service, result }));
                 });
@@ -383,8 +415,10 @@ impl Runtime {
         }
     }
 
-    /// Hands the terminal to `docker exec -it` (through `ssh -t` for a remote host), then takes
-    /// it back. The event stream is dropped meanwhile so the console reads no keys of the shell.
+    /// Hands the terminal to `docker exec -it … sh` on the host, through the host's existing
+    /// SSH master (its control socket: no new login, the same host key check) and the host's
+    /// configured Docker socket; then takes the terminal back. The event stream is dropped
+    /// meanwhile so the console reads no keys of the shell.
     async fn shell(
         &mut self,
         host: &str,
@@ -392,58 +426,15 @@ impl Runtime {
         term: &mut Term,
         events: &mut Option<EventStream>,
     ) -> Result<String> {
-        let Some(spec) = self
-            .config
-            .env(&self.app.env)
-            .ok()
-            .and_then(|e| e.hosts.iter().find(|h| h.name == host))
-            .cloned()
-        else {
-            return Ok(format!("unknown host {host}"));
+        let Some(h) = self.hosts.get(host).cloned() else {
+            return Ok(format!(
+                "{host} is not connected; the shell needs its connection"
+            ));
         };
-        let docker_args = |prefix: &mut Vec<String>| {
-            prefix.push("docker".into());
-            if spec.docker_socket != "/var/run/docker.sock" {
-                prefix.push("-H".into());
-                prefix.push(format!("unix://{}", spec.docker_socket));
-            }
-            prefix.extend(
-                ["exec", "-it", container, "sh"]
-                    .iter()
-                    .map(|s| (*s).to_string()),
-            );
-        };
-        let mut argv: Vec<String> = Vec::new();
-        match &spec.target {
-            HostTarget::Local => docker_args(&mut argv),
-            HostTarget::Ssh {
-                destination,
-                user,
-                port,
-                identity_file,
-                known_hosts,
-            } => {
-                argv.extend(["ssh", "-t", "-o", "StrictHostKeyChecking=yes"].map(String::from));
-                if let Some(p) = port {
-                    argv.extend(["-p".to_string(), p.to_string()]);
-                }
-                if let Some(u) = user {
-                    argv.extend(["-l".to_string(), u.clone()]);
-                }
-                if let Some(i) = identity_file {
-                    argv.extend(["-i".to_string(), i.display().to_string()]);
-                }
-                if let Some(k) = known_hosts {
-                    argv.extend([
-                        "-o".to_string(),
-                        format!("UserKnownHostsFile={}", k.display()),
-                    ]);
-                }
-                argv.push(destination.clone());
-                argv.push("--".into());
-                docker_args(&mut argv);
-            }
+        if let Err(e) = h.check_alive().await {
+            return Ok(format!("no shell: {e}"));
         }
+        let argv = tasks::shell_argv(&h.spec, h.control_socket(), container);
         *events = None;
         restore();
         println!("[deckhand] {} (exit the shell to return)", argv.join(" "));
@@ -465,8 +456,15 @@ impl Runtime {
             .await;
         }
         terminal::enable_raw_mode()?;
-        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
-        term.clear()?;
+        execute!(
+            io::stdout(),
+            terminal::EnterAlternateScreen,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::Hide
+        )?;
+        // A fresh terminal draws everything next time. (`Terminal::clear` asks the terminal for
+        // the cursor position, and the answer does not come back right after a shell.)
+        *term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         *events = Some(EventStream::new());
         Ok(note)
     }

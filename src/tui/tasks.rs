@@ -10,17 +10,15 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::action::{PendingAction, PlanView};
 use super::app::Msg;
-use super::model::{HostUpdate, Snapshot};
-use crate::config::{HostSpec, Service};
-use crate::release::audit;
-use crate::release::execute::plan_on_host;
-use crate::release::plan::Action;
-use crate::release::{
-    ActionOptions, EventSink, Target, actor, deploy_on_host, lock, prune, rollback_on_host,
-};
-use crate::state::{read_host, read_service};
+use super::model::{HostDown, HostUpdate, InspectError, Snapshot};
+use std::path::Path;
+
+use crate::config::{HostSpec, HostTarget, Service};
+use crate::monitor::notify::Notifier;
+use crate::release::runner::{self, PinMode, PlanError, Planned, Request, RunOptions, RunReport};
+use crate::release::{EventSink, audit, ledger, lock};
+use crate::state::read_host;
 use crate::transport::Host;
 
 /// How often a host is read.
@@ -34,7 +32,15 @@ const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// the runtime keeps (they are not state) so actions reuse the poller's connection.
 pub enum Bg {
     Msg(Msg),
-    Connected { epoch: u64, host: Arc<Host> },
+    Connected {
+        epoch: u64,
+        host: Arc<Host>,
+    },
+    /// A dialog's plan: the runtime keeps the value (it holds connections) and shows its plans.
+    Planned {
+        id: u64,
+        result: Result<Box<Planned>, PlanError>,
+    },
 }
 
 fn host_msg(epoch: u64, name: &str, update: HostUpdate) -> Bg {
@@ -50,17 +56,31 @@ pub async fn snapshot(host: &Host, services: &[Service]) -> Snapshot {
     let locks = async {
         let mut out = BTreeMap::new();
         for s in services {
-            let l = lock::read(host, &s.name).await.map_err(|e| e.to_string());
+            let l = lock::read(host, &s.name).await.map_err(Arc::new);
             out.insert(s.name.clone(), l);
         }
         out
     };
-    let (status, audit, locks) =
-        tokio::join!(read_host(host, services), audit::read(host, 50), locks);
+    // One small file per service, read with the rest: the views never ask the host per frame.
+    let ledgers = async {
+        let mut out = BTreeMap::new();
+        for s in services {
+            let l = ledger::read(host, &s.name).await.map_err(Arc::new);
+            out.insert(s.name.clone(), l);
+        }
+        out
+    };
+    let (status, audit, locks, ledgers) = tokio::join!(
+        read_host(host, services),
+        audit::read(host, 50),
+        locks,
+        ledgers
+    );
     Snapshot {
         status,
-        audit: audit.map(|l| l.records).map_err(|e| e.to_string()),
+        audit: audit.map(|l| l.records).map_err(Arc::new),
         locks,
+        ledgers,
         monitor: None,
     }
 }
@@ -86,7 +106,15 @@ pub async fn poll_host(
         let host = match connected {
             Ok(h) => Arc::new(h),
             Err(e) => {
-                let _ = tx.send(host_msg(epoch, &name, HostUpdate::Failed(e.to_string())));
+                let why = Arc::new(HostDown::Connect(e));
+                let _ = tx.send(host_msg(
+                    epoch,
+                    &name,
+                    HostUpdate::Down {
+                        why,
+                        retry_in: RETRY_EVERY,
+                    },
+                ));
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(RETRY_EVERY) => continue,
@@ -140,15 +168,34 @@ pub async fn poll_host(
                 }
                 Err(_) => {
                     failures += 1;
+                    let why = Arc::new(HostDown::ReadTimeout {
+                        host: name.clone(),
+                        secs: READ_TIMEOUT.as_secs(),
+                    });
                     let _ = tx.send(host_msg(
                         epoch,
                         &name,
-                        HostUpdate::Failed(format!(
-                            "{name}: reading the host took longer than {}s",
-                            READ_TIMEOUT.as_secs()
-                        )),
+                        HostUpdate::Down {
+                            why,
+                            retry_in: POLL_EVERY,
+                        },
                     ));
                 }
+            }
+            // A lost ssh master says so (typed): reconnect now instead of after three failures.
+            if failures > 0
+                && let Err(e) = host.check_alive().await
+                && e.is_connection_lost()
+            {
+                let _ = tx.send(host_msg(
+                    epoch,
+                    &name,
+                    HostUpdate::Down {
+                        why: Arc::new(HostDown::Connect(e)),
+                        retry_in: Duration::ZERO,
+                    },
+                ));
+                break;
             }
             if failures >= 3 {
                 // The connection is probably gone: start over with a new one.
@@ -172,7 +219,7 @@ pub fn monitor_view(
 ) -> crate::tui::model::MonitorSnapshot {
     use crate::monitor::AlertState as S;
     use crate::tui::model::{AlertRow, AlertState, MonitorSnapshot};
-    use crate::util::{format_age, format_bytes};
+    use crate::util::format_bytes;
     let x = &m.metrics;
     let mut metrics = Vec::new();
     if let Some(c) = x.cpu_percent {
@@ -212,21 +259,15 @@ pub fn monitor_view(
             let state = match a.state {
                 S::Inactive => return None,
                 S::Pending => AlertState::Pending {
-                    left_secs: a.time_left(for_, now).map_or(0, |d| d.as_secs()),
+                    fires_at: now.timestamp()
+                        + a.time_left(for_, now)
+                            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
                 },
                 S::Firing => AlertState::Firing {
-                    since: a.firing_since.map_or_else(String::new, |f| {
-                        format!(
-                            "{} ({} ago)",
-                            f.format("%H:%M:%S"),
-                            format_age((now - f).num_seconds())
-                        )
-                    }),
+                    since: a.firing_since.unwrap_or(now).timestamp(),
                 },
                 S::Resolved => AlertState::Resolved {
-                    ago_secs: a
-                        .resolved_at
-                        .map_or(0, |r| u64::try_from((now - r).num_seconds()).unwrap_or(0)),
+                    at: a.resolved_at.unwrap_or(now).timestamp(),
                 },
             };
             Some(AlertRow {
@@ -239,158 +280,32 @@ pub fn monitor_view(
     MonitorSnapshot { metrics, alerts }
 }
 
-fn service_of<'a>(services: &'a [Service], name: &str) -> Result<&'a Service, String> {
-    services
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| format!("unknown service `{name}`"))
-}
-
-/// Plans an action on every host, without changing anything.
+/// The runner's first phase for a dialog: plan the request on the hosts the pollers hold.
 pub async fn plan(
-    hosts: Vec<Arc<Host>>,
-    service: Service,
-    action: PendingAction,
-) -> Result<PlanView, String> {
-    match &action {
-        PendingAction::Prune { keep, .. } => {
-            let mut plans = Vec::new();
-            for h in &hosts {
-                let st = read_service(h, &service)
-                    .await
-                    .map_err(|e| format!("{}: {e}", h.name()))?;
-                plans.push(prune::plan_prune(h.name(), &st, *keep));
-            }
-            Ok(PlanView::Prune(plans))
-        }
-        PendingAction::Deploy { sha, .. } | PendingAction::Promote { sha, .. } => {
-            let mut plans = Vec::new();
-            for h in &hosts {
-                let (p, _) = plan_on_host(h, &service, &Target::Ref(sha.clone()), Action::Deploy)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                plans.push(p);
-            }
-            Ok(PlanView::Release(plans))
-        }
-        PendingAction::Rollback { target, .. } => {
-            let t = target.clone().map_or(Target::Previous, Target::Ref);
-            let mut plans = Vec::new();
-            for h in &hosts {
-                let (p, _) = plan_on_host(h, &service, &t, Action::Rollback)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                plans.push(p);
-            }
-            Ok(PlanView::Release(plans))
-        }
-    }
+    request: Request,
+    hosts: Result<Vec<Arc<Host>>, PlanError>,
+) -> Result<Planned, PlanError> {
+    runner::plan(request, hosts?).await
 }
 
-/// Runs a confirmed action host by host, stopping at the first failure; events flow to the UI.
+/// The runner's second phase for a confirmed dialog: exactly the plans the dialog showed, host
+/// by host; events flow to the UI and outcomes to the webhook, as from the CLI.
 pub async fn execute(
-    hosts: Vec<Arc<Host>>,
-    services: Vec<Service>,
-    action: PendingAction,
+    planned: Planned,
     cancel: CancellationToken,
     events: EventSink,
-) -> Result<String, String> {
-    let service = service_of(&services, action.service())?.clone();
-    let opts = ActionOptions {
-        env: action.env().to_string(),
-        actor: actor::current(),
-        lock_wait: Duration::ZERO,
-        health_timeout: None,
-        cancel: cancel.clone(),
-        // The service's watch window (issue 13).
-        watch: None,
-        canary: None,
-    };
-    let mut done: Vec<String> = Vec::new();
-    for (i, h) in hosts.iter().enumerate() {
-        let result = match &action {
-            PendingAction::Deploy { sha, .. } => {
-                deploy_on_host(h.clone(), &service, sha, &opts, &events)
-                    .await
-                    .map(|o| format!("{} in {} ms", o.plan.summary(), o.duration_ms))
-                    .map_err(|e| e.to_string())
-            }
-            PendingAction::Rollback { target, .. } => {
-                let t = target.clone().map_or(Target::Previous, Target::Ref);
-                rollback_on_host(h.clone(), &service, t, &opts, &events)
-                    .await
-                    .map(|o| format!("{} in {} ms", o.plan.summary(), o.duration_ms))
-                    .map_err(|e| e.to_string())
-            }
-            PendingAction::Prune { keep, env, .. } => {
-                prune_host(h, &service, *keep, env, &events).await
-            }
-            // A deploy of the canary's SHA is the promote; the canary was the watch.
-            PendingAction::Promote { sha, .. } => {
-                let mut o = opts.clone();
-                o.watch = Some(Duration::ZERO);
-                deploy_on_host(h.clone(), &service, sha, &o, &events)
-                    .await
-                    .map(|o| format!("{} in {} ms", o.plan.summary(), o.duration_ms))
-                    .map_err(|e| e.to_string())
-            }
-        };
-        match result {
-            Ok(s) => done.push(s),
-            Err(e) => {
-                let rest: Vec<&str> = hosts[i + 1..].iter().map(|h| h.name()).collect();
-                let mut msg = e;
-                if !done.is_empty() {
-                    msg.push_str(&format!("\ndone before the failure: {}", done.join("; ")));
-                }
-                if !rest.is_empty() {
-                    msg.push_str(&format!("\nnot attempted (unchanged): {}", rest.join(", ")));
-                }
-                return Err(msg);
-            }
-        }
-        if cancel.is_cancelled() {
-            let rest: Vec<&str> = hosts[i + 1..].iter().map(|h| h.name()).collect();
-            if !rest.is_empty() {
-                return Err(format!(
-                    "aborted by the operator after {}; not attempted: {}",
-                    h.name(),
-                    rest.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(done.join("\n"))
-}
-
-/// Prune on one host under its lock, re-planned under the lock, audited; the steps are
-/// reported as events like a deploy's, so the console draws them the same way.
-async fn prune_host(
-    host: &Arc<Host>,
-    service: &Service,
-    keep: usize,
-    env: &str,
-    events: &EventSink,
-) -> Result<String, String> {
-    prune::run_on_host(
-        host,
-        service,
-        keep,
-        env,
-        &actor::current(),
-        Duration::ZERO,
-        events,
-    )
-    .await
-    .map(|(p, removed)| {
-        format!(
-            "{}: removed {} image(s) ({} reclaimed)",
-            host.name(),
-            removed.len(),
-            crate::util::format_bytes(p.reclaim_bytes)
-        )
-    })
-    .map_err(|e| e.to_string())
+    notifier: Notifier,
+) -> RunReport {
+    planned
+        .run(&RunOptions {
+            events,
+            cancel,
+            notifier,
+            // The operator saw the dialog's plan: what served then is pinned too.
+            pin: PinMode::Confirmed,
+            offer_take_over: None,
+        })
+        .await
 }
 
 /// Follows a container's logs, in batches, into a bounded channel: a chatty container slows
@@ -448,53 +363,96 @@ pub async fn stream_logs(
 
 /// `docker inspect` of a container with secrets redacted: env values whose names look secret,
 /// secret-looking labels, and credentials in any text.
-pub async fn inspect(host: Arc<Host>, container: String) -> Result<Vec<String>, String> {
+pub async fn inspect(host: Arc<Host>, container: String) -> Result<Vec<String>, InspectError> {
     let info = host
         .docker
         .inspect_container(&container, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| {
-            format!(
-                "{}: inspect {container}: {}",
-                host.name(),
-                crate::util::error_chain(&e)
-            )
+        .map_err(|source| InspectError::Docker {
+            host: host.name().to_string(),
+            container: container.clone(),
+            source,
         })?;
-    let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+    let json = |source| InspectError::Json {
+        container: container.clone(),
+        source,
+    };
+    let mut value = serde_json::to_value(&info).map_err(json)?;
     redact_value(&mut value);
-    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&value).map_err(json)?;
     Ok(text.lines().map(crate::redact::redact_text).collect())
 }
 
-/// Redacts `Env` entries and secret-named keys anywhere in an inspect document.
-pub fn redact_value(v: &mut serde_json::Value) {
-    use serde_json::Value;
-    match v {
-        Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if k == "Env" {
-                    if let Value::Array(items) = val {
-                        for item in items.iter_mut() {
-                            if let Value::String(s) = item {
-                                *s = crate::redact::redact_env_entry(s);
-                            }
-                        }
-                    }
-                } else if crate::redact::is_secret_name(k) && val.is_string() {
-                    *val = Value::String(crate::redact::MASK.to_string());
-                } else {
-                    redact_value(val);
-                }
-            }
+/// The command line of an interactive shell in `container`: `docker exec -it … sh` against the
+/// host's configured Docker socket, for a remote host through its SSH master's control socket
+/// (`-S`; `ControlMaster=no` so it never becomes a master of its own).
+pub fn shell_argv(spec: &HostSpec, control: Option<&Path>, container: &str) -> Vec<String> {
+    let docker = [
+        "docker".to_string(),
+        "-H".to_string(),
+        format!("unix://{}", spec.docker_socket),
+        "exec".to_string(),
+        "-it".to_string(),
+        container.to_string(),
+        "sh".to_string(),
+    ];
+    match (&spec.target, control) {
+        (HostTarget::Ssh { destination, .. }, Some(ctl)) => {
+            let mut argv: Vec<String> = ["ssh", "-S"].map(String::from).to_vec();
+            argv.push(ctl.display().to_string());
+            argv.extend(["-o", "ControlMaster=no", "-t", "--"].map(String::from));
+            argv.push(destination.clone());
+            // ssh hands the remote side one string for its shell: quote every word.
+            argv.extend(docker.iter().map(|w| sh_quote(w)));
+            argv
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
-        _ => {}
+        _ => docker.to_vec(),
     }
+}
+
+/// `'word'` for a POSIX shell.
+fn sh_quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
+/// Redacts an inspect document; the rules (by name, by the container's secret-env label, by
+/// value) live in the core: [`crate::redact::redact_json`].
+pub fn redact_value(v: &mut serde_json::Value) {
+    crate::redact::redact_json(v);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shell_rides_the_ssh_master_and_the_configured_docker_socket() {
+        let mut spec = HostSpec {
+            name: "lab-1".into(),
+            target: HostTarget::Ssh {
+                destination: "deploy@203.0.113.10".into(),
+                user: Some("deploy".into()),
+                port: Some(2222),
+                identity_file: Some("/k/id".into()),
+                known_hosts: None,
+            },
+            docker_socket: "/run/user/1000/docker.sock".into(),
+            state_dir: "/var/lib/deckhand".into(),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let argv = shell_argv(&spec, Some(Path::new("/tmp/dhX/master")), "api-blue");
+        assert_eq!(
+            argv.join(" "),
+            "ssh -S /tmp/dhX/master -o ControlMaster=no -t -- deploy@203.0.113.10 'docker' '-H' 'unix:///run/user/1000/docker.sock' 'exec' '-it' 'api-blue' 'sh'"
+        );
+        assert!(!argv.iter().any(|a| a == "-i" || a == "-p"), "no new login");
+        spec.target = HostTarget::Local;
+        assert_eq!(
+            shell_argv(&spec, None, "api-blue").join(" "),
+            "docker -H unix:///run/user/1000/docker.sock exec -it api-blue sh"
+        );
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
     use crate::monitor::{Alert, AlertState as S, HostMetrics, MonitorSnapshot};
     use crate::tui::model::AlertState;
 
@@ -528,10 +486,9 @@ mod tests {
         let v = monitor_view(&m, &crate::config::AlertThresholds::default(), now);
         assert_eq!(v.metrics[0], ("CPU".to_string(), "91.5%".to_string()));
         assert_eq!(v.alerts.len(), 3, "the quiet memory rule is not listed");
-        assert_eq!(v.alerts[0].state, AlertState::Pending { left_secs: 180 });
-        assert!(
-            matches!(&v.alerts[1].state, AlertState::Firing { since } if since.contains("10m ago"))
-        );
-        assert_eq!(v.alerts[2].state, AlertState::Resolved { ago_secs: 60 });
+        let t = now.timestamp();
+        assert_eq!(v.alerts[0].state, AlertState::Pending { fires_at: t + 180 });
+        assert_eq!(v.alerts[1].state, AlertState::Firing { since: t - 600 });
+        assert_eq!(v.alerts[2].state, AlertState::Resolved { at: t - 60 });
     }
 }

@@ -23,7 +23,7 @@ fn an_unhealthy_live_color_goes_pending_then_firing_then_resolves() {
     svc.push(&["a000001"]);
     let sshd = SshServer::start();
     let (_d, path) = write_config(&format!(
-        "{}\n{}\n[env.lab.alerts]\nhealth_failures = 2\n",
+        "{}\n{}\n[env.lab.alerts]\nhealth_failures = 2\ninterval = \"1s\"\n",
         svc.service_toml(""),
         sshd.host_toml("lab", "lab-1")
     ));

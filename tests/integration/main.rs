@@ -1,11 +1,24 @@
-//! Integration tests against a real dockerd, a real sshd and a real registry (see harness.rs).
+//! Integration tests against a real dockerd, a real sshd and a real registry (the harness is the
+//! `deckhand-test-support` crate, test-support/src/lib.rs).
+
+use deckhand_test_support as harness;
 
 mod alerts;
+mod audit_log;
+mod console_conn;
+mod credentials;
+mod doctor;
 mod engine_restart;
 mod faults;
-mod harness;
+mod hostile;
+mod init;
+mod ledger;
+mod locking;
+mod logs;
+mod metrics;
 mod proxy;
 mod release;
+mod runner;
 mod secrets;
 mod status;
 mod watch;

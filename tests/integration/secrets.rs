@@ -5,11 +5,18 @@ use std::sync::Arc;
 
 use crate::harness::*;
 
-const SECRETS: [&str; 4] = [
+/// Everything in the env file is secret, whatever its name; so are the registry password and the
+/// webhook URL's path.
+const SECRETS: [&str; 9] = [
     "hunter2-db-secret",
     "s3cr3t-url-pass",
     "tok_9f8e7d6c5b4a",
     "regpass-secret-123",
+    "dbpass-secret-77",
+    "smtp-secret-88",
+    "xpwd-secret-99",
+    "opaque-value-secret-66",
+    "hookpath-secret-55",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,20 +27,26 @@ async fn no_output_shows_a_secret() {
     let env_file = sshd.dir.path().join("app.env");
     std::fs::write(
         &env_file,
-        "# written by ansible\nDB_PASSWORD=hunter2-db-secret\nDATABASE_URL=postgres://app:s3cr3t-url-pass@db:5432/app\nexport API_TOKEN=\"tok_9f8e7d6c5b4a\"\nPLAIN=visible-value\n",
+        "# written by ansible\nDB_PASSWORD=hunter2-db-secret\nDATABASE_URL=postgres://app:s3cr3t-url-pass@db:5432/app\nexport API_TOKEN=\"tok_9f8e7d6c5b4a\"\nDB_PASS=dbpass-secret-77\nSMTP_PASS=smtp-secret-88\nX_PWD=xpwd-secret-99\nOPAQUE=opaque-value-secret-66\n",
     )
     .expect("env file");
     let (_d, path) = ssh_config(
         &svc,
         &sshd,
-        &format!("env_file = \"{}\"\n", env_file.display()),
+        &format!(
+            "env_file = \"{}\"\nenv = {{ PLAIN = \"visible-value\" }}\n",
+            env_file.display()
+        ),
     );
     let state = tempfile::tempdir().expect("state");
     let state_s = state.path().display().to_string();
+    let hook = Webhook::start();
+    let hook_url = format!("{}/services/T0/hookpath-secret-55", hook.url);
     let env = [
         ("XDG_STATE_HOME", state_s.as_str()),
         ("DECKHAND_REGISTRY_USERNAME", "ci"),
         ("DECKHAND_REGISTRY_PASSWORD", "regpass-secret-123"),
+        ("DECKHAND_WEBHOOK_URL", hook_url.as_str()),
     ];
     let mut outputs = Vec::new();
     let mut run = |args: &[&str]| {
@@ -70,7 +83,7 @@ async fn no_output_shows_a_secret() {
         raw.contains("hunter2-db-secret") && raw.contains("tok_9f8e7d6c5b4a"),
         "secrets were passed"
     );
-    assert!(raw.contains("PLAIN=visible-value"));
+    assert!(raw.contains("PLAIN=visible-value") && raw.contains("dbpass-secret-77"));
 
     // The console's inspect view.
     let cfg = deckhand::config::load(&path).expect("config");
@@ -86,7 +99,11 @@ async fn no_output_shows_a_secret() {
         "inspect shows the env: {inspect}"
     );
     assert!(inspect.contains("DB_PASSWORD=[redacted]"), "{inspect}");
+    assert!(inspect.contains("OPAQUE=[redacted]"), "{inspect}");
     outputs.push(("console inspect".into(), inspect));
+    let bodies = hook.received();
+    assert!(!bodies.is_empty(), "the webhook was told about the deploys");
+    outputs.push(("webhook".into(), bodies.join("\n")));
 
     // The log files and the host's audit log.
     for entry in walk(state.path())

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+mod hostile;
+
 use proptest::prelude::*;
 
 /// Config-looking text: fragments of real keys and values glued at random.

@@ -2,9 +2,10 @@
 //! drawn side by side, `P` promotes and `A` aborts, each behind the confirm dialog.
 
 use crossterm::event::KeyCode;
+use deckhand::release::plan::Target;
+use deckhand::release::runner::Verb;
 use deckhand::state::proxy_conf::Canary;
 use deckhand::state::{Color, ColorTraffic, ContainerState, ServiceTraffic};
-use deckhand::tui::action::PendingAction;
 use deckhand::tui::app::{Dialog, Effect};
 use deckhand::tui::model::HostUpdate;
 
@@ -72,27 +73,25 @@ fn promote_and_abort_keys_open_their_dialogs() {
     assert!(
         matches!(
             effects.as_slice(),
-            [Effect::Plan { action: PendingAction::Promote { sha, .. }, .. }] if sha == "a000004"
+            [Effect::Plan { request, .. }] if request.verb == Verb::Promote { reference: "a000004".into() }
         ),
         "{effects:?}"
     );
-    match app.dialogs.last() {
+    match app.dialog() {
         Some(Dialog::Confirm(c)) => {
-            assert_eq!(c.action.title(), "Promote canary a000004 of api in dev");
-            assert!(c.action.equivalent(true).starts_with("deckhand promote"));
+            assert_eq!(c.request().title(), "Promote canary a000004 of api in dev");
+            assert!(c.request().equivalent().starts_with("deckhand promote"));
         }
         other => panic!("expected the promote dialog, got {other:?}"),
     }
     app.on_key(code(KeyCode::Esc));
-    assert!(app.dialogs.is_empty());
+    assert!(app.dialog().is_none());
     let effects = app.on_key(key('A'));
     assert!(
         matches!(
             effects.as_slice(),
-            [Effect::Plan {
-                action: PendingAction::Rollback { target: None, .. },
-                ..
-            }]
+            [Effect::Plan { request, .. }]
+                if request.verb == Verb::Rollback { target: Target::Previous }
         ),
         "{effects:?}"
     );
@@ -102,12 +101,8 @@ fn promote_and_abort_keys_open_their_dialogs() {
 fn without_a_canary_promote_and_abort_say_so() {
     let (mut app, _) = fleet_app();
     assert!(app.on_key(key('P')).is_empty());
-    assert!(app.dialogs.is_empty());
-    assert!(
-        app.message
-            .as_deref()
-            .is_some_and(|m| m.contains("no canary"))
-    );
+    assert!(app.dialog().is_none());
+    assert!(app.message().is_some_and(|m| m.contains("no canary")));
     assert!(app.on_key(key('A')).is_empty());
-    assert!(app.dialogs.is_empty());
+    assert!(app.dialog().is_none());
 }

@@ -5,8 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[path = "../integration/harness.rs"]
-mod harness;
+pub(crate) use deckhand_test_support as harness;
 
 use harness::{
     GOOD_SHAS, LoadClient, SLOW_SHA, TestService, UNHEALTHY_SHA, audit_records, deckhand,
@@ -14,13 +13,13 @@ use harness::{
 };
 
 /// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
     session: String,
 }
 
 impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-u")
             .arg("-L")
@@ -31,7 +30,7 @@ impl Tmux {
             .unwrap_or_else(|e| panic!("cannot run tmux ({e}): apt-get install tmux"))
     }
 
-    fn start(name: &str, width: u16, height: u16) -> Tmux {
+    pub(crate) fn start(name: &str, width: u16, height: u16) -> Tmux {
         let t = Tmux {
             socket: format!("dh-{name}"),
             session: name.to_string(),
@@ -51,20 +50,25 @@ impl Tmux {
         t
     }
 
-    fn send(&self, keys: &[&str]) {
+    pub(crate) fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", self.session.as_str()];
         args.extend_from_slice(keys);
         let out = self.cmd(&args);
         assert!(out.status.success(), "tmux send-keys: {}", text(&out));
     }
 
-    fn screen(&self) -> String {
-        let out = self.cmd(&["capture-pane", "-p", "-t", &self.session]);
+    pub(crate) fn screen(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-S", "-60", "-t", &self.session]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Waits until the screen satisfies `ok`; panics with the last screen otherwise.
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
@@ -86,7 +90,7 @@ impl Drop for Tmux {
 }
 
 /// In the containers pane both titles share a line: which color's title carries LIVE?
-fn live_in_pane(screen: &str) -> Option<&'static str> {
+pub(crate) fn live_in_pane(screen: &str) -> Option<&'static str> {
     let line = screen
         .lines()
         .find(|l| l.contains("blue") && l.contains("green") && l.contains("LIVE"))?;
@@ -142,13 +146,11 @@ fn open_console_as(actor: Option<&str>, extra_shas: &[&str]) -> Setup {
         cfg.display()
     );
     tmux.send(&[&command, "Enter"]);
+    // A one-host environment opens on that host: both colors on the first screen.
     tmux.wait_for(
-        "the host list with green live",
+        "the host view with green live on a000002",
         Duration::from_secs(30),
-        |s| {
-            s.lines()
-                .any(|l| l.contains("local") && l.contains("green") && l.contains("a000002"))
-        },
+        |s| live_in_pane(s) == Some("green") && s.contains("a000002"),
     );
     Setup {
         tmux,
@@ -170,7 +172,7 @@ fn live(cfg: &std::path::Path) -> (String, String) {
     )
 }
 
-fn quit(tmux: &Tmux) {
+pub(crate) fn quit(tmux: &Tmux) {
     tmux.send(&["q"]);
     let s = tmux.wait_for("the console to exit", Duration::from_secs(60), |s| {
         s.contains("EXITED")
@@ -182,21 +184,26 @@ fn quit(tmux: &Tmux) {
 fn console_rolls_back_in_tmux() {
     let setup = open_console(&[]);
     let (tmux, cfg) = (&setup.tmux, &setup.cfg);
-    // The host list: the local host, green live on a000002.
-    tmux.wait_for(
-        "the host list with green live",
-        Duration::from_secs(30),
-        |s| {
-            s.lines()
-                .any(|l| l.contains("local") && l.contains("green") && l.contains("a000002"))
-        },
-    );
-    tmux.send(&["Enter"]);
+    // The host view straight away (one host): green live on a000002, blue the rollback target.
     let s = tmux.wait_for("the containers pane", Duration::from_secs(15), |s| {
         live_in_pane(s).is_some()
     });
     assert_eq!(live_in_pane(&s), Some("green"), "{s}");
     assert!(s.contains("rollback target"), "{s}");
+    // The host list says the same in one row: live SHA and the rollback target beside it.
+    tmux.send(&["Escape"]);
+    tmux.wait_for("the host list row", Duration::from_secs(10), |s| {
+        s.lines().any(|l| {
+            l.contains("local")
+                && l.contains("green")
+                && l.contains("a000002")
+                && l.contains("↺a000001")
+        })
+    });
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the host view again", Duration::from_secs(10), |s| {
+        live_in_pane(s) == Some("green")
+    });
 
     // Rollback: the dialog names the previous release, and focus starts on Cancel.
     tmux.send(&["r"]);
@@ -598,4 +605,51 @@ fn console_and_cli_deploying_at_once_exactly_one_proceeds() {
         started.elapsed().as_secs_f64()
     );
     quit(tmux);
+}
+
+/// SIGTERM (a supervisor, `timeout`) or SIGHUP (the terminal window closed) while the console
+/// runs a deploy: the console leaves with the terminal put back, and the deploy aborts before
+/// its switch (new container stopped, lock released, audit `aborted`); the old color serves.
+#[test]
+fn sigterm_leaves_the_console_restores_the_terminal_and_aborts_the_deploy() {
+    let setup = open_console(&[SLOW_SHA]);
+    let (tmux, cfg) = (&setup.tmux, &setup.cfg);
+    confirm_console_deploy(tmux, "the deploy plan", SLOW_SHA, "blue");
+    let lock = wait_for_lock(&setup, &format!("deploy {SLOW_SHA}"));
+    tmux.wait_for("the health wait", Duration::from_secs(30), |s| {
+        s.lines()
+            .any(|l| l.contains("wait until healthy") && !l.contains('✓'))
+    });
+    let pid = lock["pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .expect("the lock names the console's pid");
+    harness::signal(pid, "TERM");
+    let s = tmux.wait_for("the console to exit", Duration::from_secs(120), |s| {
+        s.contains("EXITED")
+    });
+    assert!(s.contains("EXITED 1"), "{s}");
+    assert!(s.contains("SIGTERM: left the console"), "{s}");
+    // The main screen is back (the console's alternate screen is gone).
+    assert!(!s.contains("wait until healthy"), "{s}");
+    let lock_path = setup
+        .host_state
+        .join("locks")
+        .join(format!("{}.lock", setup.svc.name));
+    assert!(
+        std::fs::symlink_metadata(&lock_path).is_err(),
+        "the lock was released"
+    );
+    assert_ne!(
+        setup.svc.container_state("blue").as_deref(),
+        Some("running"),
+        "the new container was stopped"
+    );
+    let audit = audit_records(&setup.host_state);
+    assert_eq!(
+        audit.last().map(|r| r["outcome"].clone()),
+        Some("aborted".into()),
+        "{audit:?}"
+    );
+    assert_eq!(live(cfg), ("green".to_string(), "a000002".to_string()));
 }

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use deckhand::config::{self, Service};
 use deckhand::release::audit::AuditRecord;
+use deckhand::release::runner::{HostReport, HostResult, NotAttempted, RunReport};
 use deckhand::state::{
     Color, ColorStatus, ContainerState, HealthReport, HostFacts, HostStatus, ImageInfo,
     ProxyStatus, ServiceStatus,
 };
+use deckhand::transport::TransportError;
 use deckhand::tui::app::{App, EnvInfo, Msg};
-use deckhand::tui::model::{HostUpdate, Snapshot};
+use deckhand::tui::model::{HostDown, HostUpdate, Snapshot};
 use deckhand::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -176,6 +178,7 @@ pub fn audit(n: usize) -> Vec<AuditRecord> {
             duration_ms: Some(4200),
             error: None,
             details: None,
+            extra: Default::default(),
         })
         .collect()
 }
@@ -185,21 +188,27 @@ pub fn snapshot(status: HostStatus) -> Snapshot {
         status,
         audit: Ok(audit(3)),
         locks: BTreeMap::from([("api".to_string(), Ok(None))]),
+        ledgers: BTreeMap::from([("api".to_string(), Ok(Default::default()))]),
         monitor: None,
     }
 }
 
 /// A console on `dev` (two hosts), clock fixed, colors off (snapshots are text).
 pub fn app() -> (App, Instant) {
-    let mut app = App::new(envs(), "dev", vec![service()], false);
-    app.theme = Theme { color: false };
+    app_with(false)
+}
+
+/// [`app`], with `--read-only` as given.
+pub fn app_with(read_only: bool) -> (App, Instant) {
+    let mut app = App::new(envs(), "dev", vec![service()], read_only);
+    app.set_theme(Theme { color: false });
     let t0 = Instant::now();
     app.set_clock(t0, NOW);
     (app, t0)
 }
 
 pub fn feed(app: &mut App, host: &str, update: HostUpdate) {
-    let epoch = app.epoch;
+    let epoch = app.epoch();
     app.on_msg(Msg::Host {
         epoch,
         host: host.into(),
@@ -209,7 +218,12 @@ pub fn feed(app: &mut App, host: &str, update: HostUpdate) {
 
 /// dev-1 read with blue live (a000003) and green kept (a000002); dev-2 unreachable.
 pub fn fleet_app() -> (App, Instant) {
-    let (mut app, t0) = app();
+    fleet_app_with(false)
+}
+
+/// [`fleet_app`], with `--read-only` as given.
+pub fn fleet_app_with(read_only: bool) -> (App, Instant) {
+    let (mut app, t0) = app_with(read_only);
     for lat in [3, 5, 4, 9, 3] {
         feed(
             &mut app,
@@ -226,9 +240,13 @@ pub fn fleet_app() -> (App, Instant) {
     feed(
         &mut app,
         "dev-2",
-        HostUpdate::Failed(
-            "dev-2: cannot connect over SSH: ssh: connect to host 203.0.113.7 port 22: Connection timed out".into(),
-        ),
+        HostUpdate::Down {
+            why: std::sync::Arc::new(HostDown::Connect(TransportError::Connect {
+                host: "dev-2".into(),
+                detail: "ssh: connect to host 203.0.113.7 port 22: Connection timed out".into(),
+            })),
+            retry_in: Duration::from_secs(5),
+        },
     );
     app.set_clock(t0 + Duration::from_secs(2), NOW);
     (app, t0)
@@ -263,4 +281,113 @@ pub fn typed(app: &mut App, text: &str) {
     for c in text.chars() {
         app.on_key(key(c));
     }
+}
+
+/// The runner's report of a run that did everything on dev-1.
+pub fn report_done(summary: &str) -> std::sync::Arc<RunReport> {
+    std::sync::Arc::new(RunReport {
+        title: "Roll back api in dev".into(),
+        equivalent: "deckhand rollback --env dev --service api".into(),
+        refused: None,
+        hosts: vec![HostReport {
+            host: "dev-1".into(),
+            result: HostResult::Done {
+                summary: summary.into(),
+                duration_ms: 3100,
+                outcome: None,
+            },
+            serves_now: None,
+        }],
+    })
+}
+
+/// The runner's report of a run that failed on dev-1 (dev-2 not attempted).
+pub fn report_failed(e: deckhand::release::ReleaseError) -> std::sync::Arc<RunReport> {
+    std::sync::Arc::new(RunReport {
+        title: "Roll back api in dev".into(),
+        equivalent: "deckhand rollback --env dev --service api".into(),
+        refused: None,
+        hosts: vec![
+            HostReport {
+                host: "dev-1".into(),
+                result: HostResult::Failed {
+                    error: std::sync::Arc::new(e.into()),
+                },
+                serves_now: None,
+            },
+            HostReport {
+                host: "dev-2".into(),
+                result: HostResult::NotAttempted {
+                    why: NotAttempted::EarlierFailure,
+                },
+                serves_now: None,
+            },
+        ],
+    })
+}
+
+/// The screen with the styles that carry meaning: every run of cells whose style is not the
+/// default is written `«STYLE|text»` (STYLE: foreground, background, modifiers), so a snapshot
+/// fails when LIVE stops being green and bold, the selection loses its reverse video, or a
+/// failure stops being red. Colors on.
+pub fn render_styled(app: &mut App, w: u16, h: u16) -> String {
+    use ratatui::style::{Color as C, Modifier, Style};
+    app.set_theme(Theme { color: true });
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| deckhand::tui::ui::draw(f, app))
+        .expect("draw");
+    app.set_theme(Theme { color: false });
+    let buf = term.backend().buffer().clone();
+    let name = |s: Style| {
+        let mut parts = Vec::new();
+        if let Some(fg) = s.fg.filter(|c| *c != C::Reset) {
+            parts.push(format!("{fg:?}"));
+        }
+        if let Some(bg) = s.bg.filter(|c| *c != C::Reset) {
+            parts.push(format!("on {bg:?}"));
+        }
+        for (m, label) in [
+            (Modifier::BOLD, "bold"),
+            (Modifier::DIM, "dim"),
+            (Modifier::REVERSED, "reversed"),
+            (Modifier::UNDERLINED, "underlined"),
+        ] {
+            if s.add_modifier.contains(m) {
+                parts.push(label.to_string());
+            }
+        }
+        parts.join(" ")
+    };
+    let mut out = String::new();
+    for y in 0..h {
+        let mut line = String::new();
+        let mut run: Option<(String, String)> = None;
+        for x in 0..w {
+            let cell = &buf[(x, y)];
+            let style = name(cell.style());
+            match &mut run {
+                Some((s, text)) if *s == style => text.push_str(cell.symbol()),
+                _ => {
+                    if let Some((s, text)) = run.take() {
+                        line.push_str(&if s.is_empty() {
+                            text
+                        } else {
+                            format!("«{s}|{text}»")
+                        });
+                    }
+                    run = Some((style, cell.symbol().to_string()));
+                }
+            }
+        }
+        if let Some((s, text)) = run {
+            line.push_str(&if s.is_empty() {
+                text
+            } else {
+                format!("«{s}|{text}»")
+            });
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

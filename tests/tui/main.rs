@@ -3,7 +3,10 @@
 
 mod canary;
 mod e2e;
+mod e2e_shell;
 mod fixtures;
+mod parts;
 mod state;
+mod styled;
 mod traffic_view;
 mod views;

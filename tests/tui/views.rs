@@ -5,10 +5,10 @@ use std::time::Duration;
 use crossterm::event::KeyCode;
 use deckhand::release::plan::Action;
 use deckhand::release::prune::{PruneItem, PrunePlan};
+use deckhand::release::runner::{HostPlan, PlanError};
 use deckhand::release::{DeployPlan, Event, Step};
 use deckhand::state::Color;
-use deckhand::tui::action::PlanView;
-use deckhand::tui::app::{App, Msg, Pane};
+use deckhand::tui::app::{App, Msg};
 use deckhand::tui::model::{AlertRow, AlertState, HostUpdate, MonitorSnapshot};
 
 use crate::fixtures::*;
@@ -29,13 +29,15 @@ pub fn rollback_plan() -> DeployPlan {
         create_proxy: false,
         proxy_change: None,
         steps: vec![Step::Lock, Step::Start, Step::Health, Step::Switch],
+        image_present: true,
+        note: None,
     }
 }
 
 /// Only dev-1 answers in these tests; actions name the hosts the app chose.
-fn plan_ready(app: &mut App, view: PlanView) {
-    let id = match app.dialogs.last() {
-        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id,
+fn plan_ready(app: &mut App, view: Vec<HostPlan>) {
+    let id = match app.dialog() {
+        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id(),
         _ => panic!("no confirm dialog"),
     };
     app.on_msg(Msg::Plan {
@@ -65,8 +67,7 @@ fn fleet_stale_data_shows_its_age() {
 
 #[test]
 fn fleet_read_only() {
-    let (mut app, _) = fleet_app();
-    app.read_only_flag = true;
+    let (app, _) = fleet_app_with(true);
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -96,7 +97,7 @@ fn host_containers_120x30() {
 fn host_images() {
     let (mut app, _) = fleet_app();
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Images;
+    app.on_key(key('2'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -104,7 +105,7 @@ fn host_images() {
 fn host_metrics_not_monitored_yet() {
     let (mut app, _) = fleet_app();
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Metrics;
+    app.on_key(key('3'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -117,21 +118,21 @@ fn host_metrics_with_a_monitor_snapshot() {
         alerts: vec![
             AlertRow {
                 name: "cpu > 80 %".into(),
-                state: AlertState::Pending { left_secs: 170 },
+                state: AlertState::Pending {
+                    fires_at: NOW + 170,
+                },
                 detail: "91 % for 2m10s".into(),
             },
             AlertRow {
                 name: "health".into(),
-                state: AlertState::Firing {
-                    since: "10:02".into(),
-                },
+                state: AlertState::Firing { since: NOW - 120 },
                 detail: "green: 503".into(),
             },
         ],
     });
     feed(&mut app, "dev-1", HostUpdate::Snapshot(Box::new(snap)));
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Metrics;
+    app.on_key(key('3'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -139,7 +140,7 @@ fn host_metrics_with_a_monitor_snapshot() {
 fn host_audit_log() {
     let (mut app, _) = fleet_app();
     app.on_key(code(KeyCode::Enter));
-    app.pane = Pane::Audit;
+    app.on_key(key('4'));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -162,7 +163,7 @@ fn rollback_dialog_planning() {
 fn rollback_dialog_focus_on_cancel() {
     let (mut app, _) = fleet_app();
     app.on_key(key('r'));
-    plan_ready(&mut app, PlanView::Release(vec![rollback_plan()]));
+    plan_ready(&mut app, vec![HostPlan::Release(rollback_plan())]);
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -170,13 +171,16 @@ fn rollback_dialog_focus_on_cancel() {
 fn rollback_dialog_cannot_plan() {
     let (mut app, _) = fleet_app();
     app.on_key(key('r'));
-    let id = match app.dialogs.last() {
-        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id,
+    let id = match app.dialog() {
+        Some(deckhand::tui::app::Dialog::Confirm(c)) => c.id(),
         _ => panic!("no dialog"),
     };
     app.on_msg(Msg::Plan {
         id,
-        result: Err("dev-2 is not reachable (ssh: connection timed out); every host must be reachable before an action starts, nothing was changed".into()),
+        result: Err(std::sync::Arc::new(PlanError::NotConnected {
+            host: "dev-2".into(),
+            why: "ssh: connection timed out".into(),
+        })),
     });
     insta::assert_snapshot!(render(&app, 80, 24));
 }
@@ -193,7 +197,7 @@ fn rollback_dialog_protected_environment() {
     app.on_key(key('r'));
     let mut p = rollback_plan();
     p.host = "staging-1".into();
-    plan_ready(&mut app, PlanView::Release(vec![p]));
+    plan_ready(&mut app, vec![HostPlan::Release(p)]);
     typed(&mut app, "stag");
     insta::assert_snapshot!(render(&app, 80, 24));
 }
@@ -217,7 +221,7 @@ fn deploy_dialog() {
     p.action = Action::Deploy;
     p.to_sha = "a000001".into();
     p.reuse_existing = false;
-    plan_ready(&mut app, PlanView::Release(vec![p]));
+    plan_ready(&mut app, vec![HostPlan::Release(p)]);
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
@@ -227,7 +231,7 @@ fn prune_dialog_shows_the_dry_run() {
     app.on_key(key('p'));
     plan_ready(
         &mut app,
-        PlanView::Prune(vec![PrunePlan {
+        vec![HostPlan::Prune(PrunePlan {
             host: "dev-1".into(),
             keep: 5,
             kept: vec!["a000003".into(), "a000002".into(), "stable".into()],
@@ -237,17 +241,54 @@ fn prune_dialog_shows_the_dry_run() {
                 created: "2026-11-21T10:00:00Z".into(),
             }],
             reclaim_bytes: 12 * 1024 * 1024,
-        }]),
+        })],
     );
     insta::assert_snapshot!(render(&app, 80, 24));
 }
 
+/// A rollback whose health wait failed on dev-1 (dev-2 not attempted), ended.
+pub fn started_with_a_failure() -> App {
+    let (mut app, t0) = fleet_app();
+    let id = started(&mut app);
+    step_done(&mut app, id, Step::Lock, 40, "");
+    ev(
+        &mut app,
+        id,
+        Event::StepStarted {
+            host: "dev-1".into(),
+            step: Step::Health,
+            detail: String::new(),
+        },
+    );
+    ev(
+        &mut app,
+        id,
+        Event::StepFailed {
+            host: "dev-1".into(),
+            step: Step::Health,
+            error: "unhealthy".into(),
+        },
+    );
+    app.set_clock(t0 + Duration::from_secs(30), NOW);
+    app.on_msg(Msg::ActionDone {
+        id,
+        report: report_failed(deckhand::release::ReleaseError::Unhealthy {
+            host: "dev-1".into(),
+            color: "green".into(),
+            sha: "bad0001".into(),
+            live_note: "blue (a000003) still serves".into(),
+            report: "  /health: 503 {\"status\":\"unhealthy\",\"services\":{\"database\":\"disconnected\"}}\n  last logs:\n    db: connection refused".into(),
+        }),
+    });
+    app
+}
+
 fn started(app: &mut App) -> u64 {
     app.on_key(key('r'));
-    plan_ready(app, PlanView::Release(vec![rollback_plan()]));
+    plan_ready(app, vec![HostPlan::Release(rollback_plan())]);
     app.on_key(code(KeyCode::Tab));
     app.on_key(code(KeyCode::Enter));
-    app.progress.values().next().expect("progress").id
+    app.progress().values().next().expect("progress").id
 }
 
 fn ev(app: &mut App, id: u64, event: Event) {
@@ -343,36 +384,13 @@ fn progress_done_and_failed() {
     app.set_clock(t0 + Duration::from_secs(4), NOW);
     app.on_msg(Msg::ActionDone {
         id,
-        result: Ok(
-            "dev-1: api a000003 (blue) → a000002 (green, restart the kept container) in 3100 ms"
-                .into(),
+        report: report_done(
+            "dev-1: api a000003 (blue) → a000002 (green, restart the kept container) in 3100 ms",
         ),
     });
     insta::assert_snapshot!("progress_done", render(&app, 80, 24));
 
-    let (mut app, t0) = fleet_app();
-    let id = started(&mut app);
-    step_done(&mut app, id, Step::Lock, 40, "");
-    ev(
-        &mut app,
-        id,
-        Event::StepStarted {
-            host: "dev-1".into(),
-            step: Step::Health,
-            detail: String::new(),
-        },
-    );
-    ev(
-        &mut app,
-        id,
-        Event::StepFailed {
-            host: "dev-1".into(),
-            step: Step::Health,
-            error: "unhealthy".into(),
-        },
-    );
-    app.set_clock(t0 + Duration::from_secs(30), NOW);
-    app.on_msg(Msg::ActionDone { id, result: Err("dev-1: the new green container (bad0001) did not become healthy; blue (a000003) still serves\n  /health: 503 {\"status\":\"unhealthy\",\"services\":{\"database\":\"disconnected\"}}\n  last logs:\n    db: connection refused".into()) });
+    let app = started_with_a_failure();
     insta::assert_snapshot!("progress_failed", render(&app, 80, 24));
 }
 
@@ -388,7 +406,7 @@ fn abort_dialog_on_ctrl_c() {
 fn logs_view() {
     let (mut app, _) = fleet_app();
     app.on_key(key('l'));
-    let id = app.logs.as_ref().expect("logs").id;
+    let id = app.logs().expect("logs").id();
     app.on_msg(Msg::Logs {
         id,
         lines: (0..40)
@@ -411,7 +429,7 @@ fn logs_view() {
 fn inspect_view() {
     let (mut app, _) = fleet_app();
     app.on_key(key('i'));
-    let id = app.text.as_ref().expect("text").id;
+    let id = app.text().expect("text").id();
     app.on_msg(Msg::Inspect {
         id,
         result: Ok(vec![

@@ -21,7 +21,7 @@ BUSYBOX=${BUSYBOX_BIN:-/bin/busybox}
 [ -x "$BUSYBOX" ] || die "$BUSYBOX not found: install busybox-static (apt-get install busybox-static)"
 command -v ldd >/dev/null || die "ldd not found: install libc-bin"
 command -v readelf >/dev/null || die "readelf not found: install binutils"
-! readelf -lW "$BUSYBOX" | grep -q 'Requesting program interpreter' \
+! readelf -lW "$BUSYBOX" | grep 'Requesting program interpreter' >/dev/null \
     || die "$BUSYBOX is not static: install busybox-static"
 case "$out" in ""|/) die "refusing to use '$out' as OUT_DIR" ;; esac
 
@@ -71,4 +71,4 @@ if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null; then
         || die "haproxy does not run inside the assembled rootfs (chroot $out /usr/sbin/haproxy -c -f /etc/haproxy/haproxy.cfg)"
     chroot "$out" /usr/bin/socat -V >/dev/null 2>&1 || die "socat does not run inside the rootfs"
 fi
-echo "build-rootfs.sh: $out: $("$HAPROXY" -v | head -1 | cut -d' ' -f1-3), $(wc -w <<<"$libs") libraries, $(du -sh "$out" | cut -f1)"
+echo "build-rootfs.sh: $out: $("$HAPROXY" -v | awk 'NR == 1 { print $1, $2, $3 }'), $(wc -w <<<"$libs") libraries, $(du -sh "$out" | cut -f1)"

@@ -324,11 +324,11 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The one place the release ledger (issue 11, another branch) learns that a release was
-/// rolled back automatically: today the audit record carries it (outcome `rolled_back`, the
-/// evidence in `details`); the ledger's "ended: rolled back automatically" is written here.
+/// The audit record of a release rolled back automatically (outcome `rolled_back`, the
+/// evidence in `details`); the ledger's "ended: rolled back automatically" is written by
+/// `execute` with the rest of the ledger.
 pub fn mark_rolled_back_automatically(record: &mut super::audit::AuditRecord, evidence: &Evidence) {
-    record.outcome = "rolled_back".into();
+    record.outcome = super::audit::AuditOutcome::RolledBack;
     record.details = Some(format!(
         "rolled back automatically by the watch: {}",
         evidence.text()

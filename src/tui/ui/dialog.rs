@@ -3,10 +3,13 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
 
 use super::{centered, trunc, wrap};
-use crate::tui::action::{PendingAction, PlanState, PlanView};
+use crate::release::ledger::PickerMark;
+use crate::release::plan::Target;
+use crate::release::runner::{HostPlan, Verb};
+use crate::tui::action::PlanState;
 use crate::tui::app::{App, Button, Confirm, Dialog, Picker};
 use crate::util::{format_age, format_bytes};
 
@@ -35,7 +38,7 @@ pub fn draw(f: &mut Frame, app: &App, d: &Dialog, area: Rect) {
         Dialog::QuitRunning { focus } => {
             let running: Vec<Line> = app
                 .running()
-                .map(|p| Line::from(format!("  {}", p.action.title())))
+                .map(|p| Line::from(format!("  {}", p.request.title())))
                 .collect();
             let mut lines = vec![Line::from("An action is running:")];
             lines.extend(running);
@@ -50,7 +53,7 @@ pub fn draw(f: &mut Frame, app: &App, d: &Dialog, area: Rect) {
 }
 
 fn buttons(app: &App, focus: Button, label: &str, armed: bool) -> Line<'static> {
-    let t = app.theme;
+    let t = app.theme();
     let b = |text: &str, focused: bool, enabled: bool| {
         let s = if focused {
             format!("> {text} <")
@@ -100,22 +103,33 @@ fn simple(
 }
 
 fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let width = usize::from(area.width.min(78).saturating_sub(2));
-    let a = &c.action;
+    let a = &c.request();
     let mut lines = vec![
         Line::from(vec![
             Span::styled("environment  ", t.dim()),
-            Span::styled(a.env().to_string(), t.bold()),
-            Span::styled(if c.protected { "  (protected)" } else { "" }, t.warn()),
+            Span::styled(a.env.clone(), t.bold()),
+            Span::styled(if c.protected() { "  (protected)" } else { "" }, t.warn()),
         ]),
         Line::from(vec![
             Span::styled("hosts        ", t.dim()),
-            Span::raw(trunc(&a.hosts().join(", "), width.saturating_sub(13))),
+            Span::raw(trunc(
+                &format!(
+                    "{}{}",
+                    a.hosts.join(", "),
+                    if a.all_hosts {
+                        ""
+                    } else {
+                        "  (selected host only)"
+                    }
+                ),
+                width.saturating_sub(13),
+            )),
         ]),
         Line::from(""),
     ];
-    match &c.plan {
+    match c.plan() {
         PlanState::Loading => lines.push(Line::from(Span::styled(
             "planning on every host (reading what each runs)…",
             t.dim(),
@@ -125,12 +139,21 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
                 "cannot plan; nothing will change:",
                 t.bad(),
             )));
-            for l in wrap(e, width).into_iter().take(8) {
+            for l in wrap(&e.to_string(), width).into_iter().take(8) {
                 lines.push(Line::from(l));
             }
         }
-        PlanState::Ready(PlanView::Release(plans)) => {
-            if let PendingAction::Rollback { target: None, .. } = a
+        PlanState::Ready(all) => {
+            let plans: Vec<_> = all
+                .iter()
+                .filter_map(|p| match p {
+                    HostPlan::Release(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
+            if let Verb::Rollback {
+                target: Target::Previous,
+            } = a.verb
                 && let Some(p) = plans.first()
             {
                 lines.push(Line::from(vec![
@@ -163,9 +186,15 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
                     lines.push(Line::from(Span::styled(l, t.dim())));
                 }
             }
-        }
-        PlanState::Ready(PlanView::Prune(plans)) => {
-            for p in plans {
+            for p in all {
+                if let HostPlan::Unlock { .. } = p {
+                    lines.push(Line::from(p.summary()));
+                }
+            }
+            for p in all.iter().filter_map(|p| match p {
+                HostPlan::Prune(p) => Some(p),
+                _ => None,
+            }) {
                 lines.push(Line::from(vec![
                     Span::styled(format!("{}: ", p.host), t.bold()),
                     Span::raw(format!(
@@ -189,9 +218,7 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
             }
         }
     }
-    if let PlanState::Ready(p) = &c.plan
-        && p.is_noop()
-    {
+    if c.plan().is_noop() {
         lines.push(Line::from(Span::styled(
             "nothing to do on any host",
             t.warn(),
@@ -200,16 +227,11 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     lines.push(Line::from(""));
     lines.push(Line::from(vec![
         Span::styled("same as  ", t.dim()),
-        Span::raw(trunc(&a.equivalent(true), width.saturating_sub(9))),
+        Span::raw(trunc(&a.equivalent(), width.saturating_sub(9))),
     ]));
-    let label = match a {
-        PendingAction::Deploy { .. } => "Deploy",
-        PendingAction::Rollback { .. } => "Rollback",
-        PendingAction::Prune { .. } => "Prune",
-        PendingAction::Promote { .. } => "Promote",
-    };
+    let label = a.verb.button();
     let title = format!(" {} ", a.title());
-    let extra = if c.protected { 3 } else { 0 };
+    let extra = if c.protected() { 3 } else { 0 };
     let h = u16::try_from(lines.len()).unwrap_or(20) + 2 + 2 + extra;
     let inner = frame(f, area, &title, h);
     let [body, typed, btn] = Layout::vertical([
@@ -219,13 +241,8 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
     ])
     .areas(inner);
     f.render_widget(Paragraph::new(lines), body);
-    if c.protected {
-        let words = c
-            .confirm_words()
-            .iter()
-            .map(|w| format!("`{w}`"))
-            .collect::<Vec<_>>()
-            .join(" or ");
+    if c.protected() {
+        let words = c.confirmation().words_text();
         let [q, input, _] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(1),
@@ -242,17 +259,17 @@ fn confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
         let [mark, field] =
             Layout::horizontal([Constraint::Length(2), Constraint::Min(1)]).areas(input);
         f.render_widget(Paragraph::new("› "), mark);
-        f.render_widget(&c.typed, field);
+        f.render_widget(c.typed(), field);
     }
     let [_, b] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(btn);
-    f.render_widget(Paragraph::new(buttons(app, c.focus, label, c.armed())), b);
+    f.render_widget(Paragraph::new(buttons(app, c.focus(), label, c.armed())), b);
 }
 
 fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let visible = p.visible();
     let list_h = u16::try_from(visible.len().clamp(1, 10)).unwrap_or(10);
-    let title = format!(" Deploy {} in {}: pick a SHA ", p.service, app.env);
+    let title = format!(" Deploy {} in {}: pick a SHA ", p.service(), app.env());
     let inner = frame(f, area, &title, list_h + 6);
     let [input, list, hint] = Layout::vertical([
         Constraint::Length(1),
@@ -263,7 +280,7 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
     let [mark, field] =
         Layout::horizontal([Constraint::Length(2), Constraint::Min(1)]).areas(input);
     f.render_widget(Paragraph::new("› "), mark);
-    f.render_widget(&p.input, field);
+    f.render_widget(p.input(), field);
     if visible.is_empty() {
         let q = p.query();
         let text = if q.is_empty() {
@@ -279,7 +296,7 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
                 let created = if c.created_unix == i64::MIN {
                     "—".to_string()
                 } else {
-                    format!("{} ago", format_age(app.now_unix - c.created_unix))
+                    format!("{} ago", format_age(app.now_unix() - c.created_unix))
                 };
                 let size = if c.size_bytes == 0 {
                     "—".to_string()
@@ -291,28 +308,59 @@ fn picker(f: &mut Frame, app: &App, p: &Picker, area: Rect) {
                     (true, true, true) => "in the registry, on no host yet".to_string(),
                     (true, _, _) => "not running".to_string(),
                 };
-                Row::new(vec![c.sha.clone(), created, size, runs])
+                Row::new(vec![
+                    Cell::from(c.sha.clone()),
+                    Cell::from(created),
+                    Cell::from(size),
+                    ledger_cell(&c.mark, &t),
+                    Cell::from(runs),
+                ])
             })
             .collect();
         let widths = [
             Constraint::Length(10),
             Constraint::Length(9),
             Constraint::Length(10),
+            Constraint::Length(22),
             Constraint::Min(10),
         ];
         let table = Table::new(rows, widths)
-            .header(Row::new(["SHA", "CREATED", "SIZE", "RUNS NOW"]).style(t.bold()))
+            .header(Row::new(["SHA", "CREATED", "SIZE", "LEDGER", "RUNS NOW"]).style(t.bold()))
             .row_highlight_style(t.selected())
             .highlight_symbol("▶");
         let mut state = TableState::default();
-        state.select(Some(p.selected.min(visible.len() - 1)));
+        state.select(Some(p.selected().min(visible.len() - 1)));
         f.render_stateful_widget(table, list, &mut state);
     }
     f.render_widget(
         Paragraph::new(Span::styled(
-            format!("{} · ↑↓ choose · Enter plan · Esc cancel", p.registry_note),
+            format!(
+                "{} · ↑↓ choose · Enter plan · Esc cancel",
+                p.registry_note()
+            ),
             t.dim(),
         )),
         hint,
     );
+}
+
+/// What the hosts' ledgers say of a SHA: served healthy, or backed out of; and where its image
+/// is missing (a deploy there pulls it).
+fn ledger_cell(m: &PickerMark, t: &crate::tui::theme::Theme) -> Cell<'static> {
+    let mut spans = Vec::new();
+    if m.backed_out {
+        spans.push(Span::styled("✗ backed out", t.bad()));
+    } else if m.known_good {
+        spans.push(Span::styled("✓ good", t.ok()));
+    }
+    if !m.missing_on.is_empty() {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" "));
+        }
+        spans.push(Span::styled(
+            format!("not on {}", m.missing_on.join(",")),
+            t.warn(),
+        ));
+    }
+    Cell::from(Line::from(spans))
 }

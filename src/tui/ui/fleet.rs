@@ -11,7 +11,7 @@ use crate::tui::model::{AlertState, Conn, HostView};
 use crate::util::format_age;
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let rows = app.rows();
     let notes = notes(app, area.width.saturating_sub(2) as usize);
     let notes_h = u16::try_from(notes.len())
@@ -21,16 +21,16 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Layout::vertical([Constraint::Min(3), Constraint::Length(notes_h)]).areas(area);
 
     let header = Row::new([
-        "HOST", "CONN", "SERVICE", "LIVE", "SHA", "HEALTH", "ALERTS", "UPDATED",
+        "HOST", "CONN", "SERVICE", "LIVE", "SHA", "ROLLBACK", "HEALTH", "ALERTS", "UPDATED",
     ])
     .style(t.bold());
     let mut table_rows = Vec::new();
     for (hi, si) in &rows {
-        let (h, svc) = (&app.hosts[*hi], &app.services[*si]);
+        let (h, svc) = (&app.hosts()[*hi], &app.services()[*si]);
         let (conn, conn_style) = match &h.conn {
             Conn::Connected => ("up", t.ok()),
             Conn::Connecting => ("…", t.dim()),
-            Conn::Failed(_) => ("DOWN", t.bad()),
+            Conn::Down { .. } => ("DOWN", t.bad()),
         };
         let s = h.service(&svc.name);
         let live = s.and_then(|s| s.live_color);
@@ -41,6 +41,10 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         let sha = s
             .and_then(|s| s.live_sha.clone())
             .unwrap_or_else(|| "—".into());
+        let back = match h.rollback_target(&svc.name) {
+            Some((_, sha)) => Cell::from(Span::styled(format!("↺{}", trunc(&sha, 7)), t.warn())),
+            None => Cell::from(Span::styled("—", t.dim())),
+        };
         let health = match s {
             None => Cell::from("—"),
             Some(s) => {
@@ -79,7 +83,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 }
             }
         };
-        let updated = match (h.age(app.now), h.stale_age(app.now)) {
+        let updated = match (h.age(app.now()), h.stale_age(app.now())) {
             (_, Some(a)) => Cell::from(Span::styled(
                 format!("STALE {}", format_age(secs(a))),
                 t.warn(),
@@ -90,9 +94,10 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         table_rows.push(Row::new(vec![
             Cell::from(trunc(&h.name, 16)),
             Cell::from(Span::styled(conn, conn_style)),
-            Cell::from(trunc(&svc.name, 12)),
+            Cell::from(trunc(&svc.name, 8)),
             live_cell,
-            Cell::from(trunc(&sha, 9)),
+            Cell::from(trunc(&sha, 7)),
+            back,
             health,
             alerts,
             updated,
@@ -100,18 +105,19 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     }
     let widths = [
         Constraint::Min(8),
+        Constraint::Length(4),
+        Constraint::Length(8),
         Constraint::Length(5),
-        Constraint::Length(10),
-        Constraint::Length(6),
-        Constraint::Length(9),
-        Constraint::Length(11),
         Constraint::Length(7),
+        Constraint::Length(8),
         Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(9),
     ];
-    let title = if app.filter.is_empty() {
-        format!(" {} hosts ", app.env)
+    let title = if app.nav().filter().is_empty() {
+        format!(" {} hosts ", app.env())
     } else {
-        format!(" {} hosts · filter `{}` ", app.env, app.filter)
+        format!(" {} hosts · filter `{}` ", app.env(), app.nav().filter())
     };
     let table = Table::new(table_rows, widths)
         .header(header)
@@ -120,7 +126,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         .highlight_symbol("▶");
     let mut state = TableState::default();
     if !rows.is_empty() {
-        state.select(Some(app.selected.min(rows.len() - 1)));
+        state.select(Some(app.nav().selected().min(rows.len() - 1)));
     }
     f.render_stateful_widget(table, table_area, &mut state);
     f.render_widget(Paragraph::new(notes), notes_area);
@@ -132,14 +138,18 @@ fn secs(d: std::time::Duration) -> i64 {
 
 /// Lines under the table: why a host is down, and that alerts are not monitored yet.
 fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
-    let t = app.theme;
+    let t = app.theme();
     let mut out = Vec::new();
-    for h in &app.hosts {
+    for h in app.hosts() {
         if let Some(e) = failure(h) {
-            let text = if e.starts_with(&format!("{}:", h.name)) {
+            let e = if e.starts_with(&format!("{}:", h.name)) {
                 e
             } else {
                 format!("{}: {e}", h.name)
+            };
+            let text = match h.conn.down_text(app.now(), app.now_unix()) {
+                Some(d) => format!("{e}\n{d}"),
+                None => e,
             };
             for (i, l) in wrap(&text, width.saturating_sub(2)).into_iter().enumerate() {
                 out.push(Line::from(Span::styled(
@@ -154,7 +164,7 @@ fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
         }
     }
     if app
-        .hosts
+        .hosts()
         .iter()
         .all(|h| h.snapshot.as_ref().is_none_or(|s| s.monitor.is_none()))
     {
@@ -167,8 +177,8 @@ fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
 }
 
 fn failure(h: &HostView) -> Option<String> {
-    match &h.conn {
-        Conn::Failed(e) => Some(e.clone()),
-        _ => h.snapshot.as_ref().and_then(|s| s.status.error.clone()),
+    match h.down_reason() {
+        Some(e) => Some(e.to_string()),
+        None => h.snapshot.as_ref().and_then(|s| s.status.error.clone()),
     }
 }

@@ -17,7 +17,7 @@ use crate::tui::model::{AlertState, Conn, HostView};
 use crate::util::{format_age, format_bytes, format_duration};
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let Some((h, svc)) = app.current() else {
         f.render_widget(Paragraph::new("no host selected"), area);
         return;
@@ -44,7 +44,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             spans.push(Span::styled(format!(" {n} "), t.warn()));
         }
     }
-    match (h.age(app.now), h.stale_age(app.now)) {
+    match (h.age(app.now()), h.stale_age(app.now())) {
         (_, Some(a)) => spans.push(Span::styled(
             format!(" STALE: updated {} ago ", format_age(secs(a))),
             t.warn(),
@@ -62,7 +62,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         .enumerate()
         .map(|(i, p)| format!("{} {}", i + 1, p.title()))
         .collect();
-    let idx = Pane::ALL.iter().position(|p| *p == app.pane).unwrap_or(0);
+    let idx = Pane::ALL.iter().position(|p| *p == app.pane()).unwrap_or(0);
     f.render_widget(
         Tabs::new(titles)
             .select(idx)
@@ -71,15 +71,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         tabs,
     );
 
-    if app.pane == Pane::Progress {
+    if app.pane() == Pane::Progress {
         draw_progress(f, app, body);
         return;
     }
-    let down = match &h.conn {
-        Conn::Failed(e) => Some(e.clone()),
-        _ => None,
-    };
-    if let Some(e) = down.filter(|_| h.snapshot.is_none() || app.pane != Pane::Audit) {
+    let down = h
+        .down_reason()
+        .map(|e| match h.conn.down_text(app.now(), app.now_unix()) {
+            Some(d) => format!("{e}\n{d}"),
+            None => e.to_string(),
+        });
+    if let Some(e) = down.filter(|_| h.snapshot.is_none() || app.pane() != Pane::Audit) {
         let mut lines = vec![Line::from(Span::styled(
             format!("{} is unreachable; other hosts keep working.", h.name),
             t.bad(),
@@ -89,7 +91,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 .into_iter()
                 .map(Line::from),
         );
-        if let Some(a) = h.age(app.now) {
+        if let Some(a) = h.age(app.now()) {
             lines.push(Line::from(format!(
                 "last good read {} ago (below it may be out of date)",
                 format_age(secs(a))
@@ -107,7 +109,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_pane(f: &mut Frame, app: &App, h: &HostView, s: Option<&ServiceStatus>, area: Rect) {
-    match app.pane {
+    match app.pane() {
         Pane::Colors => match s {
             Some(s) => draw_colors(f, app, h, s, area),
             None => f.render_widget(Paragraph::new(waiting(h)), area),
@@ -125,6 +127,7 @@ fn draw_pane(f: &mut Frame, app: &App, h: &HostView, s: Option<&ServiceStatus>, 
 fn waiting(h: &HostView) -> String {
     match (&h.conn, &h.snapshot) {
         (Conn::Connecting, _) => format!("connecting to {} …", h.name),
+        (Conn::Down { why, .. }, None) => why.to_string(),
         (_, Some(s)) => s
             .status
             .error
@@ -139,7 +142,7 @@ fn secs(d: Duration) -> i64 {
 }
 
 fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let problems: Vec<Line> = s
         .problems
         .iter()
@@ -152,12 +155,11 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
     let chosen = app.current_color();
+    let back = crate::tui::model::rollback_target(s, h.ledger(&s.name));
     for (c, r) in [(Color::Blue, left), (Color::Green, right)] {
         let live = s.live_color == Some(c);
         let cs = s.color(c);
-        let rollback_target = !live
-            && s.live_color.is_some()
-            && cs.is_some_and(|x| x.state != ContainerState::Running && x.sha.is_some());
+        let rollback_target = back.as_ref().is_some_and(|(rc, _)| *rc == Some(c));
         let mut title = vec![Span::styled(
             format!(" {c} "),
             t.color_of(c).patch(t.bold()),
@@ -226,7 +228,7 @@ fn draw_colors(f: &mut Frame, app: &App, h: &HostView, s: &ServiceStatus, area: 
 }
 
 fn color_lines(app: &App, cs: &ColorStatus, width: u16) -> Vec<Line<'static>> {
-    let t = app.theme;
+    let t = app.theme();
     let w = usize::from(width.saturating_sub(10));
     let kv = |k: &str, v: String| {
         Line::from(vec![
@@ -254,13 +256,16 @@ fn color_lines(app: &App, cs: &ColorStatus, width: u16) -> Vec<Line<'static>> {
     let uptime = if cs.state == ContainerState::Running {
         cs.started_at
             .as_deref()
-            .and_then(|s| super::age_of(s, app.now_unix))
+            .and_then(|s| super::age_of(s, app.now_unix()))
             .map_or_else(|| "—".to_string(), format_age)
     } else {
-        format!("stopped {}", ago(cs.finished_at.as_deref(), app.now_unix))
+        format!("stopped {}", ago(cs.finished_at.as_deref(), app.now_unix()))
     };
     lines.push(kv("uptime", uptime));
-    lines.push(kv("deployed", ago(cs.deployed_at.as_deref(), app.now_unix)));
+    lines.push(kv(
+        "deployed",
+        ago(cs.deployed_at.as_deref(), app.now_unix()),
+    ));
     lines.push(kv(
         "by",
         cs.deployed_by.clone().unwrap_or_else(|| "?".into()),
@@ -293,7 +298,7 @@ fn color_lines(app: &App, cs: &ColorStatus, width: u16) -> Vec<Line<'static>> {
 }
 
 fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let previous = s
         .live_color
         .and_then(|c| s.color(c.other()))
@@ -311,7 +316,7 @@ fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
     let rows: Vec<Row> = s
         .images
         .iter()
-        .skip(app.pane_scroll)
+        .skip(app.nav().pane_scroll())
         .map(|img| {
             let note = if s.live_sha.as_deref() == Some(img.tag.as_str()) {
                 "live"
@@ -321,7 +326,7 @@ fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
                 ""
             };
             let created = if img.created_unix > 0 {
-                format!("{} ago", format_age(app.now_unix - img.created_unix))
+                format!("{} ago", format_age(app.now_unix() - img.created_unix))
             } else {
                 img.created.clone()
             };
@@ -366,7 +371,7 @@ fn draw_images(f: &mut Frame, app: &App, s: &ServiceStatus, area: Rect) {
 }
 
 fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let mut lines = Vec::new();
     match h.snapshot.as_ref().and_then(|s| s.status.facts.as_ref()) {
         None => lines.push(Line::from("no facts read yet")),
@@ -422,18 +427,30 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
             }
             for a in &m.alerts {
                 let (state, style) = match &a.state {
-                    AlertState::Pending { left_secs } => (
+                    AlertState::Pending { fires_at } => (
                         format!(
                             "pending, fires in {}",
-                            format_duration(Duration::from_secs(*left_secs))
+                            format_duration(Duration::from_secs(
+                                u64::try_from(fires_at - app.now_unix()).unwrap_or(0)
+                            ))
                         ),
                         t.warn(),
                     ),
-                    AlertState::Firing { since } => (format!("FIRING since {since}"), t.bad()),
-                    AlertState::Resolved { ago_secs } => (
+                    AlertState::Firing { since } => (
+                        format!(
+                            "FIRING since {} ({} ago)",
+                            chrono::DateTime::from_timestamp(*since, 0)
+                                .map_or_else(String::new, |d| d.format("%H:%M:%S").to_string()),
+                            format_age(app.now_unix() - since)
+                        ),
+                        t.bad(),
+                    ),
+                    AlertState::Resolved { at } => (
                         format!(
                             "resolved {} ago",
-                            format_duration(Duration::from_secs(*ago_secs))
+                            format_duration(Duration::from_secs(
+                                u64::try_from(app.now_unix() - at).unwrap_or(0)
+                            ))
                         ),
                         t.ok(),
                     ),
@@ -447,7 +464,7 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
     }
     f.render_widget(
         Paragraph::new(lines)
-            .scroll((u16::try_from(app.pane_scroll).unwrap_or(0), 0))
+            .scroll((u16::try_from(app.nav().pane_scroll()).unwrap_or(0), 0))
             .block(
                 Block::default()
                     .borders(Borders::ALL)
@@ -458,7 +475,7 @@ fn draw_metrics(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
 }
 
 fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" audit log, newest first ");
@@ -489,7 +506,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
     let rows: Vec<Row> = records
         .iter()
         .rev()
-        .skip(app.pane_scroll)
+        .skip(app.nav().pane_scroll())
         .map(|r| {
             let time = r.time.get(5..16).unwrap_or(&r.time).replace('T', " ");
             let style = match r.outcome.as_str() {
@@ -506,7 +523,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
                     r.from_sha.as_deref().unwrap_or("-"),
                     r.to_sha.as_deref().unwrap_or("-")
                 ),
-                r.outcome.clone(),
+                r.outcome.to_string(),
                 r.duration_ms
                     .map(|ms| format_duration(Duration::from_millis(ms)))
                     .unwrap_or_default(),
@@ -526,7 +543,7 @@ fn draw_audit(f: &mut Frame, app: &App, h: &HostView, area: Rect) {
 }
 
 pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let Some(p) = app.current_progress() else {
         f.render_widget(
             Paragraph::new("no action on this service yet (d deploy · r rollback · p prune)")
@@ -538,13 +555,13 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
     let (state, style) = match &p.outcome {
         None if p.abort_requested => ("aborting…".to_string(), t.warn()),
         None => ("running".to_string(), t.warn()),
-        Some(Ok(_)) => ("done ✓".to_string(), t.ok()),
-        Some(Err(_)) => ("FAILED ✗".to_string(), t.bad()),
+        Some(r) if r.succeeded() => ("done ✓".to_string(), t.ok()),
+        Some(_) => ("FAILED ✗".to_string(), t.bad()),
     };
     let title = Line::from(vec![
-        Span::raw(format!(" {} · ", p.action.title())),
+        Span::raw(format!(" {} · ", p.request.title())),
         Span::styled(state, style),
-        Span::raw(format!(" · {} ", format_duration(p.elapsed(app.now)))),
+        Span::raw(format!(" · {} ", format_duration(p.elapsed(app.now())))),
     ]);
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
@@ -555,7 +572,7 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
     let top = lines
         .len()
         .saturating_sub(height)
-        .saturating_sub(app.pane_scroll);
+        .saturating_sub(app.nav().pane_scroll());
     f.render_widget(
         Paragraph::new(lines).scroll((u16::try_from(top).unwrap_or(0), 0)),
         inner,
@@ -563,7 +580,7 @@ pub(super) fn draw_progress(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
-    let t = app.theme;
+    let t = app.theme();
     let mut lines = Vec::new();
     for row in &p.steps {
         let (mark, style) = match row.state {
@@ -574,7 +591,7 @@ fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
         let took = match (row.state, row.elapsed_ms) {
             (_, Some(ms)) => format_duration(Duration::from_millis(ms)),
             (StepState::Running, None) => {
-                format_duration(app.now.saturating_duration_since(row.started))
+                format_duration(app.now().saturating_duration_since(row.started))
             }
             _ => String::new(),
         };
@@ -632,14 +649,14 @@ fn progress_lines(app: &App, p: &Progress, width: usize) -> Vec<Line<'static>> {
         )));
     }
     match &p.outcome {
-        Some(Ok(summary)) => {
-            for l in wrap(summary, width) {
+        Some(r) if r.succeeded() => {
+            for l in wrap(&r.summary(), width) {
                 lines.push(Line::from(Span::styled(l, t.ok())));
             }
         }
-        Some(Err(cause)) => {
+        Some(r) => {
             lines.push(Line::from(Span::styled("cause:", t.bad())));
-            for l in wrap(cause, width) {
+            for l in wrap(&r.summary(), width) {
                 lines.push(Line::from(l));
             }
         }

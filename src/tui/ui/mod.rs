@@ -11,8 +11,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::app::{App, InputMode, View};
-use super::model::Conn;
+use super::app::{App, Dialog, InputMode, View};
+use super::keymap::{self, Scope};
 
 /// Draws the whole console.
 pub fn draw(f: &mut Frame, app: &App) {
@@ -24,26 +24,26 @@ pub fn draw(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     draw_header(f, app, header);
-    match app.view {
+    match app.view() {
         View::Fleet => fleet::draw(f, app, body),
         View::Host => host::draw(f, app, body),
         View::Logs => logs::draw_logs(f, app, body),
         View::Text => logs::draw_text(f, app, body),
     }
     draw_footer(f, app, footer);
-    if let Some(d) = app.dialogs.last() {
+    if let Some(d) = app.dialog() {
         dialog::draw(f, app, d, area);
     }
-    if app.help {
-        draw_help(f, app, area);
+    if let Some(scroll) = app.help() {
+        draw_help(f, app, scroll, area);
     }
 }
 
 fn draw_header(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+    let t = app.theme();
     let mut spans = vec![Span::styled(" deckhand ", t.bold()), Span::raw(" ")];
-    for e in &app.envs {
-        if e.name == app.env {
+    for e in app.envs() {
+        if e.name == app.env() {
             spans.push(Span::styled(
                 format!("[{}]", e.name),
                 t.selected().patch(t.bold()),
@@ -56,19 +56,15 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     if app.protected() {
         spans.push(Span::styled("protected ", t.warn()));
     }
-    let up = app
-        .hosts
-        .iter()
-        .filter(|h| h.conn == Conn::Connected)
-        .count();
-    let conn_style = if up == app.hosts.len() {
+    let up = app.hosts().iter().filter(|h| h.conn.is_up()).count();
+    let conn_style = if up == app.hosts().len() {
         t.ok()
     } else {
         t.bad()
     };
     spans.push(Span::raw("│ "));
     spans.push(Span::styled(
-        format!("{up}/{} up", app.hosts.len()),
+        format!("{up}/{} up", app.hosts().len()),
         conn_style,
     ));
     spans.push(Span::raw(" │ "));
@@ -77,7 +73,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     if let Some(p) = app.running().next() {
         spans.push(Span::raw(" │ "));
         spans.push(Span::styled(
-            format!("⟳ {} {}", p.action.verb(), p.action.service()),
+            format!("⟳ {} {}", p.request.verb.as_str(), p.request.service.name),
             t.warn(),
         ));
     }
@@ -90,7 +86,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
 
 /// Lock state of the selected service on the selected host.
 fn lock_text(app: &App) -> (String, ratatui::style::Style) {
-    let t = app.theme;
+    let t = app.theme();
     let Some((h, s)) = app.current() else {
         return ("lock ?".into(), t.dim());
     };
@@ -111,10 +107,10 @@ fn lock_text(app: &App) -> (String, ratatui::style::Style) {
 }
 
 fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
-    match &app.input {
+    let t = app.theme();
+    match &app.input() {
         InputMode::Command(ta) | InputMode::Filter(ta) => {
-            let prefix = if matches!(app.input, InputMode::Command(_)) {
+            let prefix = if matches!(app.input(), InputMode::Command(_)) {
                 ":"
             } else {
                 "/"
@@ -127,59 +123,20 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         }
         InputMode::Normal => {}
     }
-    if let Some(m) = &app.message {
-        f.render_widget(Paragraph::new(Span::styled(m.clone(), t.warn())), area);
+    if let Some(m) = &app.message() {
+        f.render_widget(Paragraph::new(Span::styled(m.to_string(), t.warn())), area);
         return;
     }
-    let hints: &[(&str, &str)] = match app.view {
-        View::Fleet if app.read_only() => &[
-            ("↑↓", "host"),
-            ("Enter", "open"),
-            ("l", "logs"),
-            ("/", "filter"),
-            (":", "cmd"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        View::Fleet => &[
-            ("↑↓", "host"),
-            ("Enter", "open"),
-            ("d", "deploy"),
-            ("r", "rollback"),
-            ("p", "prune"),
-            ("l", "logs"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        View::Host if app.read_only() => &[
-            ("Tab", "pane"),
-            ("b/g", "color"),
-            ("l", "logs"),
-            ("i", "inspect"),
-            ("s", "shell"),
-            ("Esc", "back"),
-            ("?", "help"),
-        ],
-        View::Host => &[
-            ("Tab", "pane"),
-            ("b/g", "color"),
-            ("d", "deploy"),
-            ("r", "rollback"),
-            ("p", "prune"),
-            ("l", "logs"),
-            ("i", "inspect"),
-            ("Esc", "back"),
-        ],
-        View::Logs => &[
-            ("f", "follow"),
-            ("t", "time"),
-            ("/", "search"),
-            ("↑↓", "scroll"),
-            ("G", "end"),
-            ("Esc", "back"),
-        ],
-        View::Text => &[("↑↓", "scroll"), ("Esc", "back"), ("?", "help")],
+    // The footer is built from the keymap: what the top dialog takes, else the view's keys.
+    let scope = match (app.dialog(), app.view()) {
+        (Some(Dialog::Picker(_)), _) => Scope::Picker,
+        (Some(_), _) => Scope::Dialog,
+        (None, View::Fleet) => Scope::Fleet,
+        (None, View::Host) => Scope::Host,
+        (None, View::Logs) => Scope::Logs,
+        (None, View::Text) => Scope::Text,
     };
+    let hints = keymap::hints(scope, app.read_only());
     let mut spans = Vec::new();
     for (k, h) in hints {
         spans.push(Span::styled(format!(" {k}"), t.accent()));
@@ -188,8 +145,8 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_help(f: &mut Frame, app: &App, area: Rect) {
-    let t = app.theme;
+fn draw_help(f: &mut Frame, app: &App, scroll: usize, area: Rect) {
+    let t = app.theme();
     let mut lines = Vec::new();
     for (title, rows) in super::keymap::help_lines(app.read_only()) {
         lines.push(Line::from(Span::styled(title, t.bold())));
@@ -203,7 +160,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
     let r = centered(area, 78, area.height.saturating_sub(2));
     let inner_h = usize::from(r.height.saturating_sub(2));
     let max_scroll = lines.len().saturating_sub(inner_h);
-    let scroll = app.help_scroll.min(max_scroll);
+    let scroll = scroll.min(max_scroll);
     f.render_widget(Clear, r);
     let more = if max_scroll > scroll {
         " ↓ j/k scroll "

@@ -19,7 +19,7 @@ pub(super) fn spark(
     q: &VecDeque<u64>,
     area: Rect,
 ) {
-    let t = app.theme;
+    let t = app.theme();
     let data: Vec<u64> = q.iter().copied().collect();
     let now = s.traffic.as_ref().and_then(|t| t.color(c));
     let label = match now {

@@ -1,5 +1,5 @@
-#![allow(dead_code)] // shared by test modules; not every test uses every helper
-//! Test harness: a real sshd on a loopback port with throw-away keys, the real local dockerd,
+//! deckhand's test harness, shared by the integration and console test crates (one crate,
+//! compiled once): a real sshd on a loopback port with throw-away keys, the real local dockerd,
 //! and per-test services with unique names so tests run in parallel without meeting.
 //!
 //! Nothing here skips: a missing dockerd, sshd or test image fails the test and says what to do.
@@ -10,6 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The `deckhand` binary cargo built for the running test: `target/<profile>/deckhand`, next to
+/// the `deps/` directory that holds the test executable (`DECKHAND_BIN` overrides it).
+pub fn deckhand_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DECKHAND_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("deckhand");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests through cargo (it builds the binary) or set DECKHAND_BIN",
+        bin.display()
+    );
+    bin
+}
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const DEMO_REPO: &str = "127.0.0.1:5000/deckhand/demo";
@@ -128,6 +148,11 @@ fn keygen(path: &Path) {
 
 impl SshServer {
     pub fn start() -> SshServer {
+        Self::start_with("")
+    }
+
+    /// [`start`](Self::start) with extra `sshd_config` lines (e.g. `SetEnv PATH=…`).
+    pub fn start_with(extra_config: &str) -> SshServer {
         let sshd = sshd_binary();
         // Privilege separation directory; missing on machines where sshd never ran.
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -149,7 +174,7 @@ impl SshServer {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
                  StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
-                 AllowStreamLocalForwarding yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n",
+                 AllowStreamLocalForwarding yes\nExposeAuthInfo yes\nMaxSessions 200\nMaxStartups 200\nLogLevel ERROR\n{extra_config}",
                 hk = host_key.display(),
                 pid = dir.path().join("sshd.pid").display(),
                 ak = authorized.display(),
@@ -380,7 +405,7 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Runs the real `deckhand` binary.
 pub fn deckhand(config: &Path, args: &[&str]) -> std::process::Output {
     let state = tempfile::tempdir().expect("state dir");
-    Command::new(env!("CARGO_BIN_EXE_deckhand"))
+    Command::new(deckhand_bin())
         .arg("--config")
         .arg(config)
         .args(args)
@@ -541,7 +566,7 @@ pub fn ssh_config(
 /// Runs the real `deckhand` binary with extra environment variables.
 pub fn deckhand_env(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let state = tempfile::tempdir().expect("state dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deckhand"));
+    let mut cmd = Command::new(deckhand_bin());
     cmd.arg("--config")
         .arg(config)
         .args(args)
@@ -615,7 +640,7 @@ pub fn deploy_interrupted_at(
     at_step: impl FnOnce(&mut Child),
 ) -> Option<Option<i32>> {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+    let mut child = Command::new(deckhand_bin())
         .arg("--config")
         .arg(path)
         .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
@@ -697,6 +722,42 @@ pub fn redeploy_converges(path: &Path, sha: &str, after: &str) {
         v["hosts"][0]["services"][0]["live_sha"], sha,
         "after {after}"
     );
+}
+
+/// [`deploy_interrupted_at`] with extra environment variables for the deploy.
+pub fn deploy_interrupted_at_with_env(
+    path: &Path,
+    sha: &str,
+    step: &str,
+    envs: &[(&str, &str)],
+    at_step: impl FnOnce(&mut Child),
+) -> Option<Option<i32>> {
+    use std::io::BufRead;
+    let mut cmd = Command::new(deckhand_bin());
+    cmd.arg("--config")
+        .arg(path)
+        .args(["deploy", sha, "--env", "lab", "--yes", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn deploy");
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("\"step\":\"{step}\"");
+    let mut at_step = Some(at_step);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"event\":\"step_started\"")
+            && line.contains(&needle)
+            && let Some(f) = at_step.take()
+        {
+            f(&mut child);
+        }
+    }
+    let status = child.wait().expect("wait");
+    at_step.is_none().then_some(status.code())
 }
 
 /// Clients that keep their connections open, as browsers, HTTP/1.1 pools and load balancers
@@ -839,4 +900,212 @@ fn keep_alive_request(
     c.read_exact(&mut body)
         .map_err(|e| format!("read body: {e}"))?;
     Ok((code, color, close))
+}
+
+// --- issue 17: logs, doctor, init, metrics -------------------------------------------------
+
+/// Debian's static busybox on scratch (scripts/build-test-images.sh): a shell for containers
+/// that print hostile or huge logs.
+pub const BUSYBOX_IMAGE: &str = "127.0.0.1:5000/deckhand/busybox:1";
+
+/// A container named like a color of `svc` (`S-blue`, `S-green`), labelled per the contract,
+/// running `script` in busybox's sh. Removed with the service.
+pub fn shell_color(svc: &TestService, color: &str, script: &str) {
+    let o = docker(&["image", "inspect", "--format", "{{.Id}}", BUSYBOX_IMAGE]);
+    assert!(
+        o.status.success(),
+        "test image {BUSYBOX_IMAGE} is missing: run `bash scripts/build-test-images.sh`"
+    );
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{}-{color}", svc.name),
+        "--log-opt",
+        "max-size=64m",
+        "--label",
+        &format!("deckhand.service={}", svc.name),
+        "--label",
+        &format!("deckhand.color={color}"),
+        "--label",
+        "deckhand.sha=0000001",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+}
+
+/// A throw-away user with a key login, in `groups` only (no `docker` unless named), removed
+/// on drop.
+pub struct TestUser(pub String);
+
+impl TestUser {
+    pub fn create(groups: &[&str]) -> TestUser {
+        let name = format!("dh{}", unique_name("v").replace('-', ""));
+        let name: String = name.chars().take(30).collect();
+        let mut cmd = Command::new("useradd");
+        cmd.args(["-M", "-s", "/bin/sh"]);
+        if !groups.is_empty() {
+            cmd.args(["-G", &groups.join(",")]);
+        }
+        let ok = cmd.arg(&name).status().unwrap_or_else(|e| {
+            panic!("useradd ({e}): the test needs root and the passwd package")
+        });
+        assert!(ok.success(), "useradd {name} failed");
+        // A `!` password means "locked" to sshd without PAM, even for key logins.
+        let ok = Command::new("usermod")
+            .args(["-p", "*", &name])
+            .status()
+            .expect("usermod");
+        assert!(ok.success());
+        TestUser(name)
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+/// Runs `promtool check metrics` on `text`: (success, what promtool said).
+pub fn promtool_check(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool ({e}): install Debian's prometheus package (scripts/setup.sh does)")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    (out.status.success(), text_of(&out))
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Sends a signal (by name: TERM, HUP, STOP, CONT, ...) to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill (procps)");
+    assert!(ok.success(), "kill -{sig} {pid} failed");
+}
+
+/// A deploy or rollback of the real binary with `--output json`: events on stdout (read line by
+/// line), the final error on stderr (collected to a file).
+pub struct JsonRun {
+    pub child: Child,
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl JsonRun {
+    pub fn spawn(config: &Path, args: &[&str]) -> JsonRun {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr = dir.path().join("stderr");
+        let mut child = Command::new(deckhand_bin())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .args(["--output", "json"])
+            .env("XDG_STATE_HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn deckhand");
+        let out = child.stdout.take().expect("stdout");
+        JsonRun {
+            child,
+            lines: std::io::BufRead::lines(std::io::BufReader::new(out)),
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// Reads events until `step` starts; false when the run ended first.
+    pub fn wait_for_step(&mut self, step: &str) -> bool {
+        let needle = format!("\"step\":\"{step}\"");
+        for line in self.lines.by_ref() {
+            let Ok(line) = line else { return false };
+            if line.contains("\"event\":\"step_started\"") && line.contains(&needle) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits for the end: the exit code and everything printed (events and the error).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let mut all: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let status = self.child.wait().expect("wait");
+        all.push(std::fs::read_to_string(&self.stderr).unwrap_or_default());
+        (status.code(), all.join("\n"))
+    }
+}
+
+/// A small tmpfs mounted on a directory (root only), unmounted on drop: a full disk for
+/// deckhand's state directory.
+pub struct SmallDisk {
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("mount (util-linux)");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs on {} (the test runs as root, as CI does): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Fills the filesystem until no data block is left.
+    pub fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", self.dir.join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+        let probe = std::fs::write(self.dir.join("probe"), b"x");
+        assert!(probe.is_err(), "the disk is not full");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
 }
