@@ -195,6 +195,43 @@ fn a_release_that_fails_its_pages_is_rolled_back_by_the_watch_under_load() {
     let s = service_json(&path);
     assert_eq!(s["live_sha"], "a000001", "{s:#}");
     assert!(s["settling"].is_null(), "{s:#}");
+
+    // The ledger: the failed release ended "rolled back automatically" and a000001 serves
+    // again, so a plain rollback never goes *to* the release the watch backed out of (here
+    // nothing served before a000001: it refuses).
+    let h = deckhand(&path, &["history", "--env", "lab", "--output", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&h.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&h)));
+    let entries: Vec<(String, String)> = v[0]["ledger"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ledger in history: {v:#}"))
+        .iter()
+        .map(|r| {
+            (
+                r["sha"].as_str().unwrap_or("").to_string(),
+                r["ended"].as_str().unwrap_or("live").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (
+                "fa15001".to_string(),
+                "rolled_back_automatically".to_string()
+            ),
+            ("a000001".to_string(), "live".to_string()),
+        ],
+        "{v:#}"
+    );
+    let rb = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    let rb_text = text(&rb);
+    assert_eq!(rb.status.code(), Some(2), "{rb_text}");
+    assert!(!rb_text.contains("→ fa15001"), "{rb_text}");
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("public"),
+        (200, "blue".into())
+    );
 }
 
 #[test]
