@@ -74,7 +74,7 @@ class Sshd:
 def service_toml(name, repo, public_port, extra="", proxy_image=PROXY_IMAGE, drain="1s"):
     return (f'[[service]]\nname = "{name}"\nimage = "{repo}"\napp_port = 3000\n'
             f'public_port = {public_port}\nproxy_image = "{proxy_image}"\n'
-            f'health_timeout = "30s"\ndrain = "{drain}"\n{extra}\n')
+            f'health_timeout = "30s"\ndrain = "{drain}"\nwatch = "0s"\n{extra}\n')
 
 
 def deckhand(config, *args, state=None, binary=None):

@@ -7,6 +7,7 @@
 #   REGISTRY/deckhand/demo:bad0001               always unhealthy (DEMO_UNHEALTHY=1)
 #   REGISTRY/deckhand/demo:5100001               slow: listens only after 600 s
 #   REGISTRY/deckhand/demo:e000001               exits with code 3 300 ms after start
+#   REGISTRY/deckhand/demo:fa15001               healthy /health, every page 500 (DEMO_PAGES_FAIL=1)
 #   REGISTRY/deckhand/nginx:stable               real nginx (this host's Debian nginx on scratch):
 #                                                the earlier proxy, for tests of hosts set up with it
 #   REGISTRY/deckhand/haproxy:2.6                deckhand's proxy: Debian's HAProxy + socat on scratch
@@ -35,7 +36,8 @@ HAPROXY_IMAGE=$REGISTRY/deckhand/haproxy:2.6
 # "TAG [KNOB=VALUE]", in build (= Created) order; a knob is a build-arg of
 # infrastructure/docker/demo/Dockerfile that ends up in the image's ENV.
 DEMO_SPECS=(a000001 a000002 a000003 a000004 a000005 a000006 a000007
-    "bad0001 DEMO_UNHEALTHY=1" "5100001 DEMO_START_DELAY_MS=600000" "e000001 DEMO_EXIT_AFTER_MS=300")
+    "bad0001 DEMO_UNHEALTHY=1" "5100001 DEMO_START_DELAY_MS=600000" "e000001 DEMO_EXIT_AFTER_MS=300"
+    "fa15001 DEMO_PAGES_FAIL=1")
 
 say() { echo "build-test-images: $*"; }
 die() { echo "build-test-images: error: $*" >&2; exit 1; }

@@ -13,6 +13,8 @@ pub struct App {
     healthy: AtomicBool,
     /// Added before every response except `/health` (draining tests).
     pub response_delay: Duration,
+    /// Pages answer 500 (`DEMO_PAGES_FAIL`); `/health` stays healthy.
+    pub pages_fail: bool,
 }
 
 impl App {
@@ -22,6 +24,7 @@ impl App {
             started: Instant::now(),
             healthy: AtomicBool::new(healthy),
             response_delay,
+            pages_fail: false,
         }
     }
 
@@ -57,6 +60,14 @@ impl App {
     /// Answers one request. Route + method, then the response; the caller writes it.
     pub fn handle(&self, req: &Request) -> Response {
         let get_or_head = ["GET", "HEAD"];
+        if self.pages_fail && req.path != "/health" && !req.path.starts_with("/admin/") {
+            log(&format!(
+                "{} {} -> 500: page failed (DEMO_PAGES_FAIL)",
+                req.method, req.path
+            ));
+            return Response::json(500, "{\"error\":\"page failed\"}")
+                .with_header("X-Demo-Version", self.version.clone());
+        }
         let resp = match req.path.as_str() {
             "/health" => match method_in(req, &get_or_head) {
                 Ok(()) => {
@@ -151,6 +162,16 @@ mod tests {
 
         assert_eq!(a.handle(&req("POST", "/admin/healthy")).status, 200);
         assert_eq!(a.handle(&req("GET", "/health")).status, 200);
+    }
+
+    #[test]
+    fn failing_pages_keep_health() {
+        let mut a = app();
+        a.pages_fail = true;
+        assert_eq!(a.handle(&req("GET", "/health")).status, 200);
+        assert_eq!(a.handle(&req("GET", "/")).status, 500);
+        assert_eq!(a.handle(&req("GET", "/orders/42")).status, 500);
+        assert_eq!(a.handle(&req("POST", "/admin/unhealthy")).status, 200);
     }
 
     #[test]

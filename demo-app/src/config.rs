@@ -18,6 +18,9 @@ pub struct Config {
     pub exit_after: Option<Duration>,
     /// `DEMO_RESPONSE_DELAY_MS`: every response except `/health` waits this long (draining tests).
     pub response_delay: Duration,
+    /// `DEMO_PAGES_FAIL=1`: every path except `/health` and `/admin/*` answers 500 (a release
+    /// that passes its health check and fails real requests: the watch window's tests).
+    pub pages_fail: bool,
 }
 
 impl Config {
@@ -42,6 +45,7 @@ impl Config {
             unhealthy: flag(&get, "DEMO_UNHEALTHY")?,
             exit_after: millis(&get, "DEMO_EXIT_AFTER_MS")?,
             response_delay: millis(&get, "DEMO_RESPONSE_DELAY_MS")?.unwrap_or_default(),
+            pages_fail: flag(&get, "DEMO_PAGES_FAIL")?,
         })
     }
 }
@@ -105,6 +109,7 @@ mod tests {
                 unhealthy: false,
                 exit_after: None,
                 response_delay: Duration::ZERO,
+                pages_fail: false,
             }
         );
     }

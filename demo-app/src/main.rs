@@ -133,6 +133,9 @@ fn run() -> ExitCode {
             .unwrap_or_default(),
         knob(", response delay", cfg.response_delay),
     ));
+    if cfg.pages_fail {
+        log("pages answer 500, /health stays healthy (DEMO_PAGES_FAIL)");
+    }
     if !cfg.start_delay.is_zero() {
         log(&format!(
             "waiting {} ms before listening (DEMO_START_DELAY_MS)",
@@ -151,11 +154,9 @@ fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(App::new(
-        cfg.version.clone(),
-        !cfg.unhealthy,
-        cfg.response_delay,
-    ));
+    let mut app = App::new(cfg.version.clone(), !cfg.unhealthy, cfg.response_delay);
+    app.pages_fail = cfg.pages_fail;
+    let app = Arc::new(app);
     log(&format!(
         "listening on {addr}, version {}, {}",
         cfg.version,

@@ -20,12 +20,26 @@ use crate::release::runner::{
 use crate::release::{Event, EventSink, actor};
 use crate::util::{format_bytes, format_duration};
 
-pub async fn deploy(ctx: &Context, reference: &str, force: bool, args: &ActionArgs) -> Result<i32> {
+pub async fn deploy(
+    ctx: &Context,
+    reference: &str,
+    force: bool,
+    canary: Option<u8>,
+    args: &ActionArgs,
+) -> Result<i32> {
     let reference = reference.to_string();
     let verb = if force {
         Verb::Redeploy { reference }
     } else {
         Verb::Deploy { reference }
+    };
+    act_with(ctx, verb, args, false, canary).await
+}
+
+/// `promote`: a deploy of the release in canary, which then takes all traffic (issue 13).
+pub async fn promote_to(ctx: &Context, sha: &str, args: &ActionArgs) -> Result<i32> {
+    let verb = Verb::Promote {
+        reference: sha.to_string(),
     };
     act(ctx, verb, args, false).await
 }
@@ -55,8 +69,18 @@ pub async fn unlock(ctx: &Context, args: &ActionArgs, force: bool) -> Result<i32
     act(ctx, Verb::Unlock { force }, args, false).await
 }
 
-/// Plan on every host, show it, ask, run, print where each host stands.
 async fn act(ctx: &Context, verb: Verb, args: &ActionArgs, dry_run: bool) -> Result<i32> {
+    act_with(ctx, verb, args, dry_run, None).await
+}
+
+/// Plan on every host, show it, ask, run, print where each host stands.
+async fn act_with(
+    ctx: &Context,
+    verb: Verb,
+    args: &ActionArgs,
+    dry_run: bool,
+    canary: Option<u8>,
+) -> Result<i32> {
     let session = ctx.session();
     if !dry_run && let Some(why) = session.refusal() {
         eprintln!("error: refused: {why} (nothing that changes a host may run)");
@@ -75,6 +99,8 @@ async fn act(ctx: &Context, verb: Verb, args: &ActionArgs, dry_run: bool) -> Res
     request.lock_wait = args.lock_wait;
     request.health_timeout = args.timeout;
     request.take_over_stale = args.take_over_stale;
+    request.watch = args.watch;
+    request.canary = canary;
     let specs: Vec<HostSpec> = ctx
         .env
         .hosts
@@ -290,6 +316,7 @@ fn spawn_printer(format: OutputFormat) -> (EventSink, tokio::task::JoinHandle<()
                     from.map_or("-", crate::state::Color::as_str)
                 ),
                 Event::Info { host, message } => format!("[{host}]   {message}"),
+                e @ Event::Watch { .. } => crate::release::watch::describe_event(e),
             };
             eprintln!("{line}");
         }
@@ -310,7 +337,7 @@ fn cancel_on_signals() -> CancellationToken {
     crate::release::signals::cancel_on_signals(|sig| {
         let _ = writeln!(
             std::io::stderr(),
-            "\n{sig}: aborting before the switch, and no further host starts; the live color keeps serving. (A switch already under way completes.)"
+            "\n{sig}: aborting before the switch, and no further host starts; the live color keeps serving. (A switch already under way completes; a watch stops and switches nothing back: both colors keep running.)"
         );
     })
 }

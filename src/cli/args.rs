@@ -55,6 +55,15 @@ pub enum Command {
         /// Replace the container even if this SHA already serves (e.g. after rotating secrets)
         #[arg(long)]
         force: bool,
+        /// Send only this share of requests (1-99 %) to the new release, watched against the
+        /// stable one; it stays in canary until `deckhand promote` (or `rollback` to abort)
+        #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=99))]
+        canary: Option<u8>,
+        #[command(flatten)]
+        action: ActionArgs,
+    },
+    /// Send all traffic to the release in canary and stop the old color
+    Promote {
         #[command(flatten)]
         action: ActionArgs,
     },
@@ -232,6 +241,10 @@ pub struct ActionArgs {
     /// Wait this long for another operator's lock instead of failing at once
     #[arg(long, value_parser = parse_duration_arg, default_value = "0s")]
     pub lock_wait: std::time::Duration,
+    /// Watch the new release this long after the switch and switch back on a breach (default:
+    /// the service's `watch` for deploy, none for rollback and promote; 0s turns it off)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub watch: Option<std::time::Duration>,
     /// Take over a stale lock (no heartbeat, or its process is gone); audited with whose it was
     #[arg(long)]
     pub take_over_stale: bool,

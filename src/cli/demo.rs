@@ -73,6 +73,8 @@ hosts = ["local"]
         lock_wait: std::time::Duration::from_secs(30),
         health_timeout: None,
         cancel: tokio_util::sync::CancellationToken::new(),
+        watch: Some(std::time::Duration::ZERO),
+        canary: None,
         take_over_stale: false,
     };
     for sha in RELEASES {

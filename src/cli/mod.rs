@@ -4,6 +4,7 @@
 mod action;
 mod alerts;
 mod args;
+mod canary;
 mod completions;
 mod demo;
 mod doctor;
@@ -102,8 +103,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Deploy {
             reference,
             force,
+            canary,
             action,
-        } => action::deploy(&ctx, &reference, force, &action).await,
+        } => action::deploy(&ctx, &reference, force, canary, &action).await,
+        Command::Promote { action } => canary::promote(&ctx, &action).await,
         Command::Rollback { reference, action } => {
             action::rollback(&ctx, reference.as_deref(), &action).await
         }

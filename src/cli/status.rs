@@ -80,10 +80,14 @@ pub fn render_table(status: &EnvStatus, now: i64) -> String {
 }
 
 fn live_cell(s: &ServiceStatus) -> String {
-    match (s.live_color, &s.live_sha) {
+    let live = match (s.live_color, &s.live_sha) {
         (Some(c), Some(sha)) => format!("{c} {}", short(sha)),
         (Some(c), None) => c.to_string(),
         _ => "-".into(),
+    };
+    match &s.settling {
+        Some(n) => format!("{live}, {n}"),
+        None => live,
     }
 }
 

@@ -48,6 +48,31 @@ pub struct Service {
     /// Path on the host of the secrets env file.
     pub env_file: String,
     pub auto_prune: bool,
+    /// The watch after a switch (issue 13): window and thresholds.
+    pub watch: WatchSettings,
+}
+
+/// How long and how strictly a new release is watched after the switch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchSettings {
+    /// Zero: no watch (the old color is stopped right after the switch).
+    pub window: Duration,
+    /// The new color's 5xx share above this (with at least `min_requests`) is a breach.
+    pub max_error_percent: f64,
+    pub min_requests: u64,
+    /// The new color's p99 latency above this (with at least `min_requests`) is a breach.
+    pub max_p99: Duration,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(30),
+            max_error_percent: 5.0,
+            min_requests: 20,
+            max_p99: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Service {

@@ -45,6 +45,10 @@ pub struct RawService {
     pub env: BTreeMap<String, Spanned<String>>,
     pub env_file: Option<Spanned<String>>,
     pub auto_prune: Option<bool>,
+    pub watch: Option<Spanned<String>>,
+    pub watch_max_error_percent: Option<Spanned<f64>>,
+    pub watch_min_requests: Option<Spanned<i64>>,
+    pub watch_max_p99: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -366,7 +366,9 @@ fn evaluate_book(
             &mut transitions,
             format!("deploy:{}", s.name),
             format!("last {} deploy failed", s.name),
-            Some(last.is_some_and(|r| r.outcome == "failed")),
+            // A release the watch rolled back (issue 13) failed as much as one that never
+            // became healthy.
+            Some(last.is_some_and(|r| matches!(r.outcome.as_str(), "failed" | "rolled_back"))),
             None,
             Duration::ZERO,
             last.map_or_else(

@@ -21,6 +21,12 @@ pub enum AuditOutcome {
     Aborted,
     /// Not attempted: the host changed since the plan was confirmed, or a live lock.
     Refused,
+    /// The watch after the switch saw a breach and switched back (issue 13).
+    RolledBack,
+    /// A canary passed its watch and keeps its share until `promote`.
+    Canary,
+    /// The watch could not finish: both colors run, the route is as the switch left it.
+    WatchInterrupted,
     #[serde(other)]
     Unknown,
 }
@@ -34,6 +40,9 @@ impl AuditOutcome {
             Self::Noop => "noop",
             Self::Aborted => "aborted",
             Self::Refused => "refused",
+            Self::RolledBack => "rolled_back",
+            Self::Canary => "canary",
+            Self::WatchInterrupted => "watch_interrupted",
             Self::Unknown => "unknown",
         }
     }

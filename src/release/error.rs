@@ -63,6 +63,27 @@ pub enum ReleaseError {
     #[error("{0}")]
     Refused(String),
 
+    /// The watch after the switch saw a breach and switched back (issue 13).
+    #[error(
+        "{host}: the new {color} release ({sha}) was rolled back automatically by the watch; {live_note}\n{evidence}"
+    )]
+    RolledBack {
+        host: String,
+        color: String,
+        sha: String,
+        live_note: String,
+        evidence: String,
+    },
+
+    /// The watch could not finish (Ctrl-C, or the proxy could not be read): the route is as
+    /// it was and both colors run.
+    #[error("{host}: the watch was interrupted ({why}); {live_note}")]
+    WatchInterrupted {
+        host: String,
+        why: String,
+        live_note: String,
+    },
+
     #[error("{host}: release ledger: {detail}")]
     Ledger { host: String, detail: String },
 

@@ -21,6 +21,8 @@ pub enum Step {
     Confirm,
     Drain,
     StopOld,
+    /// The watch window after the switch (issue 13).
+    Watch,
     Prune,
     Audit,
     Unlock,
@@ -42,6 +44,7 @@ impl Step {
             Step::Confirm => "confirm through the public port",
             Step::Drain => "drain",
             Step::StopOld => "stop the old color",
+            Step::Watch => "watch the new color",
             Step::Prune => "prune old images",
             Step::Audit => "write the audit log",
             Step::Unlock => "release the lock",
@@ -90,6 +93,19 @@ pub enum Event {
     Info {
         host: String,
         message: String,
+    },
+    /// About once a second during a watch: the new color's answers since it began (and the
+    /// stable color's, for a canary).
+    Watch {
+        host: String,
+        color: Color,
+        elapsed_ms: u64,
+        window_ms: u64,
+        requests: u64,
+        status_5xx: u64,
+        p99_ms: Option<u64>,
+        stable_requests: Option<u64>,
+        stable_5xx: Option<u64>,
     },
 }
 

@@ -17,7 +17,9 @@ use super::lock::{HeldLock, LockRequest};
 use super::plan::{Action, DeployPlan, Pinned, Target, plan_deploy, plan_rollback};
 use super::proxy::{self, docker_err};
 use super::steps::StepRecorder;
-use super::{Event, EventSink, ReleaseError, Step, container, health_wait, lock, prune, pull};
+use super::{
+    Event, EventSink, ReleaseError, Step, container, health_wait, lock, prune, pull, watch,
+};
 use crate::config::Service;
 use crate::state::contract::app_container;
 use crate::state::proxy_conf::ProxyRoute;
@@ -35,6 +37,11 @@ pub struct ActionOptions {
     /// Cancelled by Ctrl-C, SIGTERM or SIGHUP (see `release::signals`): honoured up to the
     /// switch, after which the deploy completes.
     pub cancel: CancellationToken,
+    /// The watch window after the switch (issue 13): `None` is the service's `watch` for a
+    /// deploy and none for a rollback; zero turns it off.
+    pub watch: Option<Duration>,
+    /// A canary share (1..=99 %) instead of a full switch.
+    pub canary: Option<u8>,
     /// Take over a stale lock (or one whose process is gone) instead of refusing; audited.
     pub take_over_stale: bool,
 }
@@ -47,6 +54,8 @@ pub struct HostOutcome {
     pub duration_ms: u64,
     pub step_ms: Vec<(Step, u64)>,
     pub pulled: bool,
+    /// The share it was deployed with when it is a canary (issue 13).
+    pub canary: Option<u8>,
 }
 
 /// Deploys `tag` on one host.
@@ -123,6 +132,12 @@ fn plan_from(
         (Action::Deploy | Action::Redeploy, Target::Previous) => {
             Err("deploy needs a SHA or tag".to_string())
         }
+        // A rollback during a canary aborts it: the stable color alone serves, the canary
+        // is stopped (issue 13).
+        (Action::Rollback, Target::Previous) if status.canary.is_some() => match &status.live_sha {
+            Some(stable) => plan_deploy(status, service, host.name(), stable, action),
+            None => Err("a canary runs but the stable color has no SHA label".to_string()),
+        },
         (Action::Rollback, t) => plan_rollback(status, ledger, service, host.name(), t),
     }
     .map_err(|message| ReleaseError::Plan {
@@ -229,11 +244,14 @@ async fn run_inner(
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
         Ok((plan, _)) if plan.noop => record.outcome = AuditOutcome::Noop,
+        Ok(_) if opts.canary.is_some() => record.outcome = AuditOutcome::Canary,
         Ok(_) => record.outcome = AuditOutcome::Success,
         Err(e) => {
             record.outcome = match e {
                 ReleaseError::Aborted { .. } => AuditOutcome::Aborted,
                 ReleaseError::Changed { .. } => AuditOutcome::Refused,
+                ReleaseError::RolledBack { .. } => AuditOutcome::RolledBack,
+                ReleaseError::WatchInterrupted { .. } => AuditOutcome::WatchInterrupted,
                 _ => AuditOutcome::Failed,
             };
             record.error = Some(e.to_string());
@@ -290,6 +308,7 @@ async fn run_inner(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         step_ms: r.steps,
         pulled,
+        canary: opts.canary,
     })
 }
 
@@ -423,6 +442,17 @@ async fn run_locked(
             format!("make sure the proxy serves {}", plan.to_color),
         );
         guard(r, held, service, Step::Switch).await?;
+        // A canary being aborted: both colors are in rotation, so the cheap check through the
+        // public port proves nothing; the stable color is made the only one.
+        if status.canary.is_some() {
+            let route = ProxyRoute {
+                color: plan.to_color,
+                sha: plan.to_sha.clone(),
+            };
+            proxy::switch(host, service, &route, None)
+                .await
+                .inspect_err(|e| r.fail(Step::Switch, e))?;
+        }
         ensure_route(host, service, &plan)
             .await
             .inspect_err(|e| r.fail(Step::Switch, e))?;
@@ -435,6 +465,24 @@ async fn run_locked(
         (Some(c), None) => format!("{c} still serves"),
         _ => "nothing was serving before either".to_string(),
     };
+    if let Some(msg) = watch::canary_refusal(opts, &plan, &status) {
+        return Err(ReleaseError::Plan {
+            host: host.name().to_string(),
+            message: msg,
+        });
+    }
+    // A deploy of another release during a canary: the canary's container is about to be
+    // replaced, so the stable color takes all traffic first.
+    if let Some(k) = &status.canary
+        && k.sha != plan.to_sha
+        && let Some(stable) = previous_route(&plan)
+    {
+        r.info(format!(
+            "ending the canary of {} ({}): {} takes all traffic",
+            k.sha, k.color, stable.color
+        ));
+        proxy::switch(host, service, &stable, None).await?;
+    }
     let new_name = app_container(service, plan.to_color);
     let mut pulled = false;
     let mut started_new = false;
@@ -590,9 +638,31 @@ async fn run_locked(
         ),
     );
     let switched_at = now_rfc3339();
-    if !proxy_started && let Err(e) = proxy::switch(host, service, &route, previous.as_ref()).await
-    {
+    let switched = match (opts.canary, &previous) {
+        (Some(percent), Some(stable)) => {
+            let k = crate::state::proxy_conf::Canary {
+                color: plan.to_color,
+                sha: plan.to_sha.clone(),
+                percent,
+            };
+            watch::canary::set(host, service, stable, &k)
+                .await
+                .map_err(|detail| ReleaseError::Switch {
+                    host: host.name().to_string(),
+                    detail,
+                    live_note: live_note.clone(),
+                })
+        }
+        _ if proxy_started => Ok(()),
+        _ => proxy::switch(host, service, &route, previous.as_ref()).await,
+    };
+    if let Err(e) = switched {
         r.fail(Step::Switch, &e);
+        if opts.canary.is_some()
+            && let Some(stable) = &previous
+        {
+            let _ = proxy::switch(host, service, stable, None).await;
+        }
         container::stop_quietly(host, &new_name, service).await;
         return Err(e);
     }
@@ -642,17 +712,50 @@ async fn run_locked(
         return Err(e);
     }
     r.finish(Step::Confirm, t, format!("{} answers", plan.to_color));
-    // Written with the switch's outcome: what serves now, and how the one before ended.
-    ledger.went_live(
-        release,
-        if action == Action::Rollback {
-            Ending::RolledBack
-        } else {
-            Ending::Replaced
-        },
-    );
-    save_ledger(r, service, &ledger).await;
+    // Written with the switch's outcome: what serves now, and how the one before ended. A
+    // canary is not live in the ledger: the stable color stays the route until `promote`.
+    let canary_release = if opts.canary.is_some() {
+        Some(release)
+    } else {
+        ledger.went_live(
+            release,
+            if action == Action::Rollback {
+                Ending::RolledBack
+            } else {
+                Ending::Replaced
+            },
+        );
+        save_ledger(r, service, &ledger).await;
+        None
+    };
 
+    let window = opts.watch.unwrap_or(match action {
+        Action::Rollback => Duration::ZERO,
+        _ => service.watch.window,
+    });
+    if let (Some(old), Some(prev)) = (plan.from_color, &previous)
+        && (!window.is_zero() || opts.canary.is_some())
+    {
+        guard(r, held, service, Step::Watch).await?;
+        let watched = watch::after_switch(r, service, &plan, old, prev, window, opts, record).await;
+        if matches!(watched, Err(ReleaseError::RolledBack { .. })) {
+            // The ledger says the new release ended "rolled back automatically" and the one
+            // before serves again, so a later rollback does not go *to* the failed release.
+            match canary_release {
+                Some(rel) => ledger.record_reverted(rel, &now_rfc3339()),
+                None => ledger.switched_back_by_watch(&now_rfc3339()),
+            }
+            save_ledger(r, service, &ledger).await;
+        }
+        watched?;
+        if opts.canary.is_some() {
+            r.info(format!(
+                "the canary passed its watch; it stays at {} % until `deckhand promote` (or `deckhand rollback` to abort)",
+                opts.canary.unwrap_or_default()
+            ));
+            return Ok((plan, pulled));
+        }
+    }
     drain_and_stop_old(r, held, service, &plan).await;
 
     if service.auto_prune && action != Action::Rollback {

@@ -144,6 +144,24 @@ impl Ledger {
         }
     }
 
+    /// The watch after the switch saw a breach and switched back (issue 13): the live release
+    /// ended "rolled back automatically" and the one it replaced serves again.
+    pub fn switched_back_by_watch(&mut self, at: &str) {
+        let Some(i) = self.releases.iter().rposition(Release::is_live) else {
+            return;
+        };
+        let failed = self.releases.remove(i);
+        if let Some(prev) = self.releases[..i]
+            .iter_mut()
+            .rev()
+            .find(|r| r.until.as_deref() == Some(failed.since.as_str()))
+        {
+            prev.until = None;
+            prev.ended = None;
+        }
+        self.record_reverted(failed, at);
+    }
+
     /// Brings the ledger in line with what the proxy serves: a run killed after its switch
     /// (or a host deployed before the ledger existed) left it behind. Returns whether anything
     /// changed. `now` stamps what had to be inferred.
@@ -448,6 +466,28 @@ mod tests {
     }
 
     #[test]
+    fn a_switch_back_by_the_watch_ends_the_new_release_and_the_old_serves_again() {
+        let mut l = history(&[
+            ("1111111", Color::Blue, Ending::Replaced),
+            ("2222222", Color::Green, Ending::Replaced),
+            ("3333333", Color::Blue, Ending::Replaced),
+        ]);
+        l.switched_back_by_watch("2026-12-01T03:00:30Z");
+        assert_eq!(l.live().map(|r| r.sha.as_str()), Some("2222222"));
+        assert_eq!(l.releases.last().map(|r| r.sha.as_str()), Some("2222222"));
+        let failed = l
+            .releases
+            .iter()
+            .find(|r| r.sha == "3333333")
+            .expect("kept");
+        assert_eq!(failed.ended, Some(Ending::RolledBackAutomatically));
+        assert_eq!(failed.until.as_deref(), Some("2026-12-01T03:00:30Z"));
+        // A rollback afterwards goes back past the live one, never to the failed release.
+        assert_eq!(l.rollback_target().map(|r| r.sha.as_str()), Ok("1111111"));
+        assert!(!l.known_good().contains(&"3333333".to_string()));
+    }
+
+    #[test]
     fn the_ledger_is_bounded() {
         let mut l = Ledger::default();
         for i in 0..(MAX_RELEASES + 10) {
@@ -518,6 +558,8 @@ mod tests {
         colors.insert(Color::Blue, Some(running("1111111")));
         colors.insert(Color::Green, Some(running("2222222")));
         let status = ServiceStatus {
+            canary: None,
+            settling: None,
             name: "api".into(),
             live_color: Some(Color::Green),
             live_sha: Some("2222222".into()),

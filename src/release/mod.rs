@@ -22,6 +22,7 @@ pub mod registry;
 pub mod runner;
 pub mod signals;
 mod steps;
+pub mod watch;
 
 pub use error::ReleaseError;
 pub use events::{Event, EventSink, Step};

@@ -472,6 +472,8 @@ mod tests {
             images,
             problems: vec![],
             traffic: None,
+            canary: None,
+            settling: None,
         }
     }
 

@@ -333,7 +333,7 @@ async fn create_proxy(host: &Host, service: &Service) -> Result<(), ReleaseError
 }
 
 /// The address of a color's container on the service's network, if it has one now.
-async fn container_addr(host: &Host, service: &Service, color: Color) -> Option<String> {
+pub(crate) async fn container_addr(host: &Host, service: &Service, color: Color) -> Option<String> {
     let ins = host
         .docker
         .inspect_container(&app_container(service, color), None)

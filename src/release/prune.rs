@@ -310,6 +310,8 @@ mod tests {
             images,
             problems: vec![],
             traffic: None,
+            canary: None,
+            settling: None,
         }
     }
 

@@ -136,11 +136,29 @@ pub struct ServiceStatus {
     pub problems: Vec<String>,
     /// Per-color traffic from the proxy (HAProxy only), when it could be read.
     pub traffic: Option<super::ServiceTraffic>,
+    /// A canary in progress (issue 13): the color, SHA and share the proxy gives it.
+    pub canary: Option<super::proxy_conf::Canary>,
+    /// A release not settled yet, in words: "canary 25 %", or "watch interrupted" when both
+    /// colors run with one in rotation (a watch cut short; the next action settles it).
+    pub settling: Option<String>,
 }
 
 impl ServiceStatus {
     pub fn color(&self, c: Color) -> Option<&ColorStatus> {
         self.colors.get(&c).and_then(Option::as_ref)
+    }
+
+    /// What [`ServiceStatus::settling`] says, from the canary and the colors' states.
+    pub fn compute_settling(&self) -> Option<String> {
+        if let Some(k) = &self.canary {
+            return Some(format!("canary {} % ({} {})", k.percent, k.color, k.sha));
+        }
+        let live = self.live_color?;
+        let both = [live, live.other()].iter().all(|c| {
+            self.color(*c)
+                .is_some_and(|s| s.state == ContainerState::Running)
+        });
+        both.then(|| format!("watch interrupted ({} serves, {} warm)", live, live.other()))
     }
 
     /// The color that is not live, if it exists: the rollback target when stopped.

@@ -11,8 +11,12 @@
 //! deckhand sets the live one right after it starts a proxy. `hold nx` is long: a stopped color keeps its last address
 //! (and stays switchable) instead of going into resolution maintenance.
 //!
-//! Each request is logged as `%Ts %s %ST %Ta` (epoch, server, status, active time) into an
-//! in-memory ring read by `state::traffic`; nothing goes to Docker's log.
+//! Each request is logged as `%Ts %s %ST %Ta %HP` (epoch, server, status, active time, path
+//! without the query string, which may hold secrets) into an in-memory ring read by
+//! `state::traffic` and the watch window; nothing goes to Docker's log.
+//!
+//! A canary (issue 13) has both servers enabled with weights, and a `# deckhand-canary:` line
+//! naming the canary; the route line then names the stable color.
 
 use std::sync::LazyLock;
 
@@ -33,21 +37,51 @@ pub struct ProxyRoute {
 /// requests per second; above that `traffic` says how many seconds it covers.
 pub const TIMINGS_RING_BYTES: usize = 524_288;
 
+/// A canary: the share of requests the proxy sends to a second color.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Canary {
+    pub color: Color,
+    pub sha: String,
+    /// 1..=99.
+    pub percent: u8,
+}
+
 /// Renders the config that sends all traffic to `route.color`.
 pub fn render(service: &Service, route: &ProxyRoute) -> String {
+    render_with(service, route, None)
+}
+
+/// Renders the config of a canary: `canary.percent` % of requests to `canary.color`, the rest
+/// to `stable.color`.
+pub fn render_canary(service: &Service, stable: &ProxyRoute, canary: &Canary) -> String {
+    render_with(service, stable, Some(canary))
+}
+
+fn render_with(service: &Service, route: &ProxyRoute, canary: Option<&Canary>) -> String {
     let server = |c: Color| {
+        let tail = match canary {
+            Some(k) if k.color == c => format!(" weight {}", k.percent),
+            Some(k) => format!(" weight {}", 100 - k.percent),
+            None if c == route.color => String::new(),
+            None => " disabled".into(),
+        };
         format!(
-            "    server {c} {host}:{port} resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1{off}",
+            "    server {c} {host}:{port} resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1{tail}",
             host = app_container(service, c),
             port = service.app_port,
-            off = if c == route.color { "" } else { " disabled" },
         )
     };
+    let canary_line = canary.map_or(String::new(), |k| {
+        format!(
+            "# deckhand-canary: color={} sha={} percent={}\n",
+            k.color, k.sha, k.percent
+        )
+    });
     format!(
         r#"# Written by deckhand. Do not edit: every switch rewrites this file and the running
 # proxy's memory together (no reload).
 # deckhand-route: service={service} color={color} sha={sha}
-global
+{canary_line}global
     stats socket /run/haproxy/admin.sock mode 600 level admin
     stats timeout 10s
     hard-stop-after 5s
@@ -83,7 +117,7 @@ defaults
 frontend public
     bind :80
     log ring@{ring} local0
-    log-format "%Ts %s %ST %Ta"
+    log-format "%Ts %s %ST %Ta %HP"
     default_backend {backend}
 
 backend {backend}
@@ -108,6 +142,10 @@ static ROUTE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^# deckhand-route: service=(\S+) color=(blue|green) sha=(\S+)$")
         .expect("static regex")
 });
+static CANARY_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^# deckhand-canary: color=(blue|green) sha=(\S+) percent=(\d+)$")
+        .expect("static regex")
+});
 static HAPROXY_SERVER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^\s*server\s+(blue|green)\s+([A-Za-z0-9_.-]+?)-(blue|green):(\d+)(.*)$")
         .expect("static regex")
@@ -129,7 +167,31 @@ pub fn parse(service: &Service, conf: &str) -> Option<(Color, Option<String>)> {
     Some((color, sha))
 }
 
+/// The canary a config describes, if it is one (both servers enabled and a canary line).
+pub fn parse_canary(service: &Service, conf: &str) -> Option<Canary> {
+    let c = CANARY_LINE.captures(conf)?;
+    let canary = Canary {
+        color: Color::parse(&c[1])?,
+        sha: c[2].to_string(),
+        percent: c[3].parse::<u8>().ok().filter(|p| (1..=99).contains(p))?,
+    };
+    (enabled_servers(service, conf).len() == 2).then_some(canary)
+}
+
+fn enabled_servers(service: &Service, conf: &str) -> Vec<Color> {
+    HAPROXY_SERVER
+        .captures_iter(conf)
+        .filter(|c| &c[2] == service.name.as_str() && c[1] == c[3])
+        .filter(|c| !c[5].split_whitespace().any(|w| w == "disabled"))
+        .filter_map(|c| Color::parse(&c[1]))
+        .collect()
+}
+
 fn parse_haproxy(service: &Service, conf: &str) -> Option<Color> {
+    // A canary's route is its stable color.
+    if let Some(k) = parse_canary(service, conf) {
+        return Some(k.color.other());
+    }
     let enabled: Vec<Color> = HAPROXY_SERVER
         .captures_iter(conf)
         .filter(|c| &c[2] == service.name.as_str() && c[1] == c[3])
@@ -186,6 +248,30 @@ mod tests {
             )));
             assert_eq!(parse(&s, &conf), Some((color, Some("abc1234".into()))));
         }
+    }
+
+    #[test]
+    fn a_canary_keeps_the_stable_route_and_names_its_share() {
+        let s = svc();
+        let stable = ProxyRoute {
+            color: Color::Blue,
+            sha: "a000001".into(),
+        };
+        let k = Canary {
+            color: Color::Green,
+            sha: "a000002".into(),
+            percent: 25,
+        };
+        let conf = render_canary(&s, &stable, &k);
+        assert!(conf.contains("server green api-green:3000 resolvers docker resolve-prefer ipv4 init-addr 127.0.0.1 weight 25\n"));
+        assert!(conf.contains("init-addr 127.0.0.1 weight 75\n"));
+        assert!(!conf.contains("disabled"));
+        assert_eq!(
+            parse(&s, &conf),
+            Some((Color::Blue, Some("a000001".into())))
+        );
+        assert_eq!(parse_canary(&s, &conf), Some(k));
+        assert_eq!(parse_canary(&s, &render(&s, &stable)), None);
     }
 
     #[test]

@@ -181,6 +181,10 @@ pub async fn read_service(
         None => None,
     };
     let file_color = route.as_ref().map(|(c, _)| *c);
+    let canary = proxy
+        .upstream
+        .as_deref()
+        .and_then(|conf| proxy_conf::parse_canary(service, conf));
     let live_color = served.or(file_color);
     let mut divergence = None;
     if let (Some(s), Some(f)) = (served, file_color)
@@ -211,9 +215,35 @@ pub async fn read_service(
         images,
         problems: Vec::new(),
         traffic,
+        canary,
+        settling: None,
     };
+    status.settling = status.compute_settling();
     status.problems = problems(&status);
     status.problems.extend(divergence);
+    // HAProxy answered but routes to no single color (a switch left half-way by hand).
+    if served.is_none()
+        && let Some(t) = &status.traffic
+    {
+        let on: Vec<&str> = t
+            .colors
+            .iter()
+            .filter(|(_, c)| c.in_rotation)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        // A canary (issue 13) has both colors in rotation on purpose.
+        if status.canary.is_some() && on.len() == 2 {
+            return Ok(status);
+        }
+        status.problems.push(if on.is_empty() {
+            "the proxy has no color in rotation: it answers 503; the next deploy or rollback settles it".to_string()
+        } else {
+            format!(
+                "the proxy has {} in rotation at once; the next deploy or rollback settles it",
+                on.join(" and ")
+            )
+        });
+    }
     Ok(status)
 }
 

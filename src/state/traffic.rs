@@ -177,15 +177,43 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-/// One ring line: `EPOCH SERVER STATUS MS`. HAProxy writes `-1` for a time it could not
+/// One request as the proxy logged it (the watch window reads these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestLine<'a> {
+    pub ts: u64,
+    pub server: &'a str,
+    pub status: u16,
+    pub ms: u64,
+    /// Without the query string; empty in lines of a proxy started before paths were logged.
+    pub path: &'a str,
+}
+
+/// The request lines of a read's output.
+pub fn request_lines(out: &str) -> Vec<RequestLine<'_>> {
+    out.lines()
+        .filter_map(|l| {
+            let (ts, server, status, ms) = parse_timing(l)?;
+            let path = l.splitn(5, ' ').nth(4).unwrap_or("");
+            Some(RequestLine {
+                ts,
+                server,
+                status,
+                ms,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// One ring line: `EPOCH SERVER STATUS MS [PATH]`. HAProxy writes `-1` for a time it could not
 /// measure (an aborted request); such lines count with 0 ms.
 fn parse_timing(line: &str) -> Option<(u64, &str, u16, u64)> {
-    let mut it = line.split(' ');
+    let mut it = line.splitn(5, ' ');
     let ts = it.next()?.parse::<u64>().ok()?;
     let server = it.next()?;
     let status = it.next()?.parse::<i32>().ok()?;
     let ms = it.next()?.parse::<i64>().ok()?;
-    if it.next().is_some() || ts < 1_000_000_000 {
+    if it.next().is_some_and(|p| !p.starts_with('/') && p != "*") || ts < 1_000_000_000 {
         return None;
     }
     Some((
@@ -226,7 +254,7 @@ mod tests {
             out.push_str(&format!("18000000{} green 200 {}\n", 50 + i % 50, i + 1));
         }
         out.push_str("1800000090 green 503 900\n1800000099 green 404 1000\n");
-        out.push_str("1800000095 blue 200 3000\n1800000096 <NOSRV> 503 0\n");
+        out.push_str("1800000095 blue 200 3000 /orders/1\n1800000096 <NOSRV> 503 0 /\n");
         let t = compute(&out);
         assert_eq!(t.at, 1_800_000_100);
         assert_eq!(t.window_s, 60);

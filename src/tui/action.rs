@@ -187,6 +187,14 @@ impl Progress {
                 from.map_or("-", crate::state::Color::as_str)
             )),
             Event::Info { host, message } => self.notes.push(format!("[{host}] {message}")),
+            // Issue 13: the watch's live counts, one line that is replaced, not one per second.
+            e @ Event::Watch { .. } => {
+                let line = crate::release::watch::describe_event(&e);
+                match self.notes.last_mut() {
+                    Some(last) if last.contains(" watch ") => *last = line,
+                    _ => self.notes.push(line),
+                }
+            }
         }
     }
 

@@ -58,6 +58,10 @@ pub enum KeyAction {
     NextService,
     Deploy,
     Rollback,
+    /// The release in canary takes all traffic (issue 13).
+    Promote,
+    /// A rollback that aborts the canary (issue 13).
+    AbortCanary,
     Prune,
     Logs,
     Inspect,
@@ -82,7 +86,11 @@ impl KeyAction {
     pub fn changes_hosts(self) -> bool {
         matches!(
             self,
-            KeyAction::Deploy | KeyAction::Rollback | KeyAction::Prune
+            KeyAction::Deploy
+                | KeyAction::Rollback
+                | KeyAction::Prune
+                | KeyAction::Promote
+                | KeyAction::AbortCanary
         )
     }
 }
@@ -170,6 +178,8 @@ pub const KEYMAP: &[Binding] = &[
     b!(Host, [Char('n')], A::NextService, "next service on this host"),
     b!(Fleet, [Char('d')], A::Deploy, "deploy a SHA (picker)", "deploy"),
     b!(Fleet, [Char('r')], A::Rollback, "roll back to the previous release", "rollback"),
+    b!(Fleet, [Char('P')], A::Promote, "promote the canary (all traffic to it)"),
+    b!(Fleet, [Char('A')], A::AbortCanary, "abort the canary (rollback)"),
     b!(Fleet, [Char('p')], A::Prune, "prune old images (shows the dry run first)", "prune"),
     b!(Fleet, [Char('l')], A::Logs, "stream the selected container's logs", "logs"),
     b!(Fleet, [Char('i')], A::Inspect, "inspect the container (secrets redacted)"),

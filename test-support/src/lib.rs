@@ -295,8 +295,15 @@ impl TestService {
 
     /// The `[[service]]` table for deckhand.toml; `extra` is appended inside the table.
     pub fn service_toml(&self, extra: &str) -> String {
+        // No watch window unless a test asks for one (`watch = ...` in `extra`): the other
+        // tests' deploys stay as fast as before the watch existed.
+        let watch = if extra.lines().any(|l| l.trim_start().starts_with("watch ")) {
+            ""
+        } else {
+            "watch = \"0s\"\n"
+        };
         format!(
-            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"10s\"\n{extra}\n",
+            "[[service]]\nname = \"{}\"\nimage = \"{}\"\napp_port = 3000\npublic_port = {}\nproxy_image = \"{PROXY_IMAGE}\"\nhealth_timeout = \"20s\"\ndrain = \"10s\"\n{watch}{extra}\n",
             self.name, self.repo, self.public_port
         )
     }

@@ -21,3 +21,4 @@ mod release;
 mod runner;
 mod secrets;
 mod status;
+mod watch;

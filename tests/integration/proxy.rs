@@ -383,3 +383,34 @@ fn the_live_colors_5xx_share_fires_the_error_alert() {
     );
     assert!(a["value"].as_f64().is_some_and(|v| v > 20.0), "{a:#}");
 }
+
+#[test]
+fn a_proxy_with_no_color_in_rotation_is_a_problem_the_next_deploy_settles() {
+    let svc = TestService::new("nr");
+    svc.push(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    deploy_ok(&path, "a000001");
+    // Someone takes the live server out by hand on the admin socket.
+    docker_ok(&[
+        "exec",
+        &format!("{}-proxy", svc.name),
+        "deckhand-proxy",
+        "cli",
+        "set server app/blue state maint",
+    ]);
+    assert_eq!(public_get(svc.public_port, "/").expect("answers").0, 503);
+    let (code, s) = service_json(&path);
+    assert_eq!(code, Some(5), "{s:#}");
+    assert!(
+        s["problems"].to_string().contains("no color in rotation"),
+        "{s:#}"
+    );
+    deploy_ok(&path, "a000002");
+    let (code, s) = service_json(&path);
+    assert_eq!(code, Some(0), "{s:#}");
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("public"),
+        (200, "green".into())
+    );
+}

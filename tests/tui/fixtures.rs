@@ -138,6 +138,8 @@ pub fn service_status(live: &str, previous: &str) -> ServiceStatus {
         ],
         problems: Vec::new(),
         traffic: None,
+        canary: None,
+        settling: None,
     }
 }
 

@@ -331,6 +331,7 @@ impl Validator<'_> {
             Some(p) => p.get_ref().clone(),
             None => format!("/etc/deckhand/{name}.env"),
         };
+        let watch = self.watch_settings(r, &f)?;
         Ok(Service {
             name,
             image,
@@ -346,7 +347,46 @@ impl Validator<'_> {
             env,
             env_file,
             auto_prune: r.auto_prune.unwrap_or(false),
+            watch,
         })
+    }
+
+    /// `watch`, `watch_max_error_percent`, `watch_min_requests`, `watch_max_p99` (issue 13).
+    fn watch_settings(
+        &self,
+        r: &RawService,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<crate::config::WatchSettings, ConfigError> {
+        let mut w = crate::config::WatchSettings::default();
+        if let Some(d) = &r.watch {
+            w.window = self.duration(d, &f("watch"))?;
+        }
+        if let Some(p) = &r.watch_max_error_percent {
+            let v = *p.get_ref();
+            if !(0.0..=100.0).contains(&v) {
+                return Err(self.invalid(
+                    p,
+                    f("watch_max_error_percent"),
+                    format!("{v} is not a percentage"),
+                    "use a number from 0 to 100 (the default is 5)",
+                ));
+            }
+            w.max_error_percent = v;
+        }
+        if let Some(n) = &r.watch_min_requests {
+            w.min_requests = u64::try_from(*n.get_ref()).map_err(|_| {
+                self.invalid(
+                    n,
+                    f("watch_min_requests"),
+                    format!("{} is not a request count", n.get_ref()),
+                    "use 1 or more (the default is 20)",
+                )
+            })?;
+        }
+        if let Some(d) = &r.watch_max_p99 {
+            w.max_p99 = self.duration(d, &f("watch_max_p99"))?;
+        }
+        Ok(w)
     }
 
     fn environment(

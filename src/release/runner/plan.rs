@@ -234,7 +234,7 @@ pub(super) async fn plan_one(request: &Request, host: &Host) -> Result<HostPlan,
     };
     let service = &request.service;
     match &request.verb {
-        Verb::Deploy { reference } | Verb::Redeploy { reference } => {
+        Verb::Deploy { reference } | Verb::Redeploy { reference } | Verb::Promote { reference } => {
             let action = if matches!(request.verb, Verb::Redeploy { .. }) {
                 Action::Redeploy
             } else {

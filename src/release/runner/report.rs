@@ -27,6 +27,11 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// The watch after the switch saw a breach and switched back (issue 13).
+    pub fn is_rolled_back_by_watch(&self) -> bool {
+        matches!(self, HostError::Release(ReleaseError::RolledBack { .. }))
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             HostError::Release(e) => e.exit_code(),
@@ -68,7 +73,12 @@ pub enum HostResult {
 /// What a host serves after the run, read back from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServesNow {
-    Release { color: Color, sha: Option<String> },
+    Release {
+        color: Color,
+        sha: Option<String>,
+        /// `canary 25 % (green a000002)` or `watch interrupted (…)` (issue 13).
+        settling: Option<String>,
+    },
     Nothing,
     Unknown(String),
 }
@@ -78,9 +88,18 @@ impl std::fmt::Display for ServesNow {
         match self {
             ServesNow::Release {
                 color,
-                sha: Some(sha),
-            } => write!(f, "{sha} ({color})"),
-            ServesNow::Release { color, sha: None } => write!(f, "{color}"),
+                sha,
+                settling,
+            } => {
+                match sha {
+                    Some(sha) => write!(f, "{sha} ({color})")?,
+                    None => write!(f, "{color}")?,
+                }
+                match settling {
+                    Some(n) => write!(f, ", {n}"),
+                    None => Ok(()),
+                }
+            }
             ServesNow::Nothing => write!(f, "nothing"),
             ServesNow::Unknown(why) => write!(f, "unknown: {why}"),
         }
@@ -105,13 +124,17 @@ impl HostReport {
                 outcome,
             } => match outcome {
                 Some(o) => format!(
-                    "{} ({}) in {}",
+                    "{} ({}){} in {}",
                     o.plan.to_sha,
                     o.plan.to_color,
+                    o.canary.map_or(String::new(), |p| format!(" canary {p} %")),
                     format_duration(Duration::from_millis(*duration_ms))
                 ),
                 None => summary.clone(),
             },
+            HostResult::Failed { error } if error.is_rolled_back_by_watch() => {
+                "ROLLED BACK by the watch (see above)".to_string()
+            }
             HostResult::Failed { .. } => "FAILED (see above)".to_string(),
             HostResult::Aborted { .. } => "ABORTED before the switch".to_string(),
             HostResult::NotAttempted {

@@ -22,6 +22,11 @@ pub enum Verb {
     Rollback {
         target: Target,
     },
+    /// `promote`: a deploy of the release in canary (its SHA), which takes all traffic and
+    /// stops the stable color (issue 13).
+    Promote {
+        reference: String,
+    },
     Prune {
         keep: usize,
     },
@@ -38,6 +43,7 @@ impl Verb {
             Verb::Deploy { .. } => "deploy",
             Verb::Redeploy { .. } => "redeploy",
             Verb::Rollback { .. } => "rollback",
+            Verb::Promote { .. } => "promote",
             Verb::Prune { .. } => "prune",
             Verb::Unlock { .. } => "unlock",
         }
@@ -47,7 +53,10 @@ impl Verb {
     pub fn is_release(&self) -> bool {
         matches!(
             self,
-            Verb::Deploy { .. } | Verb::Redeploy { .. } | Verb::Rollback { .. }
+            Verb::Deploy { .. }
+                | Verb::Redeploy { .. }
+                | Verb::Rollback { .. }
+                | Verb::Promote { .. }
         )
     }
 
@@ -57,6 +66,7 @@ impl Verb {
             Verb::Deploy { .. } => "Deploy",
             Verb::Redeploy { .. } => "Redeploy",
             Verb::Rollback { .. } => "Rollback",
+            Verb::Promote { .. } => "Promote",
             Verb::Prune { .. } => "Prune",
             Verb::Unlock { .. } => "Unlock",
         }
@@ -104,6 +114,11 @@ pub struct Request {
     /// Take over a stale lock (or one whose process is gone) instead of refusing; audited
     /// with whose lock it was.
     pub take_over_stale: bool,
+    /// The watch window after the switch (issue 13): `None` is the service's `watch` for a
+    /// deploy and none for a rollback or promote; zero turns it off.
+    pub watch: Option<Duration>,
+    /// Deploy as a canary with this share (1..=99 %) instead of a full switch.
+    pub canary: Option<u8>,
 }
 
 impl Request {
@@ -119,6 +134,7 @@ impl Request {
         match &verb {
             Verb::Deploy { reference }
             | Verb::Redeploy { reference }
+            | Verb::Promote { reference }
             | Verb::Rollback {
                 target: Target::Ref(reference),
             } => validate_ref(reference).map_err(|message| PlanError::BadRef { message })?,
@@ -158,6 +174,8 @@ impl Request {
             lock_wait: Duration::ZERO,
             health_timeout: None,
             take_over_stale: false,
+            watch: None,
+            canary: None,
         })
     }
 
@@ -184,6 +202,7 @@ impl Request {
             Verb::Rollback {
                 target: Target::Ref(r),
             } => format!("Roll back to {r}:"),
+            Verb::Promote { reference } => format!("Promote canary {reference} of"),
             Verb::Prune { .. } => "Prune images of".to_string(),
             Verb::Unlock { .. } => "Unlock".to_string(),
         };
@@ -215,6 +234,7 @@ impl Request {
             Verb::Rollback {
                 target: Target::Ref(r),
             } => format!("rollback {r}"),
+            Verb::Promote { .. } => "promote".to_string(),
             Verb::Prune { keep } => format!("prune --keep {keep}"),
             Verb::Unlock { force: false } => "unlock".to_string(),
             Verb::Unlock { force: true } => "unlock --force".to_string(),
@@ -229,8 +249,16 @@ impl Request {
         } else {
             ""
         };
+        let canary = match (&self.verb, self.canary) {
+            (Verb::Deploy { .. } | Verb::Redeploy { .. }, Some(p)) => format!(" --canary {p}"),
+            _ => String::new(),
+        };
+        let watch = match self.watch {
+            Some(w) if self.verb.is_release() => format!(" --watch {}", duration_arg(w)),
+            _ => String::new(),
+        };
         format!(
-            "deckhand {what} --env {} --service {}{hosts}{take_over}",
+            "deckhand {what} --env {} --service {}{hosts}{canary}{watch}{take_over}",
             self.env, self.service.name
         )
     }
@@ -250,6 +278,15 @@ impl Request {
             }
         }
         Confirmation::Typed { words }
+    }
+}
+
+/// A duration as `--watch` reads it back: `30s`, or `500ms` below whole seconds.
+fn duration_arg(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 
@@ -389,6 +426,45 @@ mod tests {
         );
         assert!(!one.all_hosts);
         assert!(one.title().ends_with("on s-2"), "{}", one.title());
+    }
+
+    #[test]
+    fn the_equivalent_command_spells_the_watch_the_canary_and_promote() {
+        let svc = service();
+        let mut r = Request::new(
+            &env(false),
+            &svc,
+            &[],
+            Verb::Deploy {
+                reference: "a000002".into(),
+            },
+            "me",
+        )
+        .expect("request");
+        r.canary = Some(25);
+        r.watch = Some(Duration::from_secs(45));
+        assert_eq!(
+            r.equivalent(),
+            "deckhand deploy a000002 --env staging --service api --canary 25 --watch 45s"
+        );
+        r.verb = Verb::Rollback {
+            target: Target::Previous,
+        };
+        r.watch = Some(Duration::from_millis(1500));
+        assert_eq!(
+            r.equivalent(),
+            "deckhand rollback --env staging --service api --watch 1500ms"
+        );
+        r.verb = Verb::Promote {
+            reference: "a000002".into(),
+        };
+        r.watch = None;
+        assert_eq!(
+            r.equivalent(),
+            "deckhand promote --env staging --service api"
+        );
+        assert_eq!(r.title(), "Promote canary a000002 of api in staging");
+        assert!(r.verb.is_release());
     }
 
     #[test]

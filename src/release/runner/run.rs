@@ -201,6 +201,12 @@ async fn release(
         health_timeout: request.health_timeout,
         cancel: opts.cancel.clone(),
         take_over_stale: request.take_over_stale,
+        // A promote ends the canary's watch: it is not watched again unless asked.
+        watch: match request.verb {
+            Verb::Promote { .. } => Some(request.watch.unwrap_or_default()),
+            _ => request.watch,
+        },
+        canary: request.canary,
     };
     let service = &request.service;
     let mut done =
@@ -382,6 +388,7 @@ async fn serves_now(host: &Host, request: &Request) -> ServesNow {
             Some(color) => ServesNow::Release {
                 color,
                 sha: s.live_sha,
+                settling: s.settling,
             },
             None => ServesNow::Nothing,
         },

@@ -74,6 +74,22 @@ impl App {
         })
     }
 
+    /// The canary's SHA of the selected service, if it is in canary on the selected host.
+    pub(super) fn current_canary(&self) -> Option<String> {
+        let (h, s) = self.current()?;
+        h.service(&s.name)?.canary.as_ref().map(|k| k.sha.clone())
+    }
+
+    /// `P`: the confirm dialog for promoting the canary (issue 13); the engine runs it as a
+    /// deploy of the canary's SHA, not watched again.
+    pub fn open_promote(&mut self) -> Vec<Effect> {
+        let Some(reference) = self.current_canary() else {
+            self.message = Some("no canary on this service: nothing to promote".into());
+            return Vec::new();
+        };
+        self.open(Verb::Promote { reference })
+    }
+
     pub fn open_prune(&mut self) -> Vec<Effect> {
         let keep = self.current().map_or(5, |(_, s)| s.keep_images).max(1);
         self.open(Verb::Prune { keep })

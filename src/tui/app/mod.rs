@@ -600,6 +600,13 @@ impl App {
             }
             KeyAction::Deploy => return self.open_deploy(None),
             KeyAction::Rollback => return self.open_rollback(None),
+            KeyAction::Promote => return self.open_promote(),
+            KeyAction::AbortCanary => {
+                if self.current_canary().is_some() {
+                    return self.open_rollback(None);
+                }
+                self.message = Some("no canary on this service: nothing to abort".into());
+            }
             KeyAction::Prune => return self.open_prune(),
             KeyAction::Logs => return self.open_logs(),
             KeyAction::Inspect => return self.open_inspect(),

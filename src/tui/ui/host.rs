@@ -40,6 +40,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             (true, None) => format!(":{} → ?", svc.public_port),
         };
         spans.push(Span::raw(format!(" proxy {route} ")));
+        if let Some(n) = &s.settling {
+            spans.push(Span::styled(format!(" {n} "), t.warn()));
+        }
     }
     match (h.age(app.now()), h.stale_age(app.now())) {
         (_, Some(a)) => spans.push(Span::styled(
