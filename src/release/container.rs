@@ -130,18 +130,19 @@ pub(super) async fn create_app(
     );
     labels.insert(LABEL_DEPLOYED_BY.to_string(), opts.actor.clone());
     let port_key = format!("{}/tcp", service.app_port);
-    let mut ports = HashMap::new();
     // Published on the host's loopback only, on an ephemeral port: the console reaches /health
-    // through its SSH tunnel; the public only ever reaches the proxy.
-    ports.insert(
-        port_key.clone(),
-        Some(vec![PortBinding {
+    // through its SSH tunnel; the public only ever reaches the proxy. No restarts until proven
+    // healthy: a crash must show as a crash, not as a container that keeps coming back; set to
+    // unless-stopped after the check.
+    let (host_config, networking_config) = on_service_network(
+        service,
+        &port_key,
+        PortBinding {
             host_ip: Some("127.0.0.1".into()),
             host_port: Some(String::new()),
-        }]),
+        },
+        RestartPolicyNameEnum::NO,
     );
-    let mut endpoints = HashMap::new();
-    endpoints.insert(service.network_name(), EndpointSettings::default());
     host.docker
         .create_container(
             Some(CreateContainerOptions {
@@ -155,26 +156,42 @@ pub(super) async fn create_app(
                 exposed_ports: Some(vec![port_key]),
                 stop_signal: Some("SIGTERM".into()),
                 stop_timeout: i64::try_from(service.stop_timeout.as_secs()).ok(),
-                host_config: Some(HostConfig {
-                    port_bindings: Some(ports),
-                    network_mode: Some(service.network_name()),
-                    // No restarts until proven healthy: a crash must show as a crash, not as a
-                    // container that keeps coming back; set to unless-stopped after the check.
-                    restart_policy: Some(RestartPolicy {
-                        name: Some(RestartPolicyNameEnum::NO),
-                        maximum_retry_count: None,
-                    }),
-                    ..Default::default()
-                }),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(endpoints),
-                }),
+                host_config: Some(host_config),
+                networking_config: Some(networking_config),
                 ..Default::default()
             },
         )
         .await
         .map_err(|e| docker_err(host, &format!("create {name}"), e))?;
     Ok(())
+}
+
+/// What every deckhand container shares: the service's network, one published port, and a
+/// restart policy.
+pub(super) fn on_service_network(
+    service: &Service,
+    port_key: &str,
+    binding: PortBinding,
+    restart: RestartPolicyNameEnum,
+) -> (HostConfig, NetworkingConfig) {
+    let mut ports = HashMap::new();
+    ports.insert(port_key.to_string(), Some(vec![binding]));
+    let mut endpoints = HashMap::new();
+    endpoints.insert(service.network_name(), EndpointSettings::default());
+    (
+        HostConfig {
+            port_bindings: Some(ports),
+            network_mode: Some(service.network_name()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        },
+        NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        },
+    )
 }
 
 pub(super) async fn set_restart_policy(

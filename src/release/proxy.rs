@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, NetworkCreateRequest, PortBinding, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
@@ -292,16 +291,15 @@ async fn create_proxy(host: &Host, service: &Service) -> Result<(), ReleaseError
     let mut labels = HashMap::new();
     labels.insert(LABEL_SERVICE.to_string(), service.name.clone());
     labels.insert(LABEL_ROLE.to_string(), "proxy".to_string());
-    let mut ports = HashMap::new();
-    ports.insert(
-        "80/tcp".to_string(),
-        Some(vec![PortBinding {
+    let (host_config, networking_config) = super::container::on_service_network(
+        service,
+        "80/tcp",
+        PortBinding {
             host_ip: None,
             host_port: Some(service.public_port.to_string()),
-        }]),
+        },
+        RestartPolicyNameEnum::UNLESS_STOPPED,
     );
-    let mut endpoints = HashMap::new();
-    endpoints.insert(service.network_name(), EndpointSettings::default());
     host.docker
         .create_container(
             Some(CreateContainerOptions {
@@ -312,18 +310,8 @@ async fn create_proxy(host: &Host, service: &Service) -> Result<(), ReleaseError
                 image: Some(service.proxy_image.clone()),
                 labels: Some(labels),
                 exposed_ports: Some(vec!["80/tcp".to_string()]),
-                host_config: Some(HostConfig {
-                    port_bindings: Some(ports),
-                    network_mode: Some(service.network_name()),
-                    restart_policy: Some(RestartPolicy {
-                        name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                        maximum_retry_count: None,
-                    }),
-                    ..Default::default()
-                }),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(endpoints),
-                }),
+                host_config: Some(host_config),
+                networking_config: Some(networking_config),
                 ..Default::default()
             },
         )
