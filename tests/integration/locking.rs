@@ -139,20 +139,7 @@ fn a_stale_lock_is_taken_over_with_a_flag_and_the_audit_names_whose() {
     let (_d, path) = ssh_config(&svc, &sshd, "");
     let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let lock = lock_path(&sshd, &svc);
-    std::fs::write(
-        &lock,
-        r#"{"token":"dead","actor":"ci@runner-7","action":"deploy a000009","since":"2026-11-22T01:00:00Z","pid":4242,"machine":"runner-7"}"#,
-    )
-    .expect("lock");
-    assert!(
-        std::process::Command::new("touch")
-            .args(["-d", "10 minutes ago"])
-            .arg(&lock)
-            .status()
-            .expect("touch")
-            .success()
-    );
+    plant_stale_lock(&sshd, &svc);
     let out = deckhand(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("--take-over-stale"), "{}", text(&out));
@@ -284,20 +271,7 @@ fn on_a_terminal_a_stale_lock_is_offered_for_take_over() {
     let (_d, path) = ssh_config(&svc, &sshd, "");
     let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let lock = lock_path(&sshd, &svc);
-    std::fs::write(
-        &lock,
-        r#"{"token":"dead","actor":"ci@runner-7","action":"deploy a000009","since":"2026-11-22T01:00:00Z","pid":4242,"machine":"runner-7"}"#,
-    )
-    .expect("lock");
-    assert!(
-        std::process::Command::new("touch")
-            .args(["-d", "10 minutes ago"])
-            .arg(&lock)
-            .status()
-            .expect("touch")
-            .success()
-    );
+    plant_stale_lock(&sshd, &svc);
     let state = tempfile::tempdir().expect("state");
     let cmd = format!(
         "{} --config {} deploy a000002 --env lab",
@@ -342,5 +316,24 @@ fn on_a_terminal_a_stale_lock_is_offered_for_take_over() {
             .iter()
             .any(|r| r["action"] == "take_over_lock" && r["holder"]["actor"] == "ci@runner-7"),
         "{audit:#?}"
+    );
+}
+
+/// A lock file left by a CI runner that died 10 minutes ago (the older regular-file form, no
+/// heartbeat since): stale, and not this machine's.
+fn plant_stale_lock(sshd: &SshServer, svc: &TestService) {
+    let lock = lock_path(sshd, svc);
+    std::fs::write(
+        &lock,
+        r#"{"token":"dead","actor":"ci@runner-7","action":"deploy a000009","since":"2026-11-22T01:00:00Z","pid":4242,"machine":"runner-7"}"#,
+    )
+    .expect("lock");
+    assert!(
+        std::process::Command::new("touch")
+            .args(["-d", "10 minutes ago"])
+            .arg(&lock)
+            .status()
+            .expect("touch")
+            .success()
     );
 }
