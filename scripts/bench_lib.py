@@ -147,3 +147,96 @@ def events(stdout):
         except json.JSONDecodeError:
             pass
     return out
+
+
+class LatencyRelay:
+    """A TCP relay on 127.0.0.1 that delays every chunk by `delay_ms` in each direction (so the
+    round trip grows by twice that) and counts the bytes it carries. Needs no root and no
+    kernel feature: put it in front of an sshd and point the host's `port` at `relay.port`.
+
+    Order is kept per direction: each chunk is stamped when read and written once its time has
+    come, so a burst costs one delay, not one per chunk (as on a real link)."""
+
+    def __init__(self, target_port, delay_ms, target_host="127.0.0.1"):
+        import queue
+        self._queue = queue
+        self.delay = delay_ms / 1000.0
+        self.target = (target_host, target_port)
+        self.up = 0  # client -> server bytes
+        self.down = 0  # server -> client bytes
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stop = False
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(256)
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def bytes(self):
+        with self._lock:
+            return self.up + self.down
+
+    def _count(self, upward, n):
+        with self._lock:
+            if upward:
+                self.up += n
+            else:
+                self.down += n
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self.connections += 1
+            self._pipe(client, server, True)
+            self._pipe(server, client, False)
+
+    def _pipe(self, src, dst, upward):
+        q = self._queue.Queue()
+
+        def reader():
+            while True:
+                try:
+                    data = src.recv(65536)
+                except OSError:
+                    data = b""
+                q.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def writer():
+            while True:
+                due, data = q.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if not data:
+                    try:
+                        dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    return
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    return
+                self._count(upward, len(data))
+
+        threading.Thread(target=reader, daemon=True).start()
+        threading.Thread(target=writer, daemon=True).start()
+
+    def stop(self):
+        self._stop = True
+        self._sock.close()
