@@ -21,4 +21,5 @@ mod release;
 mod runner;
 mod secrets;
 mod status;
+mod swarm_cluster;
 mod watch;
