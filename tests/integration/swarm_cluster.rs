@@ -97,6 +97,36 @@ fn a_three_node_swarm_spreads_replicas_publishes_on_each_node_and_sees_a_killed_
         assert!(local.contains(&image), "{}: {local}", swarm.hostname(i));
     }
 
+    // deckhand reaches the manager over ssh: what it forwards to 127.0.0.1 is the manager's
+    // loopback, where the manager's task publishes too.
+    let local = free_port();
+    let mut forward = std::process::Command::new("ssh")
+        .args([
+            "-N",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            swarm.known_hosts().display()
+        ))
+        .arg("-i")
+        .arg(swarm.client_key())
+        .args(["-p", &swarm.ssh_port().to_string(), "-L"])
+        .arg(format!("127.0.0.1:{local}:127.0.0.1:{port}"))
+        .arg(swarm.ssh_destination())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ssh (openssh-client)");
+    let body = wait_answer(SocketAddr::from(([127, 0, 0, 1], local)));
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(body.contains(swarm.hostname(MANAGER)), "{body:?}");
+
     // A worker's dockerd killed: the manager sees it Down; back up, it is Ready again.
     swarm.kill_node_dockerd(2);
     swarm.wait_node_status(2, "Down", Duration::from_secs(60));
