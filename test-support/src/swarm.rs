@@ -247,6 +247,30 @@ impl SwarmCluster {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// What the manager knows, for failure messages: nodes, services, and every service's
+    /// tasks with their errors.
+    pub fn diagnose(&self) -> String {
+        let mut out = vec![
+            text_of(&self.docker(MANAGER, &["node", "ls"])),
+            text_of(&self.docker(MANAGER, &["service", "ls"])),
+        ];
+        let services = self.docker(MANAGER, &["service", "ls", "-q"]);
+        for id in String::from_utf8_lossy(&services.stdout).split_whitespace() {
+            out.push(text_of(&self.docker(
+                MANAGER,
+                &[
+                    "service",
+                    "ps",
+                    "--no-trunc",
+                    "--format",
+                    "{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+                    id,
+                ],
+            )));
+        }
+        out.join("\n")
+    }
+
     /// Every node as the manager sees it, in `docker node ls` order.
     pub fn node_states(&self) -> Vec<NodeState> {
         let out = self.docker(
@@ -408,6 +432,20 @@ impl SwarmCluster {
         )
     }
 
+    /// `[env.<env>.swarm]` for deckhand.toml: this cluster's manager over ssh, `replicas` per
+    /// color.
+    pub fn swarm_env_toml(&self, env: &str, replicas: u32) -> String {
+        format!(
+            "[env.{env}.swarm]\nmanager = \"{}\"\nport = {}\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nstate_dir = \"{}\"\ndocker_socket = \"{}\"\nreplicas = {replicas}\n",
+            self.ssh_destination(),
+            self.ssh_port(),
+            self.client_key().display(),
+            self.known_hosts().display(),
+            self.state_dir().display(),
+            self.manager_socket().display(),
+        )
+    }
+
     fn sshd_dir(&self) -> PathBuf {
         self.dir.join("sshd")
     }
@@ -557,6 +595,16 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
 
 impl Drop for SwarmCluster {
     fn drop(&mut self) {
+        // For a post-mortem: the cluster stays up (clean it with a later run, which reclaims
+        // the slot once this process has exited).
+        if std::env::var_os("DECKHAND_KEEP_SWARM").is_some() {
+            eprintln!(
+                "DECKHAND_KEEP_SWARM: cluster kept in {} (manager socket {})",
+                self.dir.display(),
+                self.manager_socket().display()
+            );
+            return;
+        }
         // Children first, by handle; the teardown then finds whatever they left (containerd,
         // shims, containers of a killed dockerd) by the temp dir in their command lines.
         for child in [self.sshd.take(), self.registry_relay.take()]
