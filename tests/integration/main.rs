@@ -22,4 +22,5 @@ mod runner;
 mod secrets;
 mod status;
 mod swarm;
+mod swarm_cluster;
 mod watch;
