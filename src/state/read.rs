@@ -100,6 +100,13 @@ pub async fn read_service(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
+    // A Swarm manager (issue 16): the colors are Swarm services, read by `crate::swarm`; so
+    // the monitor, prune and "serves now" see the Swarm as the release engine does.
+    if crate::swarm::is_swarm(host) {
+        return crate::swarm::read_service(host, service)
+            .await
+            .map_err(crate::swarm::SwarmError::into_docker);
+    }
     let docker = &host.docker;
     let mut filters = HashMap::new();
     filters.insert(

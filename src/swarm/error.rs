@@ -30,6 +30,18 @@ pub enum SwarmError {
 }
 
 impl SwarmError {
+    /// For readers whose error type is the Docker client's (`state::read_service`): the
+    /// engine's own error when there is one, else this one's words as a server error.
+    pub fn into_docker(self) -> bollard::errors::Error {
+        match self {
+            SwarmError::Docker { source, .. } => source,
+            other => bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: other.to_string(),
+            },
+        }
+    }
+
     pub fn docker(host: &str, what: impl Into<String>, source: bollard::errors::Error) -> Self {
         SwarmError::Docker {
             host: host.to_string(),

@@ -309,6 +309,22 @@ pub async fn read(
     let images = crate::state::read::read_images(host, service, &color_statuses)
         .await
         .unwrap_or_default();
+    let mut color_statuses = color_statuses;
+    // The live color's health as users get it: `/health` through the proxy's published port.
+    if let (Some(c), true) = (live, proxy.running)
+        && let Some(Some(cs)) = color_statuses.get_mut(&c)
+        && cs.state == ContainerState::Running
+    {
+        cs.health = Some(
+            crate::state::probe_health(
+                host,
+                service.public_port,
+                &service.health_path,
+                std::time::Duration::from_secs(3),
+            )
+            .await,
+        );
+    }
     let mut status = ServiceStatus {
         name: service.name.clone(),
         live_color: live,
@@ -366,6 +382,17 @@ pub fn problems(sw: &SwarmService, st: &ServiceStatus) -> Vec<String> {
                 .map_or_else(String::new, |e| format!(" (last task error: {e})"))
         )),
         Some(_) => {}
+    }
+    if let Some(h) = sw
+        .live_color
+        .and_then(|c| st.color(c))
+        .and_then(|c| c.health.as_ref())
+        .filter(|h| !h.is_healthy())
+    {
+        p.push(format!(
+            "the live color's /health through the proxy: {}",
+            h.summary()
+        ));
     }
     p
 }

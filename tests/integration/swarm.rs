@@ -41,7 +41,7 @@ fn replicas_running(swarm: &SwarmCluster, name: &str) -> String {
 fn swarm_deploy_and_rollback_under_load_lose_no_request_and_status_shows_nodes_and_replicas() {
     let swarm = SwarmCluster::start(1);
     let svc = TestService::new("sw");
-    svc.push(&GOOD_SHAS[..2]);
+    svc.push(&GOOD_SHAS[..3]);
     svc.push(&[UNHEALTHY_SHA]);
     let (_d, path) = config(&swarm, &svc, 2);
     let public = swarm.node_addr(MANAGER, svc.public_port);
@@ -147,6 +147,39 @@ fn swarm_deploy_and_rollback_under_load_lose_no_request_and_status_shows_nodes_a
             .iter()
             .any(|r| r["to_sha"] == UNHEALTHY_SHA && r["outcome"] == "failed")
     );
+
+    // Prune on a Swarm: the manager's images; what either color's spec names is in use (the
+    // kept color is the next rollback). Two unused images (the never-healthy one and one
+    // pulled by hand): one goes, the most recent unused one is kept (`--keep` is at least 1).
+    let image = |sha: &str| format!("{}:{sha}", svc.repo);
+    swarm.docker_ok(MANAGER, &["pull", "-q", &image(GOOD_SHAS[2])]);
+    let present = |sha: &str| {
+        swarm
+            .docker(MANAGER, &["image", "inspect", &image(sha)])
+            .status
+            .success()
+    };
+    let out = deckhand(&path, &["prune", "--keep", "1", "--env", "sw", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "prune: {}", text(&out));
+    assert!(
+        present(GOOD_SHAS[0]) && present(GOOD_SHAS[1]),
+        "a color's image was pruned: {}",
+        text(&out)
+    );
+    assert_eq!(
+        [GOOD_SHAS[2], UNHEALTHY_SHA]
+            .iter()
+            .filter(|s| present(s))
+            .count(),
+        1,
+        "{}\n{}",
+        text(&out),
+        swarm.diagnose()
+    );
+
+    // Alerts read the Swarm like status does: the live color answers through the proxy.
+    let out = deckhand(&path, &["alerts", "--env", "sw"]);
+    assert_eq!(out.status.code(), Some(0), "alerts: {}", text(&out));
 
     // The table names the nodes too.
     let out = deckhand(&path, &["status", "--env", "sw"]);

@@ -289,7 +289,10 @@ async fn plan_swarm(request: &Request, host: &Host) -> Result<HostPlan, ReleaseE
             plan(Target::Ref(reference.clone()), Action::Redeploy).await
         }
         Verb::Rollback { target } => plan(target.clone(), Action::Rollback).await,
-        Verb::Prune { .. } => Err(refuse("prune")),
+        // The manager's images; what a scaled-down color's spec names counts as in use.
+        Verb::Prune { keep } => prune::plan_on_host(host, service, *keep)
+            .await
+            .map(HostPlan::Prune),
         Verb::Unlock { .. } => lock::read(host, &service.name)
             .await
             .map(|lock| HostPlan::Unlock {
