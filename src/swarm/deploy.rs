@@ -90,7 +90,7 @@ pub async fn plan_on_host(
     };
     let mut plan = plan_from(host, &read, &ledger, service, target, action)?;
     plan.note = Some(format!(
-        "Swarm: {} with {} replica(s) behind {}",
+        "Swarm: {} with {} replica(s) behind {}; no watch window on a Swarm (the old color is scaled to 0 after the drain)",
         names::color_service(service, plan.to_color),
         replicas(host),
         names::proxy_service(service)
