@@ -22,4 +22,5 @@ mod runner;
 mod secrets;
 mod status;
 mod swarm_cluster;
+mod swarm_matrix;
 mod watch;
