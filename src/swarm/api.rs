@@ -40,9 +40,10 @@ pub async fn manager_node_id(host: &Host) -> Result<String, SwarmError> {
         .await
         .map_err(docker_err(host, "read the engine's info"))?;
     let sw = info.swarm.unwrap_or_default();
-    let state = sw
-        .local_node_state
-        .map_or_else(|| "unknown".to_string(), |s| format!("{s:?}").to_lowercase());
+    let state = sw.local_node_state.map_or_else(
+        || "unknown".to_string(),
+        |s| format!("{s:?}").to_lowercase(),
+    );
     match (sw.control_available, sw.node_id) {
         (Some(true), Some(id)) if !id.is_empty() => Ok(id),
         _ => Err(SwarmError::NotManager {
@@ -82,7 +83,11 @@ pub async fn inspect(host: &Host, name: &str) -> Result<Option<SwarmServiceObj>,
     {
         Ok(s) => Ok(Some(s)),
         Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(SwarmError::docker(host.name(), format!("inspect {name}"), e)),
+        Err(e) => Err(SwarmError::docker(
+            host.name(),
+            format!("inspect {name}"),
+            e,
+        )),
     }
 }
 
@@ -166,7 +171,13 @@ pub async fn ensure_network(host: &Host, name: &str) -> Result<(), SwarmError> {
     {
         Ok(_) => return Ok(()),
         Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(SwarmError::docker(host.name(), format!("inspect network {name}"), e)),
+        Err(e) => {
+            return Err(SwarmError::docker(
+                host.name(),
+                format!("inspect network {name}"),
+                e,
+            ));
+        }
     }
     host.docker
         .create_network(NetworkCreateRequest {

@@ -25,7 +25,9 @@ use crate::release::audit::{self, AuditOutcome, AuditRecord};
 use crate::release::ledger::{self, Ending, Ledger};
 use crate::release::lock::{self, HeldLock, LockRequest};
 use crate::release::plan::{Action, Pinned, Target, plan_deploy, plan_rollback};
-use crate::release::{ActionOptions, DeployPlan, Event, EventSink, HostOutcome, ReleaseError, Step};
+use crate::release::{
+    ActionOptions, DeployPlan, Event, EventSink, HostOutcome, ReleaseError, Step,
+};
 use crate::transport::Host;
 
 fn replicas(host: &Host) -> u32 {
@@ -37,12 +39,7 @@ async fn read_now(host: &Host, service: &Service) -> Result<ServiceRead, SwarmEr
     let nodes = api::nodes(host).await?;
     let names = nodes
         .iter()
-        .filter_map(|n| {
-            Some((
-                n.id.clone()?,
-                n.description.as_ref()?.hostname.clone()?,
-            ))
-        })
+        .filter_map(|n| Some((n.id.clone()?, n.description.as_ref()?.hostname.clone()?)))
         .collect();
     super::status::read(host, service, &names).await
 }
@@ -288,8 +285,10 @@ async fn run_locked(
         save_ledger(r, service, &ledger).await;
     }
     let target = Target::Ref(pinned.to_sha.clone());
-    let plan = plan_from(host, &read, &ledger, service, &target, pinned.action)
-        .and_then(|p| match pinned.differences(&p) {
+    let plan =
+        plan_from(host, &read, &ledger, service, &target, pinned.action).and_then(|p| match pinned
+            .differences(&p)
+        {
             Some(what) => Err(ReleaseError::Changed {
                 host: host.name().to_string(),
                 what,
@@ -342,15 +341,16 @@ async fn run_locked(
     // The target color at the SHA with N replicas.
     guard(r, held, service, Step::Create, opts).await?;
     let color_name = names::color_service(service, to);
-    let t = r.start(
-        Step::Create,
-        format!("{color_name}: {} × {n}", plan.image),
-    );
+    let t = r.start(Step::Create, format!("{color_name}: {} × {n}", plan.image));
     let spec = match (plan.reuse_existing, api::spec_of(host, &color_name).await) {
         // A rollback scales the kept spec back up: same image, no new pull.
         (true, Ok(Some(kept))) => with_replicas(kept, n),
         _ => {
-            let mut env: Vec<String> = service.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut env: Vec<String> = service
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             env.extend(
                 crate::release::container::read_env_file(host, service)
                     .await
@@ -377,9 +377,17 @@ async fn run_locked(
     // Health: N tasks of this spec run (after the image's HEALTHCHECK) and answer /health.
     let t = r.start(Step::Health, format!("{n} task(s) of {color_name}"));
     let timeout = opts.health_timeout.unwrap_or(service.health_timeout);
-    if let Err(e) =
-        super::proxy::wait_healthy(host, service, &proxy, to, &plan.to_sha, n, timeout, &opts.cancel)
-            .await
+    if let Err(e) = super::proxy::wait_healthy(
+        host,
+        service,
+        &proxy,
+        to,
+        &plan.to_sha,
+        n,
+        timeout,
+        &opts.cancel,
+    )
+    .await
     {
         let live_note = match &plan.from_sha {
             Some(s) => format!("{s} still serves"),
@@ -407,7 +415,10 @@ async fn run_locked(
 
     // Switch (memory and file in one exec), then confirm through the public port.
     guard(r, held, service, Step::Switch, opts).await?;
-    let t = r.start(Step::Switch, format!("{} → {to}", from.map_or("none".into(), |c| c.to_string())));
+    let t = r.start(
+        Step::Switch,
+        format!("{} → {to}", from.map_or("none".into(), |c| c.to_string())),
+    );
     let route = haproxy::Route {
         color: to,
         sha: plan.to_sha.clone(),
@@ -429,13 +440,18 @@ async fn run_locked(
         crate::release::proxy::confirm(host, service, to, Duration::from_secs(10)).await
     {
         let back = match &live_route {
-            Some(old) => super::proxy::switch(host, service, &proxy, n, old).await.err(),
+            Some(old) => super::proxy::switch(host, service, &proxy, n, old)
+                .await
+                .err(),
             None => None,
         };
         scale(host, &color_name, 0).await;
         let e = ReleaseError::Switch {
             host: host.name().to_string(),
-            detail: format!("{to} did not answer through port {}: {detail}", service.public_port),
+            detail: format!(
+                "{to} did not answer through port {}: {detail}",
+                service.public_port
+            ),
             live_note: match back {
                 None => "the previous route was applied again".into(),
                 Some(b) => format!("switching back failed too: {b}"),

@@ -83,9 +83,20 @@ async fn task_addresses(
     color: Color,
 ) -> Result<Vec<String>, SwarmError> {
     let name = format!("tasks.{}", names::color_service(service, color));
-    let (_, out) = proxy_api::exec(host, &proxy.container, &["nslookup", &name, "127.0.0.11"])
-        .await
-        .map_err(|e| SwarmError::docker(host.name(), "exec nslookup in the proxy", e))?;
+    // busybox's applets are not linked in the image: through its shell.
+    let (_, out) = proxy_api::exec(
+        host,
+        &proxy.container,
+        &[
+            "sh",
+            "-c",
+            r#"nslookup "$1" 127.0.0.11"#,
+            "deckhand-dns",
+            &name,
+        ],
+    )
+    .await
+    .map_err(|e| SwarmError::docker(host.name(), "exec nslookup in the proxy", e))?;
     Ok(parse_nslookup(&out))
 }
 
@@ -178,24 +189,45 @@ async fn probe_all(
     addrs: &[String],
 ) -> Result<(), String> {
     for a in addrs {
-        let url = format!("http://{a}:{}{}", service.app_port, service.health_path);
-        let (code, out) = proxy_api::exec(host, &proxy.container, &["wget", "-qO-", "-T", "3", &url])
-            .await
-            .map_err(|e| format!("probe of {a}: {e}"))?;
-        let healthy = code == 0
-            && serde_json::from_str::<serde_json::Value>(out.trim())
-                .ok()
-                .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string))
-                .is_some_and(|s| s == "healthy");
-        if !healthy {
-            return Err(format!(
-                "task {a} answered {}: {}",
-                if code == 0 { "200" } else { "an error" },
-                crate::sanitize::host_text(out.trim().lines().next().unwrap_or(""))
-            ));
+        let target = format!("{a}:{}", service.app_port);
+        // The image's busybox wget crashes (SIGSEGV) here; socat speaks HTTP/1.0 just as well.
+        let (_, out) = proxy_api::exec(
+            host,
+            &proxy.container,
+            &[
+                "sh",
+                "-c",
+                r#"printf 'GET %s HTTP/1.0\r\nHost: deckhand\r\n\r\n' "$2" | socat -t 3 -T 3 - "TCP:$1,connect-timeout=3""#,
+                "deckhand-probe",
+                &target,
+                &service.health_path,
+            ],
+        )
+        .await
+        .map_err(|e| format!("probe of {a}: {e}"))?;
+        if let Err(why) = healthy_answer(&out) {
+            return Err(format!("task {a}: {}", crate::sanitize::host_text(&why)));
         }
     }
     Ok(())
+}
+
+/// A raw HTTP answer is 200 with a JSON body whose `status` is `healthy`.
+pub fn healthy_answer(raw: &str) -> Result<(), String> {
+    let status_line = raw.lines().next().unwrap_or_default();
+    let code = status_line.split_whitespace().nth(1).unwrap_or_default();
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let status = serde_json::from_str::<serde_json::Value>(body.trim())
+        .ok()
+        .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string));
+    match (code, status.as_deref()) {
+        ("200", Some("healthy")) => Ok(()),
+        ("", _) => Err("no HTTP answer".into()),
+        (c, s) => Err(format!(
+            "HTTP {c}, status {}",
+            s.unwrap_or("not in the body")
+        )),
+    }
 }
 
 /// Puts `route`'s color in rotation (memory and file in one exec), once the proxy has
@@ -282,5 +314,19 @@ mod tests {
     fn nslookup_answers_are_the_task_addresses() {
         let out = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\nNon-authoritative answer:\nName:\ttasks.x-blue\nAddress: 10.0.1.4\nName:\ttasks.x-blue\nAddress: 10.0.1.3\n";
         assert_eq!(parse_nslookup(out), vec!["10.0.1.3", "10.0.1.4"]);
+    }
+
+    #[test]
+    fn only_a_healthy_200_passes_the_probe() {
+        let ok =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"healthy\"}";
+        assert!(healthy_answer(ok).is_ok());
+        let bad = "HTTP/1.1 503 Service Unavailable\r\n\r\n{\"status\":\"unhealthy\"}";
+        assert_eq!(
+            healthy_answer(bad).unwrap_err(),
+            "HTTP 503, status unhealthy"
+        );
+        assert!(healthy_answer("").is_err());
+        assert!(healthy_answer("HTTP/1.1 200 OK\r\n\r\nhello").is_err());
     }
 }

@@ -216,9 +216,13 @@ mod tests {
         let labels = c.labels.as_ref().expect("labels");
         assert_eq!(labels.get(LABEL_SHA).map(String::as_str), Some("a000002"));
         assert_eq!(labels.get(LABEL_COLOR).map(String::as_str), Some("green"));
-        assert!(c.env.as_ref().is_some_and(|e| e.contains(&"A=1".to_string())));
+        assert!(
+            c.env
+                .as_ref()
+                .is_some_and(|e| e.contains(&"A=1".to_string()))
+        );
         assert_eq!(
-            spec.endpoint_spec.and_then(|e| e.mode),
+            spec.endpoint_spec.as_ref().and_then(|e| e.mode),
             Some(EndpointSpecModeEnum::DNSRR)
         );
         assert_eq!(replicas_of(&with_replicas(spec.clone(), 0)), 0);

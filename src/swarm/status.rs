@@ -98,9 +98,7 @@ fn node_status(n: &Node) -> NodeStatus {
         availability: spec
             .availability
             .map_or_else(|| "unknown".into(), |a| lower(&a)),
-        state: status
-            .state
-            .map_or_else(|| "unknown".into(), |s| lower(&s)),
+        state: status.state.map_or_else(|| "unknown".into(), |s| lower(&s)),
         leader: n
             .manager_status
             .as_ref()
@@ -146,12 +144,15 @@ pub fn color_of(
             let st = t.status.as_ref()?;
             let bad = st.err.as_ref().is_some_and(|e| !e.is_empty())
                 || matches!(st.state, Some(TaskState::FAILED | TaskState::REJECTED));
-            let pending = t.desired_state == Some(TaskState::RUNNING)
-                && st.state != Some(TaskState::RUNNING);
+            let pending =
+                t.desired_state == Some(TaskState::RUNNING) && st.state != Some(TaskState::RUNNING);
             (bad || pending).then(|| {
                 (
                     *t,
-                    st.timestamp.as_ref().map(|d| format!("{d:?}")).unwrap_or_default(),
+                    st.timestamp
+                        .as_ref()
+                        .map(|d| format!("{d:?}"))
+                        .unwrap_or_default(),
                 )
             })
         })
@@ -230,8 +231,7 @@ pub async fn read(
     // The route: HAProxy's memory, else the file it would start from.
     let mut live = None;
     if let Some(c) = &proxy_container
-        && let Ok((0, out)) =
-            crate::state::proxy_api::cli(host, c, &haproxy::stat_command()).await
+        && let Ok((0, out)) = crate::state::proxy_api::cli(host, c, &haproxy::stat_command()).await
     {
         live = haproxy::serving(&haproxy::parse_stat(&out));
     }
@@ -252,7 +252,12 @@ pub async fn read(
     let drift = proxy_image
         .as_ref()
         .filter(|i| **i != service.proxy_image)
-        .map(|i| format!("the proxy runs {i}, the config says {}", service.proxy_image));
+        .map(|i| {
+            format!(
+                "the proxy runs {i}, the config says {}",
+                service.proxy_image
+            )
+        });
     let proxy = ProxyStatus {
         exists: proxy_svc.is_some(),
         running: proxy_container.is_some(),
@@ -342,7 +347,10 @@ pub fn problems(sw: &SwarmService, st: &ServiceStatus) -> Vec<String> {
             sw.name
         ));
     }
-    match sw.live_color.and_then(|c| sw.colors.get(&c).cloned().flatten()) {
+    match sw
+        .live_color
+        .and_then(|c| sw.colors.get(&c).cloned().flatten())
+    {
         None => p.push("no color is live".to_string()),
         Some(c) if c.running == 0 => {
             p.push(format!("{}: no task runs (0/{})", c.service, c.desired));

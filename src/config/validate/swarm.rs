@@ -79,11 +79,16 @@ impl Validator<'_> {
                         n,
                         field("replicas"),
                         format!("{} is not a number of replicas", n.get_ref()),
-                        format!("use 1 to {MAX_REPLICAS} tasks per color (default {DEFAULT_REPLICAS})"),
+                        format!(
+                            "use 1 to {MAX_REPLICAS} tasks per color (default {DEFAULT_REPLICAS})"
+                        ),
                     )
                 })?,
         };
-        for (v, f) in [(&s.docker_socket, "docker_socket"), (&s.state_dir, "state_dir")] {
+        for (v, f) in [
+            (&s.docker_socket, "docker_socket"),
+            (&s.state_dir, "state_dir"),
+        ] {
             if let Some(p) = v
                 && !p.get_ref().starts_with('/')
             {
