@@ -239,7 +239,12 @@ pub(crate) fn node_state(v: &serde_json::Value, hostname: &str) -> Option<String
 }
 
 /// Deploys `sha` and asserts it went live (exit 0, `status` says so); the run's duration.
-pub(crate) fn deploy_ok(path: &std::path::Path, swarm: &SwarmCluster, args: &[&str], sha: &str) -> Duration {
+pub(crate) fn deploy_ok(
+    path: &std::path::Path,
+    swarm: &SwarmCluster,
+    args: &[&str],
+    sha: &str,
+) -> Duration {
     let t = std::time::Instant::now();
     let mut all = args.to_vec();
     all.extend(["--env", "lab", "--yes"]);
@@ -284,7 +289,12 @@ fn deploy_and_rollback_on_a_three_node_swarm_under_load_fail_no_request() {
     );
     assert_eq!(fresh.failed, 0, "fresh connections: {:?}", fresh.failures);
     assert_eq!(kept.failed, 0, "keep-alive: {:?}", kept.failures);
-    assert_eq!(fresh.colors_seen.len(), 2, "both colors served: {:?}", fresh.colors_seen);
+    assert_eq!(
+        fresh.colors_seen.len(),
+        2,
+        "both colors served: {:?}",
+        fresh.colors_seen
+    );
 
     // The new release ran on every node, as status reported it after the deploy.
     let svc_status = &v["hosts"][0]["swarm"]["services"][0];
@@ -315,7 +325,10 @@ fn a_worker_dockerd_killed_during_a_deploy_leaves_a_release_serving_and_status_s
     let load = LoadClient::start_at(public);
     let worker = 2;
     let mut run = JsonRun::spawn(&path, &["deploy", GOOD_SHAS[1], "--env", "lab", "--yes"]);
-    assert!(run.wait_for_step("health"), "the deploy reached the health wait");
+    assert!(
+        run.wait_for_step("health"),
+        "the deploy reached the health wait"
+    );
     swarm.kill_node_dockerd(worker);
     let t = std::time::Instant::now();
     let (code, out) = run.finish();
@@ -325,7 +338,11 @@ fn a_worker_dockerd_killed_during_a_deploy_leaves_a_release_serving_and_status_s
     // Whatever the outcome, one release serves, and it is the one status calls live.
     let (_, v) = status_json(&path);
     let live = v["hosts"][0]["services"][0]["live_sha"].clone();
-    let expected = if code == Some(0) { GOOD_SHAS[1] } else { GOOD_SHAS[0] };
+    let expected = if code == Some(0) {
+        GOOD_SHAS[1]
+    } else {
+        GOOD_SHAS[0]
+    };
     assert_eq!(live, expected, "deploy exit {code:?}: {out}\n{v:#}");
     let (answer, _) = get_at(public, "/").unwrap_or_else(|e| panic!("public port: {e}"));
     assert_eq!(answer, 200, "the public port serves after the node failure");
@@ -347,11 +364,13 @@ fn a_worker_dockerd_killed_during_a_deploy_leaves_a_release_serving_and_status_s
     eprintln!(
         "node failure during the health wait: deploy exit {code:?} after {took:?} more, live {live}, \
          {} sent {} failed while it ran; nodes {}",
-        load.sent,
-        load.failed,
-        v["hosts"][0]["swarm"]["nodes"]
+        load.sent, load.failed, v["hosts"][0]["swarm"]["nodes"]
     );
-    assert_eq!(load.failed, 0, "the old release served throughout: {:?}", load.failures);
+    assert_eq!(
+        load.failed, 0,
+        "the old release served throughout: {:?}",
+        load.failures
+    );
 
     // The node back: the same deploy converges.
     swarm.restart_node(worker);

@@ -141,7 +141,13 @@ fn swarm_matrix_node_failure() {
             "recovered": recovered, "recovery_deploy_ms": ms(t.elapsed())})
     );
     assert!(reached, "step {step} never started: {out}");
-    assert_ne!(outcome, "BROKEN", "deploy exit {code:?}, live {live}, public {after:?}: {out}");
-    assert!(down_ms.is_some(), "status never showed the worker down: {v:#}");
+    assert_ne!(
+        outcome, "BROKEN",
+        "deploy exit {code:?}, live {live}, public {after:?}: {out}"
+    );
+    assert!(
+        down_ms.is_some(),
+        "status never showed the worker down: {v:#}"
+    );
     assert!(recovered, "with the worker back: {}", text(&again));
 }
