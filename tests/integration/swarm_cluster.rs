@@ -129,6 +129,10 @@ fn a_three_node_swarm_spreads_replicas_publishes_on_each_node_and_sees_a_killed_
 
     // A worker's dockerd killed: the manager sees it Down; back up, it is Ready again.
     swarm.kill_node_dockerd(2);
+    // Its containers outlive it (their own containerd, as with Debian's containerd service),
+    // and its published port still reaches its task (iptables, not dockerd).
+    let body = wait_answer(swarm.node_addr(2, port));
+    assert!(body.contains(swarm.hostname(2)), "{body:?}");
     swarm.wait_node_status(2, "Down", Duration::from_secs(60));
     swarm.restart_node(2);
     let states = swarm.node_states();
