@@ -40,6 +40,7 @@ struct Node {
     hostname: String,
     dir: PathBuf,
     dockerd: Option<Child>,
+    containerd: Option<Child>,
     relay: Option<Child>,
 }
 
@@ -103,6 +104,7 @@ impl SwarmCluster {
                 hostname: format!("node{i}"),
                 dir,
                 dockerd: None,
+                containerd: None,
                 relay: None,
             });
             let relay = spawn_logged(
@@ -116,6 +118,7 @@ impl SwarmCluster {
                 &cluster.nodes[i].dir.join("registry-relay.log"),
             );
             cluster.nodes[i].relay = Some(relay);
+            cluster.spawn_containerd(i);
             cluster.spawn_dockerd(i);
         }
         for i in 0..n {
@@ -343,6 +346,13 @@ impl SwarmCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        let containerd_exited = self.nodes[i]
+            .containerd
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+        if containerd_exited {
+            self.spawn_containerd(i);
+        }
         self.spawn_dockerd(i);
         self.wait_dockerd(i);
         self.wait_node_status(i, "Ready", Duration::from_secs(60));
@@ -503,6 +513,44 @@ impl SwarmCluster {
         self.dir.join("registry.sock")
     }
 
+    fn containerd_socket(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("ctd.sock")
+    }
+
+    /// The node's own containerd, in its namespace, like Debian's containerd service next to
+    /// dockerd: a dockerd left to find one would take the machine's at
+    /// /run/containerd/containerd.sock where that runs (shared with the machine's dockerd, in
+    /// the root namespace), and killing a dockerd must leave its containers running.
+    fn spawn_containerd(&mut self, i: usize) {
+        let d = self.nodes[i].dir.clone();
+        let config = d.join("containerd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{sock}\"\n[debug]\n  address = \"{debug}\"\n",
+                root = d.join("ctd-root").display(),
+                state = d.join("ctd-state").display(),
+                sock = self.containerd_socket(i).display(),
+                debug = d.join("ctd-debug.sock").display(),
+            ),
+        )
+        .expect("containerd config");
+        let mut cmd = self.in_netns(i, "containerd");
+        cmd.arg("--config").arg(&config);
+        self.nodes[i].containerd = Some(spawn_logged(&mut cmd, &d.join("containerd.log")));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(self.containerd_socket(i)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{}'s containerd did not listen within 30s:\n{}",
+                self.hostname(i),
+                std::fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn spawn_dockerd(&mut self, i: usize) {
         let d = self.nodes[i].dir.clone();
         // Its own UTS namespace for its own hostname (Swarm names nodes by hostname); only the
@@ -519,6 +567,8 @@ impl SwarmCluster {
             .arg(d.join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", self.socket(i).display()))
+            .arg("--containerd")
+            .arg(self.containerd_socket(i))
             // Drop (and restart_node) should not wait long for containers to stop.
             .args(["--shutdown-timeout", "5"]);
         self.nodes[i].dockerd = Some(spawn_logged(&mut cmd, &d.join("dockerd.log")));
@@ -624,6 +674,16 @@ impl Drop for SwarmCluster {
         for node in &mut self.nodes {
             if let Some(mut child) = node.dockerd.take() {
                 let deadline = Instant::now() + Duration::from_secs(20);
+                while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            // After its dockerd: containers a killed dockerd left are the teardown's.
+            if let Some(mut child) = node.containerd.take() {
+                net::kill(child.id(), "TERM");
+                let deadline = Instant::now() + Duration::from_secs(5);
                 while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }

@@ -23,4 +23,5 @@ mod secrets;
 mod status;
 mod swarm;
 mod swarm_cluster;
+mod swarm_matrix;
 mod watch;

@@ -129,6 +129,10 @@ fn a_three_node_swarm_spreads_replicas_publishes_on_each_node_and_sees_a_killed_
 
     // A worker's dockerd killed: the manager sees it Down; back up, it is Ready again.
     swarm.kill_node_dockerd(2);
+    // Its containers outlive it (their own containerd, as with Debian's containerd service),
+    // and its published port still reaches its task (iptables, not dockerd).
+    let body = wait_answer(swarm.node_addr(2, port));
+    assert!(body.contains(swarm.hostname(2)), "{body:?}");
     swarm.wait_node_status(2, "Down", Duration::from_secs(60));
     swarm.restart_node(2);
     let states = swarm.node_states();
@@ -213,4 +217,166 @@ fn an_overlay_network_connects_containers_on_different_nodes() {
         "both workers' tasks answer over the overlay: {}",
         text(&out)
     );
+}
+
+/// deckhand's config for `svc` on env `lab`, a Swarm through `swarm`'s manager.
+pub(crate) fn swarm_config(
+    svc: &TestService,
+    swarm: &SwarmCluster,
+    replicas: u32,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    write_config(&format!(
+        "{}\n{}",
+        svc.service_toml(""),
+        swarm.swarm_env_toml("lab", replicas)
+    ))
+}
+
+/// The state `status` gives node `hostname` ("ready", "down", ...).
+pub(crate) fn node_state(v: &serde_json::Value, hostname: &str) -> Option<String> {
+    v["hosts"][0]["swarm"]["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["hostname"] == hostname)
+        .and_then(|n| n["state"].as_str())
+        .map(str::to_string)
+}
+
+/// Deploys `sha` and asserts it went live (exit 0, `status` says so); the run's duration.
+pub(crate) fn deploy_ok(
+    path: &std::path::Path,
+    swarm: &SwarmCluster,
+    args: &[&str],
+    sha: &str,
+) -> Duration {
+    let t = std::time::Instant::now();
+    let mut all = args.to_vec();
+    all.extend(["--env", "lab", "--yes"]);
+    let out = deckhand(path, &all);
+    let took = t.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}\n{}",
+        text(&out),
+        swarm.diagnose()
+    );
+    let (code, v) = status_json(path);
+    assert_eq!(code, Some(0), "status after {args:?}: {v:#}");
+    assert_eq!(v["hosts"][0]["services"][0]["live_sha"], sha, "{v:#}");
+    took
+}
+
+/// Zero downtime on a real multi-node Swarm: 3 replicas per color spread over 3 nodes, the
+/// proxy on the manager; a deploy and a rollback while fresh-connection and keep-alive
+/// clients hit the public port (published in host mode on the manager's address).
+#[test]
+fn deploy_and_rollback_on_a_three_node_swarm_under_load_fail_no_request() {
+    let swarm = SwarmCluster::start(3);
+    let svc = TestService::new("swd");
+    svc.push(&GOOD_SHAS[..2]);
+    let (_d, path) = swarm_config(&svc, &swarm, 3);
+    let first = deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[0]], GOOD_SHAS[0]);
+
+    let public = swarm.node_addr(MANAGER, svc.public_port);
+    let fresh = LoadClient::start_at(public);
+    let kept = KeepAliveClients::start_at(public, 4);
+    let deploy = deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[1]], GOOD_SHAS[1]);
+    let (_, v) = status_json(&path);
+    let rollback = deploy_ok(&path, &swarm, &["rollback"], GOOD_SHAS[0]);
+    let fresh = fresh.finish();
+    let kept = kept.finish();
+    eprintln!(
+        "swarm 3 nodes x 3 replicas: first deploy {first:?}, deploy {deploy:?}, rollback {rollback:?}; \
+         fresh connections {} sent {} failed, keep-alive {} sent {} failed ({} connections)",
+        fresh.sent, fresh.failed, kept.sent, kept.failed, kept.connections
+    );
+    assert_eq!(fresh.failed, 0, "fresh connections: {:?}", fresh.failures);
+    assert_eq!(kept.failed, 0, "keep-alive: {:?}", kept.failures);
+    assert_eq!(
+        fresh.colors_seen.len(),
+        2,
+        "both colors served: {:?}",
+        fresh.colors_seen
+    );
+
+    // The new release ran on every node, as status reported it after the deploy.
+    let svc_status = &v["hosts"][0]["swarm"]["services"][0];
+    let live = svc_status["live_color"].as_str().unwrap_or_default();
+    let color = &svc_status["colors"][live];
+    assert_eq!(color["running"], 3, "{v:#}");
+    let mut nodes: Vec<&str> = color["nodes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert!(nodes.len() >= 2, "replicas spread over the nodes: {v:#}");
+}
+
+/// Node failure: a worker's dockerd is killed while a deploy waits for the new release's
+/// tasks. The deploy converges (Swarm reschedules onto the nodes left) or stops with the old
+/// release serving; `status` shows the node down; with the node back, the deploy converges.
+#[test]
+fn a_worker_dockerd_killed_during_a_deploy_leaves_a_release_serving_and_status_shows_it_down() {
+    let mut swarm = SwarmCluster::start(3);
+    let svc = TestService::new("swk");
+    svc.push(&GOOD_SHAS[..2]);
+    let (_d, path) = swarm_config(&svc, &swarm, 3);
+    deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[0]], GOOD_SHAS[0]);
+
+    let public = swarm.node_addr(MANAGER, svc.public_port);
+    let load = LoadClient::start_at(public);
+    let worker = 2;
+    let mut run = JsonRun::spawn(&path, &["deploy", GOOD_SHAS[1], "--env", "lab", "--yes"]);
+    assert!(
+        run.wait_for_step("health"),
+        "the deploy reached the health wait"
+    );
+    swarm.kill_node_dockerd(worker);
+    let t = std::time::Instant::now();
+    let (code, out) = run.finish();
+    let took = t.elapsed();
+    let load = load.finish();
+
+    // Whatever the outcome, one release serves, and it is the one status calls live.
+    let (_, v) = status_json(&path);
+    let live = v["hosts"][0]["services"][0]["live_sha"].clone();
+    let expected = if code == Some(0) {
+        GOOD_SHAS[1]
+    } else {
+        GOOD_SHAS[0]
+    };
+    assert_eq!(live, expected, "deploy exit {code:?}: {out}\n{v:#}");
+    let (answer, _) = get_at(public, "/").unwrap_or_else(|e| panic!("public port: {e}"));
+    assert_eq!(answer, 200, "the public port serves after the node failure");
+
+    // status shows the node down (Swarm needs a few heartbeats to call it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let v = loop {
+        let (_, v) = status_json(&path);
+        if node_state(&v, swarm.hostname(worker)).as_deref() == Some("down") {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed {} down: {v:#}",
+            swarm.hostname(worker)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "node failure during the health wait: deploy exit {code:?} after {took:?} more, live {live}, \
+         {} sent {} failed while it ran; nodes {}",
+        load.sent, load.failed, v["hosts"][0]["swarm"]["nodes"]
+    );
+    assert_eq!(
+        load.failed, 0,
+        "the old release served throughout: {:?}",
+        load.failures
+    );
+
+    // The node back: the same deploy converges.
+    swarm.restart_node(worker);
+    deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[1]], GOOD_SHAS[1]);
 }

@@ -227,21 +227,42 @@ pub(super) fn teardown(slot: u8, dir: Option<&Path>) {
         }
         unmount_under(dir);
     }
-    let prefix = format!("{PREFIX}{slot}n");
-    let list = run("ip", &["netns", "list"]);
-    for line in String::from_utf8_lossy(&list.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        if name
-            .strip_prefix(&prefix)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            let _ = run("ip", &["netns", "del", name]);
-        }
+    for ns in numbered(&run("ip", &["netns", "list"]), &format!("{PREFIX}{slot}n")) {
+        let _ = run("ip", &["netns", "del", &ns]);
     }
+    // The root end of a veth goes with its namespace, but asynchronously: delete it here so
+    // the next cluster in this slot can create it again.
+    let links = || {
+        let out = run("ip", &["-o", "link", "show"]);
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1)?.split('@').next().map(str::to_string))
+            .collect();
+        names
+            .into_iter()
+            .filter(|n| {
+                n == &bridge(slot)
+                    || n.strip_prefix(&format!("{PREFIX}{slot}v"))
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect::<Vec<_>>()
+    };
     while forward_rule("-D", slot).status.success() {}
-    let _ = run("ip", &["link", "del", &bridge(slot)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = links();
+        if left.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        for l in left.iter().filter(|l| **l != bridge(slot)) {
+            let _ = run("ip", &["link", "del", l]);
+        }
+        // The bridge last: it is the slot's lock.
+        if left.len() == 1 {
+            let _ = run("ip", &["link", "del", &bridge(slot)]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -262,4 +283,17 @@ fn unmount_under(dir: &Path) {
     for p in points {
         let _ = run("umount", &["-l", p]);
     }
+}
+
+/// Names in `ip netns list` output that are `prefix` followed by a number.
+fn numbered(list: &Output, prefix: &str) -> Vec<String> {
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| {
+            n.strip_prefix(prefix)
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+        .collect()
 }
