@@ -338,81 +338,14 @@ async fn run_locked(
         .map_err(|e| fail(r, Step::Proxy, e.into()))?;
     r.finish(Step::Proxy, t, "");
 
-    // The target color at the SHA with N replicas.
-    guard(r, held, service, Step::Create, opts).await?;
     let color_name = names::color_service(service, to);
-    let t = r.start(Step::Create, format!("{color_name}: {} × {n}", plan.image));
-    let spec = match (plan.reuse_existing, api::spec_of(host, &color_name).await) {
-        // A rollback scales the kept spec back up: same image, no new pull.
-        (true, Ok(Some(kept))) => with_replicas(kept, n),
-        _ => {
-            let mut env: Vec<String> = service
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            env.extend(
-                crate::release::container::read_env_file(host, service)
-                    .await
-                    .map_err(|e| fail(r, Step::Create, e))?,
-            );
-            color_spec(
-                service,
-                &ColorRelease {
-                    color: to,
-                    sha: &plan.to_sha,
-                    replicas: n,
-                    deployed_at: &now_rfc3339(),
-                    deployed_by: &opts.actor,
-                    env,
-                },
-            )
-        }
-    };
-    api::apply(host, spec)
-        .await
-        .map_err(|e| fail(r, Step::Create, e.into()))?;
-    r.finish(Step::Create, t, "");
-
-    // Health: N tasks of this spec run (after the image's HEALTHCHECK) and answer /health.
-    let t = r.start(Step::Health, format!("{n} task(s) of {color_name}"));
-    let timeout = opts.health_timeout.unwrap_or(service.health_timeout);
-    if let Err(e) = super::proxy::wait_healthy(
-        host,
-        service,
-        &proxy,
-        to,
-        &plan.to_sha,
-        n,
-        timeout,
-        &opts.cancel,
-    )
-    .await
-    {
-        let live_note = match &plan.from_sha {
-            Some(s) => format!("{s} still serves"),
-            None => "nothing served before".into(),
-        };
-        scale(host, &color_name, 0).await;
-        let e = if opts.cancel.is_cancelled() {
-            ReleaseError::Aborted {
-                host: host.name().to_string(),
-                live_note,
-            }
-        } else {
-            ReleaseError::Unhealthy {
-                host: host.name().to_string(),
-                color: to.to_string(),
-                sha: plan.to_sha.clone(),
-                live_note: format!("{live_note}; {color_name} was scaled to 0 and kept"),
-                report: e.to_string(),
-            }
-        };
-        r.fail(Step::Health, &e);
-        return Err(e);
+    if plan.finish_only {
+        // A run cut off after its switch left the old color running: the route is asserted
+        // again below, then the old color drained and scaled down; the live one is untouched.
+        r.info(plan.summary());
+    } else {
+        create_and_wait(r, held, service, &plan, &proxy, opts).await?;
     }
-    r.finish(Step::Health, t, "");
-
     // Switch (memory and file in one exec), then confirm through the public port.
     guard(r, held, service, Step::Switch, opts).await?;
     let t = r.start(
@@ -461,25 +394,27 @@ async fn run_locked(
         return Err(e);
     }
     r.finish(Step::Confirm, t, "");
-    ledger.went_live(
-        ledger::Release {
-            sha: plan.to_sha.clone(),
-            color: to,
-            since: switched_at,
-            by: opts.actor.clone(),
-            action: plan.action.as_str().to_string(),
-            until: None,
-            ended: None,
-            healthy: true,
-            reconciled: false,
-        },
-        if plan.action == Action::Rollback {
-            Ending::RolledBack
-        } else {
-            Ending::Replaced
-        },
-    );
-    save_ledger(r, service, &ledger).await;
+    if !plan.finish_only {
+        ledger.went_live(
+            ledger::Release {
+                sha: plan.to_sha.clone(),
+                color: to,
+                since: switched_at,
+                by: opts.actor.clone(),
+                action: plan.action.as_str().to_string(),
+                until: None,
+                ended: None,
+                healthy: true,
+                reconciled: false,
+            },
+            if plan.action == Action::Rollback {
+                Ending::RolledBack
+            } else {
+                Ending::Replaced
+            },
+        );
+        save_ledger(r, service, &ledger).await;
+    }
 
     // Drain the old color, then scale it to zero (spec kept for a rollback).
     if let Some(old) = from.filter(|c| *c != to) {
@@ -499,6 +434,107 @@ async fn run_locked(
         r.finish(Step::StopOld, t, "scaled to 0, spec kept");
     }
     Ok(plan)
+}
+
+/// The target color at the SHA with N replicas, then healthy; scaled back to 0 on failure.
+async fn create_and_wait(
+    r: &mut Recorder<'_>,
+    held: &HeldLock,
+    service: &Service,
+    plan: &DeployPlan,
+    proxy: &super::proxy::ProxyHandle,
+    opts: &ActionOptions,
+) -> Result<(), ReleaseError> {
+    let host = r.host;
+    let n = replicas(host);
+    let to = plan.to_color;
+    let color_name = names::color_service(service, to);
+    guard(r, held, service, Step::Create, opts).await?;
+
+    let t = r.start(Step::Create, format!("{color_name}: {} × {n}", plan.image));
+    let spec = match (plan.reuse_existing, api::spec_of(host, &color_name).await) {
+        // A rollback scales the kept spec back up: same image, no new pull.
+        (true, Ok(Some(kept))) => with_replicas(kept, n),
+        _ => {
+            let mut env: Vec<String> = service
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            env.extend(
+                crate::release::container::read_env_file(host, service)
+                    .await
+                    .map_err(|e| fail(r, Step::Create, e))?,
+            );
+            color_spec(
+                service,
+                &ColorRelease {
+                    color: to,
+                    sha: &plan.to_sha,
+                    replicas: n,
+                    deployed_at: &now_rfc3339(),
+                    deployed_by: &opts.actor,
+                    env,
+                },
+            )
+        }
+    };
+    // Tasks Swarm remembers from earlier runs (a failed deploy of this SHA) are not this
+    // run's failures.
+    let before: std::collections::HashSet<String> = api::tasks(host, service)
+        .await
+        .map_err(|e| fail(r, Step::Create, e.into()))?
+        .into_iter()
+        .filter_map(|t| t.id)
+        .collect();
+    api::apply(host, spec)
+        .await
+        .map_err(|e| fail(r, Step::Create, e.into()))?;
+    r.finish(Step::Create, t, "");
+
+    // Health: N tasks of this spec run (after the image's HEALTHCHECK) and answer /health.
+    let t = r.start(Step::Health, format!("{n} task(s) of {color_name}"));
+    let timeout = opts.health_timeout.unwrap_or(service.health_timeout);
+    if let Err(e) = super::proxy::wait_healthy(
+        host,
+        service,
+        proxy,
+        &super::proxy::Wanted {
+            color: to,
+            sha: &plan.to_sha,
+            replicas: n,
+            earlier_tasks: &before,
+        },
+        timeout,
+        &opts.cancel,
+    )
+    .await
+    {
+        let live_note = match &plan.from_sha {
+            Some(s) => format!("{s} still serves"),
+            None => "nothing served before".into(),
+        };
+        scale(host, &color_name, 0).await;
+        let e = if opts.cancel.is_cancelled() {
+            ReleaseError::Aborted {
+                host: host.name().to_string(),
+                live_note,
+            }
+        } else {
+            ReleaseError::Unhealthy {
+                host: host.name().to_string(),
+                color: to.to_string(),
+                sha: plan.to_sha.clone(),
+                live_note: format!("{live_note}; {color_name} was scaled to 0 and kept"),
+                report: e.to_string(),
+            }
+        };
+        r.fail(Step::Health, &e);
+        return Err(e);
+    }
+    r.finish(Step::Health, t, "");
+
+    Ok(())
 }
 
 fn fail(r: &Recorder<'_>, step: Step, e: ReleaseError) -> ReleaseError {
@@ -536,6 +572,7 @@ pub(super) fn current_tasks<'a>(
     tasks: &'a [Task],
     color: crate::state::Color,
     image: &str,
+    earlier: &std::collections::HashSet<String>,
 ) -> (Vec<&'a Task>, usize) {
     let of_spec: Vec<&Task> = tasks
         .iter()
@@ -557,6 +594,7 @@ pub(super) fn current_tasks<'a>(
         .collect();
     let failed = of_spec
         .iter()
+        .filter(|t| t.id.as_ref().is_none_or(|id| !earlier.contains(id)))
         .filter(|t| {
             matches!(
                 t.status.as_ref().and_then(|s| s.state),
@@ -572,4 +610,76 @@ pub(super) fn current_tasks<'a>(
         })
         .collect();
     (running, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{TaskSpec, TaskSpecContainerSpec, TaskStatus};
+    use std::collections::{HashMap, HashSet};
+
+    fn task(id: &str, color: &str, image: &str, state: TaskState) -> Task {
+        Task {
+            id: Some(id.into()),
+            desired_state: Some(if state == TaskState::RUNNING {
+                TaskState::RUNNING
+            } else {
+                TaskState::SHUTDOWN
+            }),
+            status: Some(TaskStatus {
+                state: Some(state),
+                ..Default::default()
+            }),
+            spec: Some(TaskSpec {
+                container_spec: Some(TaskSpecContainerSpec {
+                    image: Some(format!("{image}@sha256:0")),
+                    labels: Some(HashMap::from([(
+                        names::LABEL_COLOR.to_string(),
+                        color.to_string(),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_this_runs_tasks_of_the_color_and_image_count() {
+        let tasks = [
+            task("old-fail", "green", "r:b1", TaskState::FAILED),
+            task("new-fail", "green", "r:b1", TaskState::FAILED),
+            task("up", "green", "r:b1", TaskState::RUNNING),
+            task("other-color", "blue", "r:b1", TaskState::RUNNING),
+            task("other-image", "green", "r:a1", TaskState::RUNNING),
+        ];
+        let earlier = HashSet::from(["old-fail".to_string()]);
+        let (running, failed) = current_tasks(&tasks, crate::state::Color::Green, "r:b1", &earlier);
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].id.as_deref(), Some("up"));
+        assert_eq!(
+            failed, 1,
+            "a failure Swarm remembers from an earlier run is not this run's"
+        );
+    }
+
+    #[test]
+    fn an_engine_that_is_no_manager_is_a_plan_error_with_the_fix() {
+        let e: ReleaseError = SwarmError::NotManager {
+            host: "mgr".into(),
+            state: "swarm state: inactive".into(),
+        }
+        .into();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("mgr: this Docker engine is not a Swarm manager"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Fix: point `swarm.manager` at a manager node"),
+            "{text}"
+        );
+        assert!(matches!(e, ReleaseError::Plan { .. }));
+    }
 }

@@ -114,20 +114,27 @@ pub fn parse_nslookup(text: &str) -> Vec<String> {
     v
 }
 
+/// What the health wait waits for.
+pub struct Wanted<'a> {
+    pub color: Color,
+    pub sha: &'a str,
+    pub replicas: u32,
+    /// Task ids that existed before this run's service update.
+    pub earlier_tasks: &'a std::collections::HashSet<String>,
+}
+
 /// Waits until `n` tasks of the color at `sha` run, Swarm's DNS lists them and each answers
 /// `/health` healthy from the proxy's container. Fails early when tasks of that image keep
 /// failing (a crash loop), with Swarm's error.
-#[allow(clippy::too_many_arguments)]
 pub async fn wait_healthy(
     host: &Host,
     service: &Service,
     proxy: &ProxyHandle,
-    color: Color,
-    sha: &str,
-    n: u32,
+    wanted: &Wanted<'_>,
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), SwarmError> {
+    let (color, sha, n) = (wanted.color, wanted.sha, wanted.replicas);
     let image = format!("{}:{sha}", service.image);
     let deadline = tokio::time::Instant::now() + timeout;
     let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
@@ -136,7 +143,7 @@ pub async fn wait_healthy(
             return Err(tasks_err(host, "cancelled by the operator"));
         }
         let tasks = api::tasks(host, service).await?;
-        let (running, failed) = current_tasks(&tasks, color, &image);
+        let (running, failed) = current_tasks(&tasks, color, &image, wanted.earlier_tasks);
         if failed >= n_usize.max(2) {
             let why = tasks
                 .iter()

@@ -475,3 +475,156 @@ pub async fn read_service(host: &Host, service: &Service) -> Result<ServiceStatu
         .collect();
     Ok(read(host, service, &nodes).await?.status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{
+        Service as SvcObj, ServiceSpec, TaskSpec, TaskSpecContainerSpec, TaskStatus,
+    };
+
+    fn service_obj(name: &str, sha: &str, replicas: u32) -> SvcObj {
+        SvcObj {
+            id: Some(format!("id-{name}")),
+            spec: Some(spec::with_replicas(
+                ServiceSpec {
+                    name: Some(name.into()),
+                    labels: Some(HashMap::from([(LABEL_SHA.to_string(), sha.to_string())])),
+                    task_template: Some(TaskSpec {
+                        container_spec: Some(TaskSpecContainerSpec {
+                            image: Some(format!("r/api:{sha}@sha256:abc")),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                replicas,
+            )),
+            ..Default::default()
+        }
+    }
+
+    fn task(node: &str, state: TaskState, desired: TaskState, err: Option<&str>) -> Task {
+        Task {
+            id: Some(format!("t-{node}-{state:?}")),
+            service_id: Some("id-api-blue".into()),
+            node_id: Some(format!("n-{node}")),
+            slot: Some(1),
+            desired_state: Some(desired),
+            status: Some(TaskStatus {
+                state: Some(state),
+                err: err.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_color_counts_running_tasks_names_their_nodes_and_keeps_task_errors() {
+        let names = HashMap::from([
+            ("n-node0".to_string(), "node0".to_string()),
+            ("n-node1".to_string(), "node1".to_string()),
+        ]);
+        let tasks = [
+            task("node0", TaskState::RUNNING, TaskState::RUNNING, None),
+            task("node1", TaskState::RUNNING, TaskState::RUNNING, None),
+            task(
+                "node2",
+                TaskState::REJECTED,
+                TaskState::SHUTDOWN,
+                Some("no such image"),
+            ),
+            // Being replaced: still running but Swarm wants it gone.
+            task("node1", TaskState::PREPARING, TaskState::RUNNING, None),
+        ];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        let c = color_of(&service_obj("api-blue", "a000001", 3), &refs, &names);
+        assert_eq!((c.desired, c.running), (3, 2));
+        assert_eq!(c.nodes, vec!["node0", "node1"]);
+        assert_eq!(c.sha.as_deref(), Some("a000001"));
+        assert_eq!(c.image.as_deref(), Some("r/api:a000001"), "digest stripped");
+        assert_eq!(c.task_errors.len(), 2);
+        let rejected = c
+            .task_errors
+            .iter()
+            .find(|t| t.state == "rejected")
+            .expect("rejected task");
+        assert_eq!(
+            rejected.node.as_deref(),
+            Some("n-node2"),
+            "unknown node: its id"
+        );
+        assert_eq!(rejected.error.as_deref(), Some("no such image"));
+    }
+
+    fn swarm_service(running: u32, desired: u32, proxy: bool) -> SwarmService {
+        SwarmService {
+            name: "api".into(),
+            live_color: Some(Color::Blue),
+            proxy_running: proxy,
+            proxy_node: None,
+            colors: BTreeMap::from([
+                (
+                    Color::Blue,
+                    Some(SwarmColor {
+                        service: "api-blue".into(),
+                        sha: Some("a000001".into()),
+                        image: None,
+                        desired,
+                        running,
+                        nodes: Vec::new(),
+                        task_errors: vec![TaskInfo {
+                            slot: Some(2),
+                            node: Some("node2".into()),
+                            state: "rejected".into(),
+                            desired: "shutdown".into(),
+                            error: Some("node is down".into()),
+                            since: None,
+                        }],
+                    }),
+                ),
+                (Color::Green, None),
+            ]),
+        }
+    }
+
+    fn service_status(proxy_exists: bool) -> ServiceStatus {
+        ServiceStatus {
+            name: "api".into(),
+            live_color: Some(Color::Blue),
+            live_sha: Some("a000001".into()),
+            proxy: ProxyStatus {
+                exists: proxy_exists,
+                running: proxy_exists,
+                image: None,
+                public_port: None,
+                upstream: None,
+                kind: None,
+                drift: None,
+            },
+            colors: BTreeMap::new(),
+            images: Vec::new(),
+            problems: Vec::new(),
+            traffic: None,
+            canary: None,
+            settling: None,
+        }
+    }
+
+    #[test]
+    fn problems_say_what_is_short_on_a_swarm() {
+        assert!(problems(&swarm_service(2, 2, true), &service_status(true)).is_empty());
+        let p = problems(&swarm_service(1, 2, true), &service_status(true));
+        assert_eq!(
+            p,
+            vec!["api-blue: 1/2 tasks run (last task error: node is down)".to_string()]
+        );
+        let p = problems(&swarm_service(0, 2, false), &service_status(true));
+        assert!(p[0].contains("no running task on the manager"), "{p:?}");
+        assert!(p[1].contains("no task runs (0/2)"), "{p:?}");
+        let p = problems(&swarm_service(2, 2, true), &service_status(false));
+        assert_eq!(p, vec!["proxy service api-proxy is missing".to_string()]);
+    }
+}
