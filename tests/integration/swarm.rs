@@ -226,3 +226,81 @@ fn a_bad_swarm_table_is_refused_naming_the_file_and_the_field() {
         assert!(t.contains(field) && t.contains(says), "{field}: {t}");
     }
 }
+
+/// Task ids of a Swarm service that Swarm wants running.
+fn running_tasks(swarm: &SwarmCluster, service: &str) -> Vec<String> {
+    let out = swarm.docker_ok(
+        MANAGER,
+        &[
+            "service",
+            "ps",
+            "-q",
+            "--filter",
+            "desired-state=running",
+            service,
+        ],
+    );
+    let mut ids: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_deploy_cut_off_after_its_switch_is_finished_without_touching_the_live_tasks() {
+    let swarm = SwarmCluster::start(1);
+    let svc = TestService::new("swf");
+    svc.push(&GOOD_SHAS[..2]);
+    let (_d, path) = config(&swarm, &svc, 1);
+    for sha in &GOOD_SHAS[..2] {
+        let out = deckhand(&path, &["deploy", sha, "--env", "sw", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "deploy {sha}: {}", text(&out));
+    }
+    // What a deckhand killed between the switch and the scale-down leaves: green live, blue
+    // (the old color) still running.
+    let (blue, green) = (format!("{}-blue", svc.name), format!("{}-green", svc.name));
+    swarm.docker_ok(
+        MANAGER,
+        &["service", "scale", "--detach=false", &format!("{blue}=1")],
+    );
+    let live_tasks = running_tasks(&swarm, &green);
+    assert_eq!(live_tasks.len(), 1, "{}", swarm.diagnose());
+
+    let out = deckhand(&path, &["deploy", GOOD_SHAS[1], "--env", "sw", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "finishing deploy: {}",
+        text(&out)
+    );
+    // Scaling down is asynchronous in Swarm: the task stops within its stop timeout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replicas_running(&swarm, &blue).ends_with("0/0") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        replicas_running(&swarm, &blue).ends_with("0/0"),
+        "the old color was not scaled down: {}\n{}",
+        replicas_running(&swarm, &blue),
+        text(&out)
+    );
+    assert_eq!(
+        running_tasks(&swarm, &green),
+        live_tasks,
+        "the live color's tasks were replaced: {}",
+        text(&out)
+    );
+    // The release that was already live is not recorded a second time, so "previous" is
+    // still the release before it.
+    let ledger: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(swarm.state_dir().join(format!("ledger/{}.json", svc.name)))
+            .expect("ledger"),
+    )
+    .expect("ledger JSON");
+    let shas: Vec<&str> = ledger["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .filter_map(|r| r["sha"].as_str())
+        .collect();
+    assert_eq!(shas, [GOOD_SHAS[0], GOOD_SHAS[1]], "{ledger}");
+}
