@@ -7,9 +7,11 @@
 //! servers without a task stay in resolution maintenance. The live template is enabled, the
 //! other `disabled`, and a `# deckhand-route:` line names the live color and SHA.
 //!
-//! `retries` with `option redispatch` and `retry-on conn-failure empty-response`: a task that
-//! went away (its node died, Swarm rescheduled it) before DNS said so costs a retry on another
-//! task of the same color, not a failed request.
+//! `retries` with `option redispatch` and `retry-on conn-failure empty-response`, and no reuse
+//! of idle server connections: a task that went away (its node died, Swarm rescheduled it)
+//! before DNS said so costs a connect timeout and a retry on another task of the same color,
+//! not a failed request (measured: a pooled connection to a dead node's task hung a request
+//! past the client's 5 s timeout).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -107,6 +109,10 @@ frontend public
 
 backend {backend}
     balance roundrobin
+    # A new server connection per request: a pooled one to a task whose node just died would
+    # hang a request until `timeout server`; a new one fails its connect within a second and
+    # the request is retried on another task.
+    http-reuse never
     http-response set-header {header} %[srv_name,regsub([0-9]+$,)]
 {blue}
 {green}
