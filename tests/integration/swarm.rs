@@ -181,6 +181,11 @@ fn swarm_deploy_and_rollback_under_load_lose_no_request_and_status_shows_nodes_a
     let out = deckhand(&path, &["alerts", "--env", "sw"]);
     assert_eq!(out.status.code(), Some(0), "alerts: {}", text(&out));
 
+    // The lock is the manager's, as on a droplet: free after the runs.
+    let out = deckhand(&path, &["lock", "--env", "sw"]);
+    assert_eq!(out.status.code(), Some(0), "lock: {}", text(&out));
+    assert!(text(&out).contains("free"), "{}", text(&out));
+
     // The table names the nodes too.
     let out = deckhand(&path, &["status", "--env", "sw"]);
     let t = String::from_utf8_lossy(&out.stdout);
