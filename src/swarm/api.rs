@@ -116,6 +116,7 @@ pub async fn apply(host: &Host, spec: ServiceSpec) -> Result<(), SwarmError> {
         .unwrap_or_default();
     let (repo, _) = crate::release::pull::split_image(&image);
     let creds = crate::release::pull::credentials_for(crate::release::pull::registry_of(repo));
+    tracing::debug!(host = host.name(), service = %name, %image, "swarm: apply service spec");
     match inspect(host, &name).await? {
         None => host
             .docker

@@ -367,6 +367,7 @@ async fn run_locked(
         return Err(e);
     }
     let switched_at = now_rfc3339();
+    tracing::info!(host = host.name(), service = %service.name, color = %to, sha = %plan.to_sha, "swarm: switched");
     r.finish(Step::Switch, t, "");
     let t = r.start(Step::Confirm, format!("port {}", service.public_port));
     if let Err(detail) =
@@ -553,8 +554,9 @@ async fn scale(host: &Host, name: &str, n: u32) {
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
-    if let Err(e) = r {
-        tracing::warn!(service = name, replicas = n, error = %e, "scaling failed");
+    match r {
+        Ok(()) => tracing::info!(service = name, replicas = n, "swarm: scaled"),
+        Err(e) => tracing::warn!(service = name, replicas = n, error = %e, "swarm: scaling failed"),
     }
 }
 
