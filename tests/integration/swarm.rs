@@ -181,6 +181,26 @@ fn swarm_deploy_and_rollback_under_load_lose_no_request_and_status_shows_nodes_a
     let out = deckhand(&path, &["alerts", "--env", "sw"]);
     assert_eq!(out.status.code(), Some(0), "alerts: {}", text(&out));
 
+    // A canary is a droplet feature: refused before anything changes.
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            GOOD_SHAS[1],
+            "--canary",
+            "20",
+            "--env",
+            "sw",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "canary: {}", text(&out));
+    assert!(
+        text(&out).contains("not available on a Swarm"),
+        "{}",
+        text(&out)
+    );
+
     // The lock is the manager's, as on a droplet: free after the runs.
     let out = deckhand(&path, &["lock", "--env", "sw"]);
     assert_eq!(out.status.code(), Some(0), "lock: {}", text(&out));
