@@ -19,6 +19,7 @@ pub mod release;
 pub mod sanitize;
 pub mod session;
 pub mod state;
+pub mod swarm;
 pub mod transport;
 pub mod tui;
 pub mod util;

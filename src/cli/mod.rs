@@ -15,6 +15,7 @@ mod logs;
 mod metrics;
 pub mod output;
 mod status;
+mod swarm_status;
 
 pub use args::{ActionArgs, Cli, Command, GlobalArgs, OutputFormat};
 

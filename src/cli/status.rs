@@ -213,6 +213,7 @@ fn host_details(h: &HostStatus, now: i64) -> String {
     if let Some(e) = &h.error {
         out.push_str(&format!("  error: {e}\n"));
     }
+    out.push_str(&super::swarm_status::render(h));
     for s in &h.services {
         out.push_str(&format!("  {}:\n", s.name));
         for p in &s.problems {

@@ -12,5 +12,5 @@ pub use error::ConfigError;
 pub use load::{discover, load, load_str};
 pub use model::{
     AlertThresholds, Config, DEFAULT_PROXY_IMAGE, Defaults, Environment, HostSpec, HostTarget,
-    Service, WatchSettings,
+    Service, SwarmSpec, WatchSettings,
 };

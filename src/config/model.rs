@@ -147,6 +147,16 @@ pub struct HostSpec {
     /// Directory on the host for deckhand's audit log and locks.
     pub state_dir: String,
     pub connect_timeout: Duration,
+    /// This host is the manager through which deckhand operates a Docker Swarm (issue 16):
+    /// releases, status and prune go through `crate::swarm` instead of containers.
+    pub swarm: Option<SwarmSpec>,
+}
+
+/// What a Swarm environment adds to its manager's host spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmSpec {
+    /// Tasks each color's Swarm service runs.
+    pub replicas: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -65,6 +65,24 @@ pub struct RawEnv {
     pub ansible_inventory: Option<Spanned<String>>,
     pub ansible_group: Option<Spanned<String>>,
     pub alerts: Option<Spanned<RawAlerts>>,
+    /// A Docker Swarm reached through one manager (issue 16), instead of hosts.
+    pub swarm: Option<Spanned<RawSwarm>>,
+}
+
+/// `swarm = { manager = "...", ... }`: the manager deckhand reaches over SSH, and how many
+/// replicas each color runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwarm {
+    pub manager: Spanned<String>,
+    pub name: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub identity_file: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub docker_socket: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
+    pub replicas: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -23,7 +23,7 @@ use crate::state::contract::{
 use crate::transport::Host;
 
 /// Secrets for the app: the env file on the host, read at deploy time, never logged.
-pub(super) async fn read_env_file(
+pub(crate) async fn read_env_file(
     host: &Host,
     service: &Service,
 ) -> Result<Vec<String>, ReleaseError> {

@@ -7,7 +7,7 @@ mod images;
 mod model;
 pub mod proxy_api;
 pub mod proxy_conf;
-mod read;
+pub(crate) mod read;
 pub mod traffic;
 
 pub use health::{HealthBody, HealthReport, probe_health};

@@ -102,6 +102,9 @@ pub struct HostStatus {
     pub services: Vec<ServiceStatus>,
     /// Milliseconds it took to read this host (connect included).
     pub read_ms: u64,
+    /// A Swarm manager's nodes and per-color replicas (issue 16); absent for droplets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<crate::swarm::SwarmStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -51,6 +51,7 @@ pub async fn status_of_host(spec: &HostSpec, services: &[Service]) -> HostStatus
             facts: None,
             services: Vec::new(),
             read_ms: elapsed_ms(started),
+            swarm: None,
         },
     }
 }
@@ -61,6 +62,9 @@ fn elapsed_ms(since: Instant) -> u64 {
 
 /// Reads a connected host.
 pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
+    if crate::swarm::is_swarm(host) {
+        return crate::swarm::status::read_host(host, services).await;
+    }
     let started = Instant::now();
     let (facts, svc_results) = tokio::join!(
         read_facts(host),
@@ -87,6 +91,7 @@ pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
         facts: Some(facts),
         services: out,
         read_ms: elapsed_ms(started),
+        swarm: None,
     }
 }
 
@@ -95,6 +100,13 @@ pub async fn read_service(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
+    // A Swarm manager (issue 16): the colors are Swarm services, read by `crate::swarm`; so
+    // the monitor, prune and "serves now" see the Swarm as the release engine does.
+    if crate::swarm::is_swarm(host) {
+        return crate::swarm::read_service(host, service)
+            .await
+            .map_err(crate::swarm::SwarmError::into_docker);
+    }
     let docker = &host.docker;
     let mut filters = HashMap::new();
     filters.insert(
@@ -482,7 +494,7 @@ pub async fn read_file_from_container(
     Some(text)
 }
 
-async fn read_images(
+pub(crate) async fn read_images(
     host: &Host,
     service: &Service,
     colors: &BTreeMap<Color, Option<ColorStatus>>,
@@ -584,7 +596,7 @@ fn problems(s: &ServiceStatus) -> Vec<String> {
 /// Host facts in one remote command (one SSH round trip), plus two Docker API calls.
 const FACTS: &str = r#"cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$@""#;
 
-async fn read_facts(host: &Host) -> HostFacts {
+pub(crate) async fn read_facts(host: &Host) -> HostFacts {
     let (version, info) = tokio::join!(host.docker.version(), host.docker.info());
     let mut facts = HostFacts::default();
     if let Ok(v) = version {

@@ -439,6 +439,7 @@ mod tests {
             docker_socket: "/run/user/1000/docker.sock".into(),
             state_dir: "/var/lib/deckhand".into(),
             connect_timeout: Duration::from_secs(5),
+            swarm: None,
         };
         let argv = shell_argv(&spec, Some(Path::new("/tmp/dhX/master")), "api-blue");
         assert_eq!(

@@ -805,11 +805,16 @@ pub struct KeepAliveReport {
 
 impl KeepAliveClients {
     pub fn start(port: u16, conns: usize) -> KeepAliveClients {
+        Self::start_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), conns)
+    }
+
+    /// [`start`](Self::start) against any address (e.g. a Swarm node's published port).
+    pub fn start_at(addr: std::net::SocketAddr, conns: usize) -> KeepAliveClients {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handles = (0..conns)
             .map(|_| {
                 let flag = stop.clone();
-                std::thread::spawn(move || keep_alive_loop(port, &flag))
+                std::thread::spawn(move || keep_alive_loop(addr, &flag))
             })
             .collect();
         KeepAliveClients { stop, handles }
@@ -830,13 +835,16 @@ impl KeepAliveClients {
     }
 }
 
-fn keep_alive_loop(port: u16, stop: &std::sync::atomic::AtomicBool) -> KeepAliveReport {
+fn keep_alive_loop(
+    addr: std::net::SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+) -> KeepAliveReport {
     use std::io::BufReader;
     let mut r = KeepAliveReport::default();
     let mut conn: Option<BufReader<TcpStream>> = None;
     while !stop.load(Ordering::Relaxed) {
         if conn.is_none() {
-            match TcpStream::connect(("127.0.0.1", port)) {
+            match TcpStream::connect(addr) {
                 Ok(s) => {
                     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
                     let _ = s.set_nodelay(true);
@@ -1132,3 +1140,6 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+/// A multi-node Docker Swarm of private engines (issue 16): see [`swarm::SwarmCluster`].
+pub mod swarm;

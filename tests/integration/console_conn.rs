@@ -36,6 +36,7 @@ async fn a_host_that_never_speaks_ssh_shows_down_since_why_and_the_next_try() {
         docker_socket: "/var/run/docker.sock".into(),
         state_dir: "/tmp/deckhand-mute".into(),
         connect_timeout: Duration::from_secs(1),
+        swarm: None,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();

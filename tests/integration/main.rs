@@ -21,4 +21,7 @@ mod release;
 mod runner;
 mod secrets;
 mod status;
+mod swarm;
+mod swarm_cluster;
+mod swarm_matrix;
 mod watch;

@@ -160,6 +160,7 @@ pub fn host_status(name: &str, svc: ServiceStatus) -> HostStatus {
         }),
         services: vec![svc],
         read_ms: 12,
+        swarm: None,
     }
 }
 

@@ -8,5 +8,6 @@ mod fixtures;
 mod parts;
 mod state;
 mod styled;
+mod swarm_view;
 mod traffic_view;
 mod views;

@@ -167,6 +167,7 @@ impl HostDefaults<'_> {
                 .to_string(),
             state_dir: self.state_dir.map_or_else(local_state_dir, str::to_string),
             connect_timeout: self.defaults.connect_timeout,
+            swarm: None,
         }
     }
 
@@ -198,6 +199,7 @@ impl HostDefaults<'_> {
                 .or_else(|| self.state_dir.map(str::to_string))
                 .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string()),
             connect_timeout: self.defaults.connect_timeout,
+            swarm: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use regex::Regex;
 use toml::Spanned;
 
 mod hosts;
+mod swarm;
 
 use super::ConfigError;
 use super::load::line_col;
@@ -405,6 +406,9 @@ impl Validator<'_> {
         }
         let r = env.get_ref();
         let mut hosts = Vec::new();
+        if let Some(sw) = &r.swarm {
+            hosts.push(self.swarm_manager(name, sw, r, ctx)?);
+        }
         for h in &r.hosts {
             hosts.push(self.short_host(name, h, ctx)?);
         }

@@ -233,6 +233,9 @@ pub(super) async fn plan_one(request: &Request, host: &Host) -> Result<HostPlan,
         source: Box::new(source),
     };
     let service = &request.service;
+    if crate::swarm::is_swarm(host) {
+        return plan_swarm(request, host).await.map_err(err);
+    }
     match &request.verb {
         Verb::Deploy { reference } | Verb::Redeploy { reference } | Verb::Promote { reference } => {
             let action = if matches!(request.verb, Verb::Redeploy { .. }) {
@@ -261,6 +264,41 @@ pub(super) async fn plan_one(request: &Request, host: &Host) -> Result<HostPlan,
                 lock,
             })
             .map_err(err),
+    }
+}
+
+/// A Swarm manager (issue 16): releases through `crate::swarm`, the lock as on a droplet.
+async fn plan_swarm(request: &Request, host: &Host) -> Result<HostPlan, ReleaseError> {
+    let service = &request.service;
+    let refuse = |what: &str| ReleaseError::Plan {
+        host: host.name().to_string(),
+        message: format!(
+            "{what} is not available on a Swarm environment (see docs/cli.md, \"Swarm\"); deploy and rollback are"
+        ),
+    };
+    let plan = |target: Target, action: Action| async move {
+        crate::swarm::plan_on_host(host, service, &target, action)
+            .await
+            .map(HostPlan::Release)
+    };
+    match &request.verb {
+        _ if request.canary.is_some() => Err(refuse("a canary")),
+        Verb::Promote { .. } => Err(refuse("promote")),
+        Verb::Deploy { reference } => plan(Target::Ref(reference.clone()), Action::Deploy).await,
+        Verb::Redeploy { reference } => {
+            plan(Target::Ref(reference.clone()), Action::Redeploy).await
+        }
+        Verb::Rollback { target } => plan(target.clone(), Action::Rollback).await,
+        // The manager's images; what a scaled-down color's spec names counts as in use.
+        Verb::Prune { keep } => prune::plan_on_host(host, service, *keep)
+            .await
+            .map(HostPlan::Prune),
+        Verb::Unlock { .. } => lock::read(host, &service.name)
+            .await
+            .map(|lock| HostPlan::Unlock {
+                host: host.name().to_string(),
+                lock,
+            }),
     }
 }
 

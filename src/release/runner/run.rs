@@ -209,8 +209,15 @@ async fn release(
         canary: request.canary,
     };
     let service = &request.service;
-    let mut done =
-        execute::run_pinned(host.clone(), service, pin, &action_opts, &opts.events).await;
+    let swarm = crate::swarm::is_swarm(host);
+    let run_once = |o: ActionOptions| async move {
+        if swarm {
+            crate::swarm::run_pinned(host.clone(), service, pin, &o, &opts.events).await
+        } else {
+            execute::run_pinned(host.clone(), service, pin, &o, &opts.events).await
+        }
+    };
+    let mut done = run_once(action_opts.clone()).await;
     if let Err(ReleaseError::Locked {
         takeover_possible: true,
         holder,
@@ -225,8 +232,7 @@ async fn release(
             .unwrap_or(false);
         if yes {
             action_opts.take_over_stale = true;
-            done =
-                execute::run_pinned(host.clone(), service, pin, &action_opts, &opts.events).await;
+            done = run_once(action_opts.clone()).await;
         }
     }
     match done {
@@ -383,7 +389,16 @@ async fn unlock(
 }
 
 async fn serves_now(host: &Host, request: &Request) -> ServesNow {
-    match read_service(host, &request.service).await {
+    let read = if crate::swarm::is_swarm(host) {
+        crate::swarm::read_service(host, &request.service)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        read_service(host, &request.service)
+            .await
+            .map_err(|e| crate::util::error_chain(&e))
+    };
+    match read {
         Ok(s) => match s.live_color {
             Some(color) => ServesNow::Release {
                 color,
@@ -392,7 +407,7 @@ async fn serves_now(host: &Host, request: &Request) -> ServesNow {
             },
             None => ServesNow::Nothing,
         },
-        Err(e) => ServesNow::Unknown(crate::util::error_chain(&e)),
+        Err(e) => ServesNow::Unknown(e),
     }
 }
 

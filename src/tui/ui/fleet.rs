@@ -163,6 +163,11 @@ fn notes(app: &App, width: usize) -> Vec<Line<'static>> {
             }
         }
     }
+    for h in app.hosts() {
+        if let Some(sw) = h.snapshot.as_ref().and_then(|s| s.status.swarm.as_ref()) {
+            out.extend(swarm_lines(&h.name, sw, app, width));
+        }
+    }
     if app
         .hosts()
         .iter()
@@ -181,4 +186,62 @@ fn failure(h: &HostView) -> Option<String> {
         Some(e) => Some(e.to_string()),
         None => h.snapshot.as_ref().and_then(|s| s.status.error.clone()),
     }
+}
+
+/// A Swarm manager's nodes (a down one in red) and each color's replicas (issue 16).
+fn swarm_lines(
+    host: &str,
+    sw: &crate::swarm::SwarmStatus,
+    app: &App,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let t = app.theme();
+    let mut spans = vec![Span::raw(format!(" ⎈ {host} nodes: "))];
+    for (i, n) in sw.nodes.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        let role = if n.role == "manager" { "mgr" } else { "wkr" };
+        let text = format!("{} {role} {}", trunc(&n.hostname, 16), n.state);
+        spans.push(if n.is_ready() && n.availability == "active" {
+            Span::styled(text, t.ok())
+        } else if n.is_ready() {
+            Span::styled(format!("{text} ({})", n.availability), t.warn())
+        } else {
+            Span::styled(text.to_uppercase(), t.bad())
+        });
+    }
+    let mut out = vec![Line::from(spans)];
+    for s in &sw.services {
+        for (color, c) in s
+            .colors
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|c| (k, c)))
+        {
+            if c.desired == 0 && c.running == 0 {
+                continue;
+            }
+            let style = if c.running < c.desired {
+                t.bad()
+            } else {
+                t.dim()
+            };
+            let text = format!(
+                "   {} {color} {}/{} on {}",
+                s.name,
+                c.running,
+                c.desired,
+                if c.nodes.is_empty() {
+                    "-".to_string()
+                } else {
+                    c.nodes.join(", ")
+                }
+            );
+            out.push(Line::from(Span::styled(
+                trunc(&text, width.max(8)).to_string(),
+                style,
+            )));
+        }
+    }
+    out
 }
