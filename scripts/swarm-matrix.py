@@ -134,9 +134,9 @@ def main():
                   f"{sum(r['sent'] for r in rs):>6} {sum(r['failed'] for r in rs):>6} "
                   f"{f'{recovered}/{len(rs)}':>9}")
         for r in failures:
-            if r["failed"] or r["outcome"] == "BROKEN":
+            if r["failed"] or r["outcome"] != "converged" or not r["recovered"]:
                 print(f"  {r['fault']} at {r['step']}: exit {r['exit']}, live {r['live']}, "
-                      f"failures {r['failures']}")
+                      f"recovered {r['recovered']}, failures {r['failures']}, error {r.get('error')}")
     print(f"\nfull output: {args.log}")
     if failed_runs:
         print("FAILED runs: " + "; ".join(failed_runs))

@@ -74,7 +74,7 @@ impl SwarmCluster {
         crate::require_docker_and_images();
         let (slot, dir) = net::take_slot(|slot| {
             tempfile::Builder::new()
-                .prefix(&format!("{}{slot}-", net::PREFIX))
+                .prefix(&format!("{}{slot}-{}-", net::PREFIX, std::process::id()))
                 .tempdir_in("/tmp")
                 .expect("tempdir in /tmp")
                 .keep()

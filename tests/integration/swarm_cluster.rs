@@ -225,9 +225,14 @@ pub(crate) fn swarm_config(
     swarm: &SwarmCluster,
     replicas: u32,
 ) -> (tempfile::TempDir, std::path::PathBuf) {
+    // A first deploy pulls the image on every node before Swarm's health checks start: on 2
+    // shared cores that took more than the droplet tests' 20 s (seen in the matrix).
+    let service = svc
+        .service_toml("")
+        .replace("health_timeout = \"20s\"", "health_timeout = \"60s\"");
+    assert!(service.contains("health_timeout = \"60s\""), "{service}");
     write_config(&format!(
-        "{}\n{}",
-        svc.service_toml(""),
+        "{service}\n{}",
         swarm.swarm_env_toml("lab", replicas)
     ))
 }

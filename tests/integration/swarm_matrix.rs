@@ -158,6 +158,7 @@ fn swarm_matrix_node_failure() {
             "exit": code, "live": live, "outcome": outcome, "deploy_ms_after_fault": deploy_ms,
             "swarm_down_after_ms": swarm_down_ms, "status_shows_down": status_down, "sent": load.sent, "failed": load.failed,
             "failures": load.failures.iter().take(3).collect::<Vec<_>>(),
+            "error": (code != Some(0)).then(|| out.lines().filter(|l| l.contains("error")).take(3).collect::<Vec<_>>()),
             "recovered": recovered, "recovery_deploy_ms": ms(t.elapsed())})
     );
     assert!(reached, "step {step} never started: {out}");

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Names of everything a cluster creates start with this (bridge `dhsh<slot>`, namespaces
-/// `dhsh<slot>n<i>`, veths `dhsh<slot>v<i>`, temp dir `/tmp/dhsh<slot>-*`).
+/// `dhsh<slot>n<i>`, veths `dhsh<slot>v<i>`, temp dir `/tmp/dhsh<slot>-<pid>-*`).
 pub(super) const PREFIX: &str = "dhsh";
 /// Concurrent clusters (one per test process) take different slots; a slot is a /24.
 const SLOTS: u8 = 32;
