@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""deckhand over a slow link: `status` of one host and a rollback (cached release) at several
+round-trip times, against `docker -H ssh://HOST ps -a` and `ssh HOST true` over the same link.
+
+A LatencyRelay (scripts/bench_lib.py: delay each way, so RTT = 2 x delay) sits in front of a
+loopback sshd; every RTT has its own environment whose host points at its relay. Runs are
+interleaved (one of each kind per RTT per round) and medians printed. Round trips are derived,
+not guessed: (median at RTT r - median at RTT 0) / r, for the whole command and for each step
+of the rollback (from its step_finished events). A warm `status` (a kept ssh master,
+`--keep-connection`) is measured too when the binary has that flag.
+
+    python3 scripts/bench-latency.py [--runs 5] [--rtts 0,50,150] [--binary PATH]
+                                     [--skip-rollback]
+
+Run as root after scripts/setup.sh (dockerd, registry, test images; the docker CLI is the
+reference and is run on "the host" through ssh, as `docker -H ssh://` does)."""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_lib as b  # noqa: E402
+
+STEPS = ["lock", "inspect", "start", "health", "proxy", "switch", "confirm", "drain",
+         "stop_old", "audit", "unlock"]
+
+
+def ssh_home(work, sshd, relays):
+    """A HOME whose ssh config reaches the sshd through every relay with strict host keys, for
+    the docker CLI and plain ssh (both use the system ssh)."""
+    home = tempfile.mkdtemp(prefix="home", dir=work)
+    os.makedirs(os.path.join(home, ".ssh"), mode=0o700)
+    kind, key = open(os.path.join(sshd.dir, "host_key.pub")).read().split()[:2]
+    kh = os.path.join(home, ".ssh", "known_hosts")
+    with open(kh, "w") as f:
+        for port in relays.values():
+            f.write(f"[127.0.0.1]:{port} {kind} {key}\n")
+    with open(os.path.join(home, ".ssh", "config"), "w") as f:
+        f.write(f"Host 127.0.0.1\n  User root\n  IdentityFile {sshd.dir}/client_key\n"
+                f"  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n"
+                "  ControlMaster no\n  ControlPath none\n")
+    os.chmod(os.path.join(home, ".ssh", "config"), 0o600)
+    return home, kh
+
+
+def timed(cmd, env=None):
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}: {p.stdout[-1500:]}{p.stderr[-1500:]}")
+    return dt, p
+
+
+def steps_of(stdout):
+    steps = {}
+    for e in b.events(stdout):
+        if e.get("event") == "step_finished":
+            steps[e["step"]] = steps.get(e["step"], 0) + e["elapsed_ms"]
+    return steps
+
+
+def has_flag(binary, flag):
+    p = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    q = subprocess.run([binary, "status", "--help"], capture_output=True, text=True)
+    return flag in p.stdout + q.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--rtts", default="0,50,150")
+    ap.add_argument("--binary", default=b.BIN)
+    ap.add_argument("--skip-rollback", action="store_true")
+    a = ap.parse_args()
+    binary = a.binary
+    if not os.path.exists(binary):
+        raise SystemExit(f"{binary} missing: cargo build --release --bin deckhand")
+    rtts = [int(x) for x in a.rtts.split(",")]
+    if rtts[0] != 0:
+        rtts.insert(0, 0)
+    warm = has_flag(binary, "--keep-connection")
+
+    work = tempfile.mkdtemp(prefix="dhlat")
+    name = f"benchlat{os.getpid() % 10000}"
+    b.cleanup_service(name)
+    sshd = b.Sshd(work)
+    relays = {r: b.LatencyRelay(sshd.port, r / 2) for r in rtts if r}
+    ports = {0: sshd.port, **{r: rl.port for r, rl in relays.items()}}
+    home, kh = ssh_home(work, sshd, ports)
+    public = b.free_port()
+    text = b.service_toml(name, f"{b.REGISTRY}/deckhand/demo", public) + "\n"
+    for r, port in ports.items():
+        text += (f'[[env.rtt{r}.host]]\nname = "lab-1"\nssh = "root@127.0.0.1"\nport = {port}\n'
+                 f'identity_file = "{sshd.dir}/client_key"\nknown_hosts = "{kh}"\n'
+                 f'state_dir = "{sshd.dir}/state"\n\n')
+    cfg = os.path.join(work, "deckhand.toml")
+    open(cfg, "w").write(text)
+    env = dict(os.environ, HOME=home, XDG_STATE_HOME=work)
+    # The kept masters live under XDG_RUNTIME_DIR: a private one, removed at the end.
+    env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    os.chmod(env["XDG_RUNTIME_DIR"], 0o700)
+
+    def dh(*args):
+        return timed([binary, "--config", cfg, *args], env=env)
+
+    res = {k: {r: [] for r in rtts} for k in ("status", "warm", "docker", "ssh", "rollback")}
+    steps = {r: [] for r in rtts}
+    try:
+        dh("deploy", "a000001", "--env", "rtt0", "--yes")
+        dh("deploy", "a000002", "--env", "rtt0", "--yes")
+        for i in range(a.runs):
+            for r in rtts:
+                port = ports[r]
+                res["ssh"][r].append(timed(["ssh", "-p", str(port), "127.0.0.1", "true"], env=env)[0])
+                res["docker"][r].append(timed(["docker", "-H", f"ssh://root@127.0.0.1:{port}",
+                                               "ps", "-a"], env=env)[0])
+                res["status"][r].append(dh("status", "--env", f"rtt{r}", "--output", "json")[0])
+                if warm:
+                    dh("status", "--env", f"rtt{r}", "--keep-connection=2m", "--output", "json")
+                    res["warm"][r].append(dh("status", "--env", f"rtt{r}", "--keep-connection=2m",
+                                             "--output", "json")[0])
+                if not a.skip_rollback:
+                    dt, p = dh("rollback", "--env", f"rtt{r}", "--yes", "--output", "json")
+                    res["rollback"][r].append(dt)
+                    steps[r].append(steps_of(p.stdout))
+                    # Back to a000002 on a fast path, so every rollback starts from the same place.
+                    dh("deploy", "a000002", "--env", "rtt0", "--yes")
+            print(f"round {i + 1}/{a.runs} done", file=sys.stderr)
+    finally:
+        if warm:
+            subprocess.run([binary, "--config", cfg, "disconnect"], env=env, capture_output=True)
+        for rl in relays.values():
+            rl.stop()
+        sshd.stop()
+        b.cleanup_service(name)
+
+    med = {k: {r: b.median(v) * 1000 for r, v in d.items()} for k, d in res.items()}
+
+    def rts(kind, r):
+        return "" if r == 0 else f" ({(med[kind][r] - med[kind][0]) / r:4.1f} RT)"
+
+    print(f"\n{binary}: medians of {a.runs} interleaved runs, ms (RT: round trips beyond RTT 0, "
+          "(t(r) - t(0)) / r)\n")
+    head = "| what | " + " | ".join(f"RTT {r} ms" for r in rtts) + " |"
+    print(head)
+    print("|---" * (len(rtts) + 1) + "|")
+    rows = [("ssh", "`ssh HOST true`"), ("docker", "`docker -H ssh:// ps -a`"),
+            ("status", "`deckhand status` (1 host)")]
+    if warm:
+        rows.append(("warm", "`deckhand status`, kept master"))
+    if not a.skip_rollback:
+        rows.append(("rollback", "`deckhand rollback` (cached)"))
+    for kind, label in rows:
+        print(f"| {label} | " + " | ".join(f"{med[kind][r]:.0f}{rts(kind, r)}" for r in rtts) + " |")
+    for r in rtts[1:]:
+        print(f"\nstatus / docker ps at RTT {r}: {med['status'][r] / med['docker'][r]:.2f}x"
+              + (f"; warm {med['warm'][r] / med['docker'][r]:.2f}x" if warm else ""))
+        if not a.skip_rollback:
+            print(f"rollback at RTT {r} minus at RTT 0: {med['rollback'][r] - med['rollback'][0]:.0f} ms")
+    if not a.skip_rollback:
+        print("\nrollback steps, median ms (round trips beyond RTT 0):\n")
+        print("| step | " + " | ".join(f"RTT {r}" for r in rtts) + " |")
+        print("|---" * (len(rtts) + 1) + "|")
+        for s in STEPS:
+            ms = {r: b.median([x.get(s, 0) for x in steps[r]]) for r in rtts}
+            if all(v == 0 for v in ms.values()):
+                continue
+            cells = [f"{ms[r]:.0f}" + ("" if r == 0 else f" ({(ms[r] - ms[0]) / r:.1f})") for r in rtts]
+            print(f"| {s} | " + " | ".join(cells) + " |")
+        other = {r: med["rollback"][r] - b.median([sum(x.values()) for x in steps[r]]) for r in rtts}
+        cells = [f"{other[r]:.0f}" + ("" if r == 0 else f" ({(other[r] - other[0]) / r:.1f})") for r in rtts]
+        print("| connect, plan, exit (outside steps) | " + " | ".join(cells) + " |")
+
+
+main()
