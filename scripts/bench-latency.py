@@ -44,16 +44,39 @@ def ssh_home(work, sshd, relays):
                 f"  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n"
                 "  ControlMaster no\n  ControlPath none\n")
     os.chmod(os.path.join(home, ".ssh", "config"), 0o600)
+    # ssh reads the config of the passwd entry's home, not $HOME: a wrapper first in PATH
+    # passes this one (the docker CLI runs `ssh` by name).
+    bindir = os.path.join(home, "bin")
+    os.makedirs(bindir)
+    wrapper = os.path.join(bindir, "ssh")
+    with open(wrapper, "w") as f:
+        f.write(f"#!/bin/sh\nexec /usr/bin/ssh -F {home}/.ssh/config \"$@\"\n")
+    os.chmod(wrapper, 0o755)
     return home, kh
 
 
-def timed(cmd, env=None):
+FAILURES = []
+
+
+def timed(cmd, env=None, must=True):
+    """Runs cmd; a failure of a measured run is reported and left out of the medians (one slow
+    or broken run must not lose the others), a failure of a setup step stops the benchmark."""
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}: {p.stdout[-1500:]}{p.stderr[-1500:]}")
+        what = f"{' '.join(cmd[-6:])} exited {p.returncode} after {dt:.1f}s: {p.stderr[-800:]}"
+        if must:
+            raise SystemExit(what)
+        FAILURES.append(what)
+        print("FAILED (left out): " + what, file=sys.stderr)
+        return None, p
     return dt, p
+
+
+def add(xs, dt):
+    if dt is not None:
+        xs.append(dt)
 
 
 def steps_of(stdout):
@@ -100,13 +123,14 @@ def main():
                  f'state_dir = "{sshd.dir}/state"\n\n')
     cfg = os.path.join(work, "deckhand.toml")
     open(cfg, "w").write(text)
-    env = dict(os.environ, HOME=home, XDG_STATE_HOME=work)
+    env = dict(os.environ, HOME=home, XDG_STATE_HOME=work,
+               PATH=os.path.join(home, "bin") + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
     # The kept masters live under XDG_RUNTIME_DIR: a private one, removed at the end.
     env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rt", dir="/tmp")
     os.chmod(env["XDG_RUNTIME_DIR"], 0o700)
 
-    def dh(*args):
-        return timed([binary, "--config", cfg, *args], env=env)
+    def dh(*args, must=True):
+        return timed([binary, "--config", cfg, *args], env=env, must=must)
 
     res = {k: {r: [] for r in rtts} for k in ("status", "warm", "docker", "ssh", "rollback")}
     steps = {r: [] for r in rtts}
@@ -116,20 +140,25 @@ def main():
         for i in range(a.runs):
             for r in rtts:
                 port = ports[r]
-                res["ssh"][r].append(timed(["ssh", "-p", str(port), "127.0.0.1", "true"], env=env)[0])
-                res["docker"][r].append(timed(["docker", "-H", f"ssh://root@127.0.0.1:{port}",
-                                               "ps", "-a"], env=env)[0])
-                res["status"][r].append(dh("status", "--env", f"rtt{r}", "--output", "json")[0])
+                add(res["ssh"][r], timed(["ssh", "-p", str(port), "127.0.0.1", "true"], env=env,
+                                         must=False)[0])
+                add(res["docker"][r], timed(["docker", "-H", f"ssh://root@127.0.0.1:{port}", "ps",
+                                             "-a"], env=env, must=False)[0])
+                add(res["status"][r], dh("status", "--env", f"rtt{r}", "--output", "json",
+                                         must=False)[0])
                 if warm:
-                    dh("status", "--env", f"rtt{r}", "--keep-connection=2m", "--output", "json")
-                    res["warm"][r].append(dh("status", "--env", f"rtt{r}", "--keep-connection=2m",
-                                             "--output", "json")[0])
+                    dh("status", "--env", f"rtt{r}", "--keep-connection=2m", "--output", "json",
+                       must=False)
+                    add(res["warm"][r], dh("status", "--env", f"rtt{r}", "--keep-connection=2m",
+                                           "--output", "json", must=False)[0])
                 if not a.skip_rollback:
-                    dt, p = dh("rollback", "--env", f"rtt{r}", "--yes", "--output", "json")
-                    res["rollback"][r].append(dt)
-                    steps[r].append(steps_of(p.stdout))
+                    dt, p = dh("rollback", "--env", f"rtt{r}", "--yes", "--output", "json",
+                               must=False)
+                    if dt is not None:
+                        res["rollback"][r].append(dt)
+                        steps[r].append(steps_of(p.stdout))
                     # Back to a000002 on a fast path, so every rollback starts from the same place.
-                    dh("deploy", "a000002", "--env", "rtt0", "--yes")
+                    dh("deploy", "a000002", "--env", "rtt0", "--yes", "--lock-wait", "60s")
             print(f"round {i + 1}/{a.runs} done", file=sys.stderr)
     finally:
         if warm:
@@ -140,6 +169,10 @@ def main():
         b.cleanup_service(name)
 
     med = {k: {r: b.median(v) * 1000 for r, v in d.items()} for k, d in res.items()}
+    if FAILURES:
+        print(f"\n{len(FAILURES)} measured run(s) failed and are left out:")
+        for f in FAILURES:
+            print("  " + f.splitlines()[0][:300])
 
     def rts(kind, r):
         return "" if r == 0 else f" ({(med[kind][r] - med[kind][0]) / r:4.1f} RT)"

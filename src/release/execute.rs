@@ -457,8 +457,15 @@ async fn run_locked(
     let batch_start =
         plan.reuse_existing && !plan.noop && !plan.finish_only && status.canary.is_none();
     let mut start_guarded = false;
+    // The container about to be started, looked at beside that command (read-only).
+    let mut pre_inspected = None;
     if batch_start {
-        let b = super::batch::audit_and_check(host, &started_record, held).await;
+        let target = app_container(service, plan.to_color);
+        let (b, ins) = tokio::join!(
+            super::batch::audit_and_check(host, &started_record, held),
+            host.docker.inspect_container(&target, None)
+        );
+        pre_inspected = Some(ins.ok());
         if !b.audited
             && let Err(e) = audit::append(host, &started_record).await
         {
@@ -532,6 +539,7 @@ async fn run_locked(
     let mut ours: Option<String> = None;
     let mut restarts_before: Option<i64> = None;
     let mut new_addr: Option<String> = None;
+    let mut proxy_seen = None;
 
     let pre_switch = async {
         if !plan.reuse_existing {
@@ -563,7 +571,10 @@ async fn run_locked(
         if !start_guarded {
             guard(r, held, service, Step::Start).await?;
         }
-        let ins = host.docker.inspect_container(&new_name, None).await.ok();
+        let ins = match pre_inspected.take() {
+            Some(ins) if start_guarded => ins,
+            _ => host.docker.inspect_container(&new_name, None).await.ok(),
+        };
         restarts_before = ins.as_ref().and_then(|i| i.restart_count);
         ours = ins.and_then(|i| i.id);
         let t = r.start(Step::Start, new_name.clone());
@@ -600,11 +611,14 @@ async fn run_locked(
         // the proven container's restart policy (from now on Docker restarts it after a crash
         // or reboot), and a first request through the public port, whose kept-alive
         // connection the confirm then reuses.
-        let (held_now, policy, ()) = tokio::join!(
+        let proxy_name = service.proxy_container();
+        let (held_now, policy, (), seen) = tokio::join!(
             guard(r, held, service, Step::Proxy),
             container::set_restart_policy(host, &new_name, RestartPolicyNameEnum::UNLESS_STOPPED),
             proxy::open_public(host, service),
+            host.docker.inspect_container(&proxy_name, None),
         );
+        proxy_seen = Some(seen);
         held_now?;
         policy?;
         Ok::<(), ReleaseError>(())
@@ -658,12 +672,21 @@ async fn run_locked(
     };
     let previous = previous_route(&plan);
     let t = r.start(Step::Proxy, service.proxy_container());
-    let proxy_started = match proxy::ensure_proxy(
+    let seen = match proxy_seen.take() {
+        Some(seen) => seen,
+        None => {
+            host.docker
+                .inspect_container(&service.proxy_container(), None)
+                .await
+        }
+    };
+    let proxy_started = match proxy::ensure_proxy_seen(
         host,
         service,
         &route,
         plan.proxy_change.as_deref(),
         r.events,
+        seen,
     )
     .await
     {
@@ -917,7 +940,7 @@ async fn drain_and_stop_old(
         ),
     );
     // The lock check before the stop goes out with the first drain poll; a drain that took
-    // longer than a heartbeat period is checked for again when it ends.
+    // longer than a second is checked for again when it ends.
     let (d, held_then, ()) = {
         let rr: &StepRecorder<'_> = r;
         tokio::join!(

@@ -111,8 +111,24 @@ pub async fn ensure_proxy(
     change: Option<&str>,
     events: &EventSink,
 ) -> Result<bool, ReleaseError> {
+    let seen = host
+        .docker
+        .inspect_container(&service.proxy_container(), None)
+        .await;
+    ensure_proxy_seen(host, service, route, change, events, seen).await
+}
+
+/// [`ensure_proxy`] with the proxy's inspect already made (beside other requests).
+pub async fn ensure_proxy_seen(
+    host: &Host,
+    service: &Service,
+    route: &ProxyRoute,
+    change: Option<&str>,
+    events: &EventSink,
+    seen: Result<bollard::models::ContainerInspectResponse, bollard::errors::Error>,
+) -> Result<bool, ReleaseError> {
     let name = service.proxy_container();
-    let running = match host.docker.inspect_container(&name, None).await {
+    let running = match seen {
         Ok(ins) => Some(ins.state.and_then(|s| s.running).unwrap_or(false)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
