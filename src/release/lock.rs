@@ -65,8 +65,16 @@ impl LockState {
                 }
             ),
             None if self.raw.as_deref().is_none_or(str::is_empty) => format!(
-                "a holder whose details could not be written (disk full?), heartbeat {}s ago",
-                self.heartbeat_age_secs
+                "a holder whose details could not be written (disk full?), heartbeat {}s ago{}",
+                self.heartbeat_age_secs,
+                match (
+                    self.liveness(),
+                    self.token.as_deref().and_then(token_holder)
+                ) {
+                    (Liveness::Dead, Some((pid, _))) =>
+                        format!(" (DEAD: its process {pid} on this machine is gone)"),
+                    _ => String::new(),
+                }
             ),
             None => "an unreadable lock file".into(),
         }
@@ -96,14 +104,20 @@ impl LockState {
     /// this machine, whether its process still runs (a killed deploy's lock is dead at once,
     /// not 30 s later).
     pub fn liveness(&self) -> Liveness {
+        let here = this_machine();
         if let Some(i) = &self.info
-            && hostname::get()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .as_deref()
-                == Some(i.machine.as_str())
             && !i.machine.is_empty()
+            && here == i.machine
             && !process_is_deckhand(i.pid)
+        {
+            return Liveness::Dead;
+        }
+        // Without its details (a full disk, or a holder killed while it was taking the lock),
+        // the token still names the holder's process and machine.
+        if self.info.is_none()
+            && let Some((pid, machine)) = self.token.as_deref().and_then(token_holder)
+            && machine == machine_tag(&here)
+            && !process_is_deckhand(pid)
         {
             return Liveness::Dead;
         }
@@ -113,6 +127,33 @@ impl LockState {
             Liveness::Live
         }
     }
+}
+
+fn this_machine() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// A short, stable tag of a machine name for the token (FNV-1a: the same in every process, so
+/// another deckhand on this machine recognises its own machine's locks).
+fn machine_tag(machine: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in machine.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// The holder's pid and machine tag a token names (`RANDOM-PID-MACHINETAG`); older tokens name
+/// none.
+fn token_holder(token: &str) -> Option<(u32, &str)> {
+    let mut parts = token.split('-');
+    let (_, pid, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && tag.len() == 8).then_some(())?;
+    Some((pid.parse().ok()?, tag))
 }
 
 fn process_is_deckhand(pid: u32) -> bool {
@@ -127,7 +168,9 @@ fn process_is_deckhand(pid: u32) -> bool {
 // on a full disk). `.h-TOKEN` holds who/what/since as JSON, written best effort first; a
 // reader that finds it empty still sees the lock. The heartbeat is `touch -h` on the link.
 // Locks written by older deckhands (a regular file with the JSON) are still read and removed.
-const ACQUIRE: &str = r#"umask 022; mkdir -p "$1" || exit 1; i="$1/.h-$3"; cat > "$i" 2>/dev/null; if ln -s ".h-$3" "$2" 2>/dev/null; then echo acquired; else rm -f "$i"; echo held; fi"#;
+// Details that arrive empty although they could be written mean the client died before sending
+// them (killed while taking the lock): no lock is taken for a holder that is already gone.
+const ACQUIRE: &str = r#"umask 022; mkdir -p "$1" || exit 1; i="$1/.h-$3"; if cat > "$i" 2>/dev/null && [ ! -s "$i" ]; then rm -f "$i"; echo no-details; exit 0; fi; if ln -s ".h-$3" "$2" 2>/dev/null; then echo acquired; else rm -f "$i"; echo held; fi"#;
 const READ: &str = r#"if [ -L "$1" ]; then date +%s; stat -c %Y "$1"; t=$(readlink "$1"); echo "$t"; cat "$(dirname "$1")/$t" 2>/dev/null; elif [ -f "$1" ]; then date +%s; stat -c %Y "$1"; echo legacy; cat "$1"; fi"#;
 const RELEASE: &str = r#"d=$(dirname "$1"); if [ -L "$1" ] && [ "$(readlink "$1")" = ".h-$2" ]; then rm -f "$1" "$d/.h-$2"; echo released; elif [ -f "$1" ] && [ ! -L "$1" ] && grep -q -F "\"token\":\"$2\"" "$1"; then rm -f "$1"; echo released; else echo not-ours; fi"#;
 const HEARTBEAT_SCRIPT: &str = r#"if [ -L "$1" ] && [ "$(readlink "$1")" = ".h-$2" ]; then touch -h "$1" && echo ok; else echo lost; fi"#;
@@ -205,10 +248,7 @@ pub async fn acquire(host: &Arc<Host>, req: &LockRequest<'_>) -> Result<HeldLock
         action: req.action.to_string(),
         since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         pid: std::process::id(),
-        machine: hostname::get()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default(),
+        machine: this_machine(),
     };
     let body = serde_json::to_vec(&info).map_err(|e| ReleaseError::Refused(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + req.wait;
@@ -221,8 +261,15 @@ pub async fn acquire(host: &Arc<Host>, req: &LockRequest<'_>) -> Result<HeldLock
                 Some(&body),
             )
             .await?;
-        if out.stdout_text().trim() == "acquired" {
-            break;
+        match out.stdout_text().trim() {
+            "acquired" => break,
+            "no-details" => {
+                return Err(ReleaseError::Refused(format!(
+                    "{}: the lock's details never reached the host (the connection dropped while the lock was being taken); nothing was locked. Try again.",
+                    host.name()
+                )));
+            }
+            _ => {}
         }
         let state = read(host, service).await?;
         let liveness = state.as_ref().map(LockState::liveness);
@@ -534,7 +581,13 @@ fn new_token() -> String {
             .unwrap_or(0),
     );
     h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
+    // Short enough that the link target stays inside the inode (no data block on a full disk).
+    format!(
+        "{:016x}-{}-{}",
+        h.finish(),
+        std::process::id(),
+        machine_tag(&this_machine())
+    )
 }
 
 #[cfg(test)]
@@ -565,6 +618,68 @@ mod tests {
             s.holder()
         );
         assert!(parse_read("").is_none());
+    }
+
+    #[test]
+    fn a_lock_without_details_whose_local_process_is_gone_is_dead() {
+        // What a deploy killed while taking the lock on a full disk leaves: the token alone.
+        let tag = machine_tag(&this_machine());
+        let s = parse_read(&format!("1000\n999\n.h-00ff-4000000-{tag}\n")).expect("locked");
+        assert!(s.info.is_none() && !s.stale);
+        assert_eq!(s.liveness(), Liveness::Dead);
+        assert!(
+            s.holder().contains("DEAD: its process 4000000"),
+            "{}",
+            s.holder()
+        );
+        // The same token from another machine, or this process's own, is live.
+        let other = parse_read("1000\n999\n.h-00ff-4000000-0badc0de\n").expect("locked");
+        assert_eq!(other.liveness(), Liveness::Live);
+        assert_eq!(
+            token_holder(&new_token()).map(|(p, _)| p),
+            Some(std::process::id())
+        );
+    }
+
+    #[test]
+    fn a_token_fits_in_the_inode_of_its_link() {
+        // ext4 keeps link targets below 60 bytes in the inode.
+        assert!(format!(".h-{}", new_token()).len() < 60);
+    }
+
+    fn run_acquire(dir: &std::path::Path, body: &[u8]) -> String {
+        use std::io::Write;
+        let lock = dir.join("svc.lock");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", ACQUIRE, "deckhand-lock"])
+            .arg(dir)
+            .arg(&lock)
+            .arg("tok")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn a_holder_that_sent_no_details_takes_no_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(run_acquire(dir.path(), b""), "no-details");
+        assert!(std::fs::symlink_metadata(dir.path().join("svc.lock")).is_err());
+        assert!(
+            std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+            "nothing left"
+        );
+        assert_eq!(run_acquire(dir.path(), b"{}"), "acquired");
+        assert_eq!(run_acquire(dir.path(), b"{}"), "held");
     }
 
     #[test]

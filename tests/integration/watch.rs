@@ -1,7 +1,7 @@
 //! The watch after the switch and canary releases (issue 13), against the real proxy: a
 //! release that passes /health and fails its pages is rolled back under load within the
 //! window; a canary gets its share, is promoted or aborted; a kill during the watch is
-//! settled by the next action.
+//! settled by the next action, a SIGTERM during it ends it cleanly.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -480,4 +480,66 @@ fn rollback_waits_for_no_watch_unless_asked() {
         t.contains("watch the new color") && t.contains("passed:"),
         "{t}"
     );
+}
+
+#[test]
+fn sigterm_during_the_watch_ends_it_cleanly_and_nothing_is_left_for_the_next_deploy() {
+    // A CI runner cancelling the job: SIGTERM, not SIGKILL. The run must end promptly on its
+    // own terms (lock released, outcome on the record), with the new color serving and the old
+    // one warm, and the next deploy must need no `unlock`.
+    let svc = TestService::new("wt");
+    svc.push(&["a000001", "a000002", "a000003"]);
+    let sshd = SshServer::start();
+    let (_d, path) = ssh_config(&svc, &sshd, "watch = \"60s\"\n");
+    let (code, out, _) = deploy(&path, &["a000001", "--watch", "0s"]);
+    assert_eq!(code, Some(0), "{out}");
+    let load = Recorder::start(svc.public_port);
+    let mut run = JsonRun::spawn(&path, &["deploy", "a000002", "--env", "lab", "--yes"]);
+    assert!(run.wait_for_step("watch"), "the watch step was reached");
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    signal(run.child.id(), "TERM");
+    let (code, t) = run.finish();
+    let ended_in = sent.elapsed();
+    let seen = load.finish();
+    assert!(
+        ended_in < Duration::from_secs(10),
+        "SIGTERM ended the watch in {ended_in:?}"
+    );
+    assert_ne!(code, Some(0), "an interrupted watch is not a success: {t}");
+    assert!(code.is_some(), "not a death by signal: {t}");
+    let lock = sshd
+        .state_dir()
+        .join("locks")
+        .join(format!("{}.lock", svc.name));
+    assert!(
+        std::fs::symlink_metadata(&lock).is_err(),
+        "the lock was released: {t}"
+    );
+    assert_eq!(
+        public_get(svc.public_port, "/").expect("public"),
+        (200, "green".into())
+    );
+    assert_eq!(svc.container_state("blue").as_deref(), Some("running"));
+    let failed: Vec<_> = seen.iter().filter(|s| s.1 != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "failed answers: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    let audit = audit_records(&sshd.state_dir());
+    let last = audit.last().expect("audited");
+    assert_eq!(last["action"], "deploy", "{last:#}");
+    assert_ne!(
+        last["outcome"], "started",
+        "the end is on the record: {last:#}"
+    );
+    // No unlock needed: the next deploy settles the interrupted watch and goes on.
+    let (code, out, _) = deploy(&path, &["a000003", "--watch", "0s"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        public_get(svc.public_port, "/version").expect("public").0,
+        200
+    );
+    assert!(service_json(&path)["settling"].is_null());
 }
