@@ -9,8 +9,11 @@ not guessed: (median at RTT r - median at RTT 0) / r, for the whole command and 
 of the rollback (from its step_finished events). A warm `status` (a kept ssh master,
 `--keep-connection`) is measured too when the binary has that flag.
 
-    python3 scripts/bench-latency.py [--runs 5] [--rtts 0,50,150] [--binary PATH]
+    python3 scripts/bench-latency.py [--runs 5] [--rtts 0,50,150] [--binary PATH]...
                                      [--skip-rollback]
+
+With several --binary (e.g. a build of the commit before a change and one after), each round
+runs every binary, so they are compared under the same load.
 
 Run as root after scripts/setup.sh (dockerd, registry, test images; the docker CLI is the
 reference and is run on "the host" through ssh, as `docker -H ssh://` does)."""
@@ -97,16 +100,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--rtts", default="0,50,150")
-    ap.add_argument("--binary", default=b.BIN)
+    ap.add_argument("--binary", action="append",
+                    help="deckhand binary to measure (repeat to compare builds in the same "
+                         "interleaved rounds, e.g. before and after a change); default "
+                         "target/release/deckhand")
     ap.add_argument("--skip-rollback", action="store_true")
     a = ap.parse_args()
-    binary = a.binary
-    if not os.path.exists(binary):
-        raise SystemExit(f"{binary} missing: cargo build --release --bin deckhand")
+    binaries = a.binary or [b.BIN]
+    for binary in binaries:
+        if not os.path.exists(binary):
+            raise SystemExit(f"{binary} missing: cargo build --release --bin deckhand")
     rtts = [int(x) for x in a.rtts.split(",")]
     if rtts[0] != 0:
         rtts.insert(0, 0)
-    warm = has_flag(binary, "--keep-connection")
+    warm = {bn: has_flag(bn, "--keep-connection") for bn in binaries}
 
     work = tempfile.mkdtemp(prefix="dhlat")
     name = f"benchlat{os.getpid() % 10000}"
@@ -128,86 +135,109 @@ def main():
     # The kept masters live under XDG_RUNTIME_DIR: a private one, removed at the end.
     env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rt", dir="/tmp")
     os.chmod(env["XDG_RUNTIME_DIR"], 0o700)
+    # On a shared, loaded machine a remote command can take longer than the default 30 s;
+    # a timeout would turn a slow run into a failed one.
+    env.setdefault("DECKHAND_COMMAND_TIMEOUT", "120s")
 
-    def dh(*args, must=True):
+    def dh(binary, *args, must=True):
         return timed([binary, "--config", cfg, *args], env=env, must=must)
 
-    res = {k: {r: [] for r in rtts} for k in ("status", "warm", "docker", "ssh", "rollback")}
-    steps = {r: [] for r in rtts}
+    def table():
+        return {k: {r: [] for r in rtts} for k in ("status", "warm", "rollback")}
+
+    res = {bn: table() for bn in binaries}
+    ref = {k: {r: [] for r in rtts} for k in ("docker", "ssh")}
+    steps = {bn: {r: [] for r in rtts} for bn in binaries}
+    first = binaries[0]
     try:
-        dh("deploy", "a000001", "--env", "rtt0", "--yes")
-        dh("deploy", "a000002", "--env", "rtt0", "--yes")
+        dh(first, "deploy", "a000001", "--env", "rtt0", "--yes")
+        dh(first, "deploy", "a000002", "--env", "rtt0", "--yes")
         for i in range(a.runs):
             for r in rtts:
                 port = ports[r]
-                add(res["ssh"][r], timed(["ssh", "-p", str(port), "127.0.0.1", "true"], env=env,
+                add(ref["ssh"][r], timed(["ssh", "-p", str(port), "127.0.0.1", "true"], env=env,
                                          must=False)[0])
-                add(res["docker"][r], timed(["docker", "-H", f"ssh://root@127.0.0.1:{port}", "ps",
+                add(ref["docker"][r], timed(["docker", "-H", f"ssh://root@127.0.0.1:{port}", "ps",
                                              "-a"], env=env, must=False)[0])
-                add(res["status"][r], dh("status", "--env", f"rtt{r}", "--output", "json",
-                                         must=False)[0])
-                if warm:
-                    dh("status", "--env", f"rtt{r}", "--keep-connection=2m", "--output", "json",
-                       must=False)
-                    add(res["warm"][r], dh("status", "--env", f"rtt{r}", "--keep-connection=2m",
-                                           "--output", "json", must=False)[0])
-                if not a.skip_rollback:
-                    dt, p = dh("rollback", "--env", f"rtt{r}", "--yes", "--output", "json",
-                               must=False)
-                    if dt is not None:
-                        res["rollback"][r].append(dt)
-                        steps[r].append(steps_of(p.stdout))
-                    # Back to a000002 on a fast path, so every rollback starts from the same place.
-                    dh("deploy", "a000002", "--env", "rtt0", "--yes", "--lock-wait", "60s")
+                for bn in binaries:
+                    add(res[bn]["status"][r], dh(bn, "status", "--env", f"rtt{r}", "--output",
+                                                 "json", must=False)[0])
+                    if warm[bn]:
+                        dh(bn, "status", "--env", f"rtt{r}", "--keep-connection=2m", "--output",
+                           "json", must=False)
+                        add(res[bn]["warm"][r], dh(bn, "status", "--env", f"rtt{r}",
+                                                   "--keep-connection=2m", "--output", "json",
+                                                   must=False)[0])
+                    if not a.skip_rollback:
+                        dt, p = dh(bn, "rollback", "--env", f"rtt{r}", "--yes", "--output", "json",
+                                   must=False)
+                        if dt is not None:
+                            res[bn]["rollback"][r].append(dt)
+                            steps[bn][r].append(steps_of(p.stdout))
+                        # Back to a000002 on the fast path: every rollback starts from one place.
+                        dh(first, "deploy", "a000002", "--env", "rtt0", "--yes", "--lock-wait",
+                           "60s", must=False)
             print(f"round {i + 1}/{a.runs} done", file=sys.stderr)
     finally:
-        if warm:
-            subprocess.run([binary, "--config", cfg, "disconnect"], env=env, capture_output=True)
+        for bn in binaries:
+            if warm[bn]:
+                subprocess.run([bn, "--config", cfg, "disconnect"], env=env, capture_output=True)
         for rl in relays.values():
             rl.stop()
         sshd.stop()
         b.cleanup_service(name)
 
-    med = {k: {r: b.median(v) * 1000 for r, v in d.items()} for k, d in res.items()}
     if FAILURES:
         print(f"\n{len(FAILURES)} measured run(s) failed and are left out:")
         for f in FAILURES:
             print("  " + f.splitlines()[0][:300])
-
-    def rts(kind, r):
-        return "" if r == 0 else f" ({(med[kind][r] - med[kind][0]) / r:4.1f} RT)"
-
-    print(f"\n{binary}: medians of {a.runs} interleaved runs, ms (RT: round trips beyond RTT 0, "
+    print(f"\nmedians of {a.runs} interleaved runs, ms (RT: round trips beyond RTT 0, "
           "(t(r) - t(0)) / r)\n")
-    head = "| what | " + " | ".join(f"RTT {r} ms" for r in rtts) + " |"
-    print(head)
+    rmed = {k: {r: b.median(v) * 1000 for r, v in d.items()} for k, d in ref.items()}
+
+    def cell(m, r):
+        return f"{m[r]:.0f}" + ("" if r == 0 else f" ({(m[r] - m[0]) / r:4.1f} RT)")
+
+    print("| what | " + " | ".join(f"RTT {r} ms" for r in rtts) + " |")
     print("|---" * (len(rtts) + 1) + "|")
-    rows = [("ssh", "`ssh HOST true`"), ("docker", "`docker -H ssh:// ps -a`"),
-            ("status", "`deckhand status` (1 host)")]
-    if warm:
-        rows.append(("warm", "`deckhand status`, kept master"))
-    if not a.skip_rollback:
-        rows.append(("rollback", "`deckhand rollback` (cached)"))
-    for kind, label in rows:
-        print(f"| {label} | " + " | ".join(f"{med[kind][r]:.0f}{rts(kind, r)}" for r in rtts) + " |")
-    for r in rtts[1:]:
-        print(f"\nstatus / docker ps at RTT {r}: {med['status'][r] / med['docker'][r]:.2f}x"
-              + (f"; warm {med['warm'][r] / med['docker'][r]:.2f}x" if warm else ""))
+    print("| `ssh HOST true` | " + " | ".join(cell(rmed["ssh"], r) for r in rtts) + " |")
+    print("| `docker -H ssh:// ps -a` | " + " | ".join(cell(rmed["docker"], r) for r in rtts) + " |")
+    meds = {}
+    for bn in binaries:
+        label = os.path.basename(bn)
+        med = {k: {r: b.median(v) * 1000 for r, v in d.items()} for k, d in res[bn].items()}
+        meds[bn] = med
+        print(f"| {label}: `status` (1 host) | " + " | ".join(cell(med["status"], r) for r in rtts) + " |")
+        if warm[bn]:
+            print(f"| {label}: `status`, kept master | " + " | ".join(cell(med["warm"], r) for r in rtts) + " |")
         if not a.skip_rollback:
-            print(f"rollback at RTT {r} minus at RTT 0: {med['rollback'][r] - med['rollback'][0]:.0f} ms")
-    if not a.skip_rollback:
-        print("\nrollback steps, median ms (round trips beyond RTT 0):\n")
+            print(f"| {label}: `rollback` (cached) | " + " | ".join(cell(med["rollback"], r) for r in rtts) + " |")
+    for bn in binaries:
+        label, med = os.path.basename(bn), meds[bn]
+        for r in rtts[1:]:
+            line = f"\n{label} at RTT {r}: status / docker ps {med['status'][r] / rmed['docker'][r]:.2f}x"
+            if warm[bn]:
+                line += f", warm status / docker ps {med['warm'][r] / rmed['docker'][r]:.2f}x"
+            if not a.skip_rollback:
+                line += f", rollback - rollback at RTT 0: {med['rollback'][r] - med['rollback'][0]:.0f} ms"
+            print(line, end="")
+        print()
+    if a.skip_rollback:
+        return
+    for bn in binaries:
+        print(f"\n{os.path.basename(bn)}: rollback steps, median ms (round trips beyond RTT 0):\n")
         print("| step | " + " | ".join(f"RTT {r}" for r in rtts) + " |")
         print("|---" * (len(rtts) + 1) + "|")
+        st = steps[bn]
         for s in STEPS:
-            ms = {r: b.median([x.get(s, 0) for x in steps[r]]) for r in rtts}
+            ms = {r: b.median([x.get(s, 0) for x in st[r]]) for r in rtts}
             if all(v == 0 for v in ms.values()):
                 continue
-            cells = [f"{ms[r]:.0f}" + ("" if r == 0 else f" ({(ms[r] - ms[0]) / r:.1f})") for r in rtts]
-            print(f"| {s} | " + " | ".join(cells) + " |")
-        other = {r: med["rollback"][r] - b.median([sum(x.values()) for x in steps[r]]) for r in rtts}
-        cells = [f"{other[r]:.0f}" + ("" if r == 0 else f" ({(other[r] - other[0]) / r:.1f})") for r in rtts]
-        print("| connect, plan, exit (outside steps) | " + " | ".join(cells) + " |")
+            print(f"| {s} | " + " | ".join(
+                f"{ms[r]:.0f}" + ("" if r == 0 else f" ({(ms[r] - ms[0]) / r:.1f})") for r in rtts) + " |")
+        other = {r: meds[bn]["rollback"][r] - b.median([sum(x.values()) for x in st[r]]) for r in rtts}
+        print("| connect, plan, exit (outside steps) | " + " | ".join(
+            f"{other[r]:.0f}" + ("" if r == 0 else f" ({(other[r] - other[0]) / r:.1f})") for r in rtts) + " |")
 
 
 main()
