@@ -139,7 +139,9 @@ async fn a_kept_master_exits_after_its_idle_time() {
     let b = bed("kmidle");
     b.status(Some("2s"));
     assert_eq!(b.masters().len(), 1);
-    wait_until("the idle master exits", Duration::from_secs(15), || {
+    // Generous: on a loaded machine the last channels of the call close late, and the idle
+    // time counts from then.
+    wait_until("the idle master exits", Duration::from_secs(60), || {
         b.masters().is_empty()
     });
     // Its record is stale now; the next call notices and connects afresh.
