@@ -36,6 +36,20 @@ pub struct GlobalArgs {
     /// Log level of the log file (error, warn, info, debug, trace)
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
+    /// Keep each host's ssh master running for IDLE (default 10m) after this command, and ride
+    /// one a previous command kept: repeated calls (a CI loop, `watch deckhand status`) skip
+    /// the ssh handshake. `deckhand disconnect` stops them. Not used by the console.
+    #[arg(
+        long,
+        global = true,
+        env = "DECKHAND_KEEP_CONNECTION",
+        value_name = "IDLE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "10m",
+        value_parser = parse_duration_arg
+    )]
+    pub keep_connection: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +160,8 @@ pub enum Command {
     },
     /// Print the Prometheus text exposition of status and alerts, once (for a textfile collector)
     Metrics,
+    /// Stop the ssh masters that --keep-connection kept running
+    Disconnect,
     /// Names from the config for shell completion (used by the completion scripts)
     #[command(name = "__complete", hide = true)]
     Complete {

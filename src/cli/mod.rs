@@ -87,7 +87,27 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Some(Command::Completions { shell }) => return completions::completions(*shell),
         Some(Command::Man { dir }) => return completions::man(dir.as_deref()),
         Some(Command::Complete { what }) => return Ok(completions::names(&cli.global, *what)),
+        Some(Command::Disconnect) => {
+            return match crate::transport::disconnect_all().await {
+                Ok(n) => {
+                    println!(
+                        "stopped {n} kept ssh master{}",
+                        if n == 1 { "" } else { "s" }
+                    );
+                    Ok(crate::exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(crate::exit::USAGE)
+                }
+            };
+        }
         _ => {}
+    }
+    if let Some(idle) = cli.global.keep_connection
+        && !idle.is_zero()
+    {
+        crate::transport::keep_connections(idle);
     }
     let ctx = match Context::load(&cli.global) {
         Ok(c) => c,
@@ -125,7 +145,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Init(_)
         | Command::Completions { .. }
         | Command::Man { .. }
-        | Command::Complete { .. } => Ok(exit::OK),
+        | Command::Complete { .. }
+        | Command::Disconnect => Ok(exit::OK),
         Command::Unlock { action, force } => action::unlock(&ctx, &action, force).await,
         Command::Demo { .. } => Ok(exit::OK),
     }

@@ -192,7 +192,7 @@ pub fn encode(record: &AuditRecord) -> Result<Vec<u8>, ReleaseError> {
 // is full: it is given up for the record and taken back once there is space again. The log is
 // private (0600), or group-readable (0640) when the state directory is a setgid group
 // directory (the deploy group).
-const APPEND: &str = r#"umask 077; d="$1"; f="$2"; r="$d/.audit-reserve"
+pub(super) const APPEND: &str = r#"umask 077; d="$1"; f="$2"; r="$d/.audit-reserve"
 mkdir -p "$d" || exit 1
 mode=0600; [ -g "$d" ] && mode=0640
 rec=$(cat); body=${rec#\{}
@@ -218,7 +218,7 @@ chmod "$mode" "$f" 2>/dev/null
 [ -f "$r" ] || { head -c 65536 /dev/zero > "$r.t" 2>/dev/null && mv -f "$r.t" "$r"; } || rm -f "$r.t"
 exit 0"#;
 
-fn audit_path(host: &Host) -> (String, String) {
+pub(super) fn audit_path(host: &Host) -> (String, String) {
     let dir = host.spec.state_dir.clone();
     let path = format!("{dir}/audit.jsonl");
     (dir, path)

@@ -96,10 +96,13 @@ pub async fn plan_on_host(
     target: &Target,
     action: Action,
 ) -> Result<(DeployPlan, ServiceStatus), ReleaseError> {
-    let status = read_service(host, service)
-        .await
-        .map_err(|e| docker_err(host, "read the service", e))?;
-    let ledger = match ledger::read(host, &service.name).await {
+    // The ledger is read beside the service (one remote command next to the Docker reads).
+    let (status, ledger) = tokio::join!(
+        read_service(host, service),
+        ledger::read(host, &service.name)
+    );
+    let status = status.map_err(|e| docker_err(host, "read the service", e))?;
+    let ledger = match ledger {
         Ok(l) => l,
         // Only a rollback to "previous" needs the ledger; anything else plans without it.
         Err(e @ ReleaseError::Ledger { .. })
@@ -261,24 +264,37 @@ async fn run_inner(
     // action failed): one new connection is tried before giving up on them.
     let mut fresh: Option<Host> = None;
     let t = r.start(Step::Audit, record.outcome.to_string());
-    if audit::append(&host, &record).await.is_err() {
-        fresh = reconnect(&r, &host).await;
-        match &fresh {
-            Some(h) => {
-                if let Err(e) = audit::append(h, &record).await {
-                    r.info(format!("WARNING: could not write the audit log: {e}"));
+    // The end record and the unlock in one remote command; each part that did not get done
+    // is done again on its own, through a new connection when this one broke.
+    let batched = super::batch::audit_and_release(&host, &record, &held).await;
+    if !batched.audited {
+        let retry_here = batched.lock.is_some();
+        let done_here = retry_here && audit::append(&host, &record).await.is_ok();
+        if !done_here {
+            fresh = reconnect(&r, &host).await;
+            match &fresh {
+                Some(h) => {
+                    if let Err(e) = audit::append(h, &record).await {
+                        r.info(format!("WARNING: could not write the audit log: {e}"));
+                    }
                 }
+                None => r.info(
+                    "WARNING: the audit log could not be written: the host is unreachable"
+                        .to_string(),
+                ),
             }
-            None => r.info(
-                "WARNING: the audit log could not be written: the host is unreachable".to_string(),
-            ),
         }
     }
     r.finish(Step::Audit, t, "");
     let t = r.start(Step::Unlock, "");
-    let released = match &fresh {
-        Some(h) => held.release(h).await,
-        None => held.release(&host).await,
+    let released = if batched.lock.is_some() {
+        drop(held);
+        Ok(())
+    } else {
+        match &fresh {
+            Some(h) => held.release(h).await,
+            None => held.release(&host).await,
+        }
     };
     if released.is_err() {
         let retry = match fresh.take() {
@@ -296,7 +312,15 @@ async fn run_inner(
             None => r.info("WARNING: the lock could not be released: the host is unreachable; clear it with deckhand unlock".to_string()),
         }
     }
-    r.finish(Step::Unlock, t, "");
+    r.finish(
+        Step::Unlock,
+        t,
+        if batched.lock.is_some() {
+            "with the audit record, one command"
+        } else {
+            ""
+        },
+    );
     if let Some(h) = fresh {
         h.close().await;
     }
@@ -380,10 +404,12 @@ async fn run_locked(
     let host = r.host;
     let t = r.start(Step::Inspect, "");
     let read = async {
-        let status = read_service(host, service)
-            .await
-            .map_err(|e| docker_err(host, "read the service", e))?;
-        let (ledger, set_aside) = ledger::read_for_update(host, &service.name).await?;
+        let (status, ledger) = tokio::join!(
+            read_service(host, service),
+            ledger::read_for_update(host, &service.name)
+        );
+        let status = status.map_err(|e| docker_err(host, "read the service", e))?;
+        let (ledger, set_aside) = ledger?;
         Ok::<_, ReleaseError>((status, set_aside, ledger))
     };
     let (status, set_aside, mut ledger) = match read.await {
@@ -426,7 +452,29 @@ async fn run_locked(
     let mut started_record = record.clone();
     started_record.outcome = AuditOutcome::Started;
     started_record.details = Some(plan.summary());
-    if let Err(e) = audit::append(host, &started_record).await {
+    // A rollback to a kept container changes nothing before its start: the start record and
+    // the lock check before the start go out as one command.
+    let batch_start =
+        plan.reuse_existing && !plan.noop && !plan.finish_only && status.canary.is_none();
+    let mut start_guarded = false;
+    // The container about to be started, looked at beside that command (read-only).
+    let mut pre_inspected = None;
+    if batch_start {
+        let target = app_container(service, plan.to_color);
+        let (b, ins) = tokio::join!(
+            super::batch::audit_and_check(host, &started_record, held),
+            host.docker.inspect_container(&target, None)
+        );
+        pre_inspected = Some(ins.ok());
+        if !b.audited
+            && let Err(e) = audit::append(host, &started_record).await
+        {
+            r.info(format!("WARNING: could not write the audit log: {e}"));
+        }
+        // Anything but "ok" (lost, or the command did not run): the guard before the start
+        // checks again on its own and says who holds the lock.
+        start_guarded = b.lock.as_deref() == Some("ok");
+    } else if let Err(e) = audit::append(host, &started_record).await {
         r.info(format!("WARNING: could not write the audit log: {e}"));
     }
     if plan.noop {
@@ -457,7 +505,7 @@ async fn run_locked(
             .await
             .inspect_err(|e| r.fail(Step::Switch, e))?;
         r.finish(Step::Switch, t, "");
-        drain_and_stop_old(r, held, service, &plan).await;
+        drain_and_stop_old(r, held, service, &plan, None).await;
         return Ok((plan, false));
     }
     let live_note = match (&plan.from_color, &plan.from_sha) {
@@ -489,6 +537,9 @@ async fn run_locked(
     // The container this run made or started, by id: after a lost lock, the name may already
     // belong to someone else's container.
     let mut ours: Option<String> = None;
+    let mut restarts_before: Option<i64> = None;
+    let mut new_addr: Option<String> = None;
+    let mut proxy_seen = None;
 
     let pre_switch = async {
         if !plan.reuse_existing {
@@ -517,13 +568,15 @@ async fn run_locked(
             r.finish(Step::Create, t, "");
         }
         check_cancel(opts, host, &live_note)?;
-        guard(r, held, service, Step::Start).await?;
-        ours = host
-            .docker
-            .inspect_container(&new_name, None)
-            .await
-            .ok()
-            .and_then(|i| i.id);
+        if !start_guarded {
+            guard(r, held, service, Step::Start).await?;
+        }
+        let ins = match pre_inspected.take() {
+            Some(ins) if start_guarded => ins,
+            _ => host.docker.inspect_container(&new_name, None).await.ok(),
+        };
+        restarts_before = ins.as_ref().and_then(|i| i.restart_count);
+        ours = ins.and_then(|i| i.id);
         let t = r.start(Step::Start, new_name.clone());
         host.docker
             .start_container(&new_name, None)
@@ -541,12 +594,33 @@ async fn run_locked(
 
         let timeout = opts.health_timeout.unwrap_or(service.health_timeout);
         let t = r.start(Step::Health, format!("within {}", format_duration(timeout)));
-        health_wait::wait_healthy(r, service, &plan, timeout, opts, &live_note)
-            .await
-            .inspect_err(|e| r.fail(Step::Health, e))?;
+        new_addr = health_wait::wait_healthy(
+            r,
+            service,
+            &plan,
+            timeout,
+            opts,
+            &live_note,
+            restarts_before,
+        )
+        .await
+        .inspect_err(|e| r.fail(Step::Health, e))?;
         r.finish(Step::Health, t, "");
         check_cancel(opts, host, &live_note)?;
-        guard(r, held, service, Step::Proxy).await?;
+        // The lock check before the proxy step, beside what changes nothing anyone else owns:
+        // the proven container's restart policy (from now on Docker restarts it after a crash
+        // or reboot), and a first request through the public port, whose kept-alive
+        // connection the confirm then reuses.
+        let proxy_name = service.proxy_container();
+        let (held_now, policy, (), seen) = tokio::join!(
+            guard(r, held, service, Step::Proxy),
+            container::set_restart_policy(host, &new_name, RestartPolicyNameEnum::UNLESS_STOPPED),
+            proxy::open_public(host, service),
+            host.docker.inspect_container(&proxy_name, None),
+        );
+        proxy_seen = Some(seen);
+        held_now?;
+        policy?;
         Ok::<(), ReleaseError>(())
     };
     if let Err(e) = pre_switch.await {
@@ -590,9 +664,6 @@ async fn run_locked(
             },
         });
     }
-    // Proven: from now on Docker restarts it after a crash or reboot.
-    container::set_restart_policy(host, &new_name, RestartPolicyNameEnum::UNLESS_STOPPED).await?;
-
     // From here on the deploy completes even if the operator presses Ctrl-C: a half switch
     // helps nobody, and the switch itself takes milliseconds.
     let route = ProxyRoute {
@@ -601,12 +672,21 @@ async fn run_locked(
     };
     let previous = previous_route(&plan);
     let t = r.start(Step::Proxy, service.proxy_container());
-    let proxy_started = match proxy::ensure_proxy(
+    let seen = match proxy_seen.take() {
+        Some(seen) => seen,
+        None => {
+            host.docker
+                .inspect_container(&service.proxy_container(), None)
+                .await
+        }
+    };
+    let proxy_started = match proxy::ensure_proxy_seen(
         host,
         service,
         &route,
         plan.proxy_change.as_deref(),
         r.events,
+        seen,
     )
     .await
     {
@@ -623,7 +703,9 @@ async fn run_locked(
         if proxy_started { "started" } else { "running" },
     );
 
-    if let Err(e) = guard(r, held, service, Step::Switch).await {
+    // A proxy that was already running was only looked at: the check before the proxy step
+    // still stands. One that was (re)started or replaced is checked for again.
+    if proxy_started && let Err(e) = guard(r, held, service, Step::Switch).await {
         if let Some(id) = &ours {
             container::stop_quietly(host, id, service).await;
         }
@@ -654,7 +736,7 @@ async fn run_locked(
                 })
         }
         _ if proxy_started => Ok(()),
-        _ => proxy::switch(host, service, &route, previous.as_ref()).await,
+        _ => proxy::switch_at(host, service, &route, previous.as_ref(), new_addr.clone()).await,
     };
     if let Err(e) = switched {
         r.fail(Step::Switch, &e);
@@ -725,7 +807,6 @@ async fn run_locked(
                 Ending::Replaced
             },
         );
-        save_ledger(r, service, &ledger).await;
         None
     };
 
@@ -733,8 +814,16 @@ async fn run_locked(
         Action::Rollback => Duration::ZERO,
         _ => service.watch.window,
     });
+    let watching = plan.from_color.is_some()
+        && previous.is_some()
+        && (!window.is_zero() || opts.canary.is_some());
+    // Without a watch the ledger is written while the old color drains (it is independent of
+    // the drain and the stop); before a watch it must be on the host first.
+    if watching && canary_release.is_none() {
+        save_ledger(r, service, &ledger).await;
+    }
     if let (Some(old), Some(prev)) = (plan.from_color, &previous)
-        && (!window.is_zero() || opts.canary.is_some())
+        && watching
     {
         guard(r, held, service, Step::Watch).await?;
         let watched = watch::after_switch(r, service, &plan, old, prev, window, opts, record).await;
@@ -756,7 +845,8 @@ async fn run_locked(
             return Ok((plan, pulled));
         }
     }
-    drain_and_stop_old(r, held, service, &plan).await;
+    let write_now = (!watching && opts.canary.is_none()).then_some(&ledger);
+    drain_and_stop_old(r, held, service, &plan, write_now).await;
 
     if service.auto_prune && action != Action::Rollback {
         let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
@@ -825,13 +915,18 @@ async fn reconnect(r: &StepRecorder<'_>, host: &Host) -> Option<Host> {
     }
 }
 
+/// `ledger`, when given, is written beside the drain.
 async fn drain_and_stop_old(
     r: &mut StepRecorder<'_>,
     held: &HeldLock,
     service: &Service,
     plan: &DeployPlan,
+    ledger: Option<&Ledger>,
 ) {
     let Some(old) = plan.from_color else {
+        if let Some(l) = ledger {
+            save_ledger(r, service, l).await;
+        }
         return;
     };
     let host = r.host;
@@ -844,7 +939,20 @@ async fn drain_and_stop_old(
             format_duration(service.drain)
         ),
     );
-    let d = proxy::drain(host, service, old, service.drain).await;
+    // The lock check before the stop goes out with the first drain poll; a drain that took
+    // longer than a second is checked for again when it ends.
+    let (d, held_then, ()) = {
+        let rr: &StepRecorder<'_> = r;
+        tokio::join!(
+            proxy::drain(host, service, old, service.drain),
+            held.ensure_held(host),
+            async {
+                if let Some(l) = ledger {
+                    save_ledger(rr, service, l).await;
+                }
+            }
+        )
+    };
     let detail = match (d.measured, d.left) {
         (false, _) => format!(
             "the proxy could not be asked; waited the whole {}",
@@ -858,7 +966,12 @@ async fn drain_and_stop_old(
     };
     r.finish(Step::Drain, t, detail);
     let old_name = app_container(service, old);
-    if let Err(now) = held.ensure_held(host).await {
+    let held_now = if d.waited < Duration::from_secs(1) {
+        held_then
+    } else {
+        held.ensure_held(host).await
+    };
+    if let Err(now) = held_now {
         // The new release serves; whoever holds the lock now decides about the old color.
         r.info(format!(
             "WARNING: the lock is no longer ours ({now}); {old_name} was left running for its holder to decide"

@@ -21,20 +21,28 @@ pub(super) async fn wait_healthy(
     timeout: Duration,
     opts: &ActionOptions,
     live_note: &str,
-) -> Result<(), ReleaseError> {
+    restarts_before: Option<i64>,
+) -> Result<Option<String>, ReleaseError> {
     let host = r.host;
     let name = app_container(service, plan.to_color);
     let deadline = Instant::now() + timeout;
     let mut attempt = 0u32;
     let mut last: Option<HealthReport> = None;
     let mut last_docker: Option<String> = None;
-    let initial_restarts = host
-        .docker
-        .inspect_container(&name, None)
-        .await
-        .ok()
-        .and_then(|i| i.restart_count)
-        .unwrap_or(0);
+    let initial_restarts = match restarts_before {
+        Some(n) => n,
+        None => host
+            .docker
+            .inspect_container(&name, None)
+            .await
+            .ok()
+            .and_then(|i| i.restart_count)
+            .unwrap_or(0),
+    };
+    // Once the inspect named the port, each attempt probes /health beside its inspect (one
+    // round trip per attempt instead of two); a probe whose inspect then shows the container
+    // gone or restarted is not trusted.
+    let mut port: Option<u16> = None;
     let unhealthy = |why: String, last: &Option<HealthReport>, docker_log: String, logs: String| {
         let mut report = format!("  why: {why}\n");
         if let Some(h) = last {
@@ -59,11 +67,17 @@ pub(super) async fn wait_healthy(
     let mut checks_restarted = false;
     loop {
         attempt += 1;
-        let ins = host
-            .docker
-            .inspect_container(&name, None)
-            .await
-            .map_err(|e| docker_err(host, &format!("inspect {name}"), e))?;
+        let (ins, early) = match port {
+            Some(p) => {
+                let (ins, report) = tokio::join!(
+                    host.docker.inspect_container(&name, None),
+                    probe_health(host, p, &service.health_path, Duration::from_secs(2))
+                );
+                (ins, Some(report))
+            }
+            None => (host.docker.inspect_container(&name, None).await, None),
+        };
+        let ins = ins.map_err(|e| docker_err(host, &format!("inspect {name}"), e))?;
         let state = ins.state.clone().unwrap_or_default();
         if attempt == 1 {
             checks = super::docker_checks::CheckWatch::new(
@@ -139,7 +153,7 @@ pub(super) async fn wait_healthy(
                 container::tail_logs(host, &name).await,
             ));
         }
-        let port = ins
+        let now_port = ins
             .network_settings
             .as_ref()
             .and_then(|n| n.ports.as_ref())
@@ -149,9 +163,12 @@ pub(super) async fn wait_healthy(
                 b.iter()
                     .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
             });
-        let report = match port {
-            Some(p) => probe_health(host, p, &service.health_path, Duration::from_secs(2)).await,
-            None => HealthReport {
+        let report = match (now_port, early) {
+            (Some(p), Some(report)) if Some(p) == port => report,
+            (Some(p), _) => {
+                probe_health(host, p, &service.health_path, Duration::from_secs(2)).await
+            }
+            (None, _) => HealthReport {
                 http_status: None,
                 status: None,
                 latency_ms: 0,
@@ -176,8 +193,15 @@ pub(super) async fn wait_healthy(
         });
         last = Some(report);
         last_docker = docker_health.or(last_docker);
+        port = now_port;
         if healthy {
-            return Ok(());
+            // Its address on the service's network, for the switch (no inspect of its own).
+            return Ok(ins
+                .network_settings
+                .and_then(|n| n.networks)
+                .and_then(|n| n.get(&service.network_name()).cloned())
+                .and_then(|n| n.ip_address)
+                .filter(|a| !a.is_empty()));
         }
         if Instant::now() >= deadline {
             let stalled = checks

@@ -436,6 +436,22 @@ impl HeldLock {
     }
 }
 
+// For `release::batch`, which runs a lock script beside an audit append in one remote command:
+// the script and its arguments (the lock's path and token).
+impl HeldLock {
+    pub(super) fn heartbeat_call(&self) -> (&'static str, &str, &str) {
+        (HEARTBEAT_SCRIPT, &self.path, &self.info.token)
+    }
+
+    pub(super) fn release_call(&self) -> (&'static str, &str, &str) {
+        (RELEASE, &self.path, &self.info.token)
+    }
+
+    pub(super) fn stop_heartbeat(&self) {
+        self.heartbeat.abort();
+    }
+}
+
 impl Drop for HeldLock {
     fn drop(&mut self) {
         self.heartbeat.abort();

@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod audit;
+mod batch;
 pub mod container;
 pub mod credentials;
 mod docker_checks;

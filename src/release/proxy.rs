@@ -111,8 +111,24 @@ pub async fn ensure_proxy(
     change: Option<&str>,
     events: &EventSink,
 ) -> Result<bool, ReleaseError> {
+    let seen = host
+        .docker
+        .inspect_container(&service.proxy_container(), None)
+        .await;
+    ensure_proxy_seen(host, service, route, change, events, seen).await
+}
+
+/// [`ensure_proxy`] with the proxy's inspect already made (beside other requests).
+pub async fn ensure_proxy_seen(
+    host: &Host,
+    service: &Service,
+    route: &ProxyRoute,
+    change: Option<&str>,
+    events: &EventSink,
+    seen: Result<bollard::models::ContainerInspectResponse, bollard::errors::Error>,
+) -> Result<bool, ReleaseError> {
     let name = service.proxy_container();
-    let running = match host.docker.inspect_container(&name, None).await {
+    let running = match seen {
         Ok(ins) => Some(ins.state.and_then(|s| s.running).unwrap_or(false)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -271,7 +287,8 @@ async fn wait_ready(host: &Host, name: &str) -> Result<(), String> {
             Ok((code, out)) => format!("exit {code}: {}", out.trim()),
             Err(e) => crate::util::error_chain(&e),
         };
-        if last.contains("executable file not found") {
+        // `exit 127`: the shell that wraps the exec found no helper.
+        if last.contains("executable file not found") || last.starts_with("exit 127:") {
             return Err(format!(
                 "the proxy image has no {PROXY_HELPER}: proxy_image must be deckhand's HAProxy image (infrastructure/docker/haproxy): {last}"
             ));
@@ -345,7 +362,19 @@ pub async fn switch(
     route: &ProxyRoute,
     previous: Option<&ProxyRoute>,
 ) -> Result<(), ReleaseError> {
-    let detail = match apply(host, service, route).await {
+    switch_at(host, service, route, previous, None).await
+}
+
+/// [`switch`] with the new color's address already known (from its last inspect), which saves
+/// the inspect before the exec.
+pub async fn switch_at(
+    host: &Host,
+    service: &Service,
+    route: &ProxyRoute,
+    previous: Option<&ProxyRoute>,
+    addr: Option<String>,
+) -> Result<(), ReleaseError> {
+    let detail = match apply_at(host, service, route, addr).await {
         Ok(()) => return Ok(()),
         Err(d) => d,
     };
@@ -370,7 +399,19 @@ pub async fn switch(
 }
 
 async fn apply(host: &Host, service: &Service, route: &ProxyRoute) -> Result<(), String> {
-    let addr = container_addr(host, service, route.color).await;
+    apply_at(host, service, route, None).await
+}
+
+async fn apply_at(
+    host: &Host,
+    service: &Service,
+    route: &ProxyRoute,
+    addr: Option<String>,
+) -> Result<(), String> {
+    let addr = match addr {
+        Some(a) => Some(a),
+        None => container_addr(host, service, route.color).await,
+    };
     let commands = proxy_api::switch_commands(route.color, addr.as_deref(), service.app_port);
     let conf = proxy_conf::render(service, route);
     let (code, out) = proxy_api::exec(
@@ -466,6 +507,20 @@ pub async fn drain(host: &Host, service: &Service, old: Color, timeout: Duration
     }
 }
 
+/// One request through the public port, answer ignored: it opens the kept-alive connection
+/// that [`confirm`] then reuses (no new channel and connection after the switch).
+pub async fn open_public(host: &Host, service: &Service) {
+    if let Ok(endpoint) = host.http(service.public_port, CONFIRM_TIMEOUT).await {
+        let _ = endpoint
+            .client
+            .get(endpoint.url(&service.health_path))
+            .send()
+            .await;
+    }
+}
+
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Waits until requests through the public port are answered by `color` (reload hands over
 /// to new workers asynchronously, so the first answers may still come from the old ones).
 pub async fn confirm(
@@ -475,7 +530,7 @@ pub async fn confirm(
     within: Duration,
 ) -> Result<(), String> {
     let endpoint = host
-        .http(service.public_port, Duration::from_secs(3))
+        .http(service.public_port, CONFIRM_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + within;

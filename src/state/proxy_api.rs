@@ -14,18 +14,26 @@ use crate::transport::Host;
 /// Output of an exec larger than this is cut (the timing ring is 512 KiB).
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 
+/// Wraps a command so that its exit code arrives at the end of its own output: Docker's exec
+/// API otherwise needs a third request (inspect the exec) after create and start, one more
+/// round trip over a slow link for every proxy operation. The proxy image has a shell.
+const EXIT_WRAPPER: &str = r#""$@"; printf '\n# deckhand-exit=%s\n' "$?""#;
+const EXIT_MARKER: &[u8] = b"\n# deckhand-exit=";
+
 /// Runs a command inside a container; returns its exit code and combined output.
 pub async fn exec(
     host: &Host,
     container: &str,
     cmd: &[&str],
 ) -> Result<(i64, String), bollard::errors::Error> {
+    let mut wrapped = vec!["sh", "-c", EXIT_WRAPPER, "deckhand-exec"];
+    wrapped.extend_from_slice(cmd);
     let exec = host
         .docker
         .create_exec(
             container,
             ExecConfig {
-                cmd: Some(cmd.iter().map(|s| (*s).to_string()).collect()),
+                cmd: Some(wrapped.iter().map(|s| (*s).to_string()).collect()),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 ..Default::default()
@@ -33,17 +41,26 @@ pub async fn exec(
         )
         .await?;
     let mut bytes = Vec::new();
+    let mut cut = false;
     if let StartExecResults::Attached { mut output, .. } = host
         .docker
         .start_exec(&exec.id, Some(StartExecOptions::default()))
         .await?
     {
         while let Some(Ok(chunk)) = output.next().await {
-            if bytes.len() < MAX_OUTPUT {
-                bytes.extend_from_slice(&chunk.into_bytes());
+            let chunk = chunk.into_bytes();
+            if bytes.len() + chunk.len() <= MAX_OUTPUT {
+                bytes.extend_from_slice(&chunk);
+            } else {
+                cut = true;
             }
         }
     }
+    if !cut && let Some((code, len)) = split_exit(&bytes) {
+        bytes.truncate(len);
+        return Ok((code, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    // No marker (output cut, no shell in the image, the exec failed to start): ask Docker.
     let code = host
         .docker
         .inspect_exec(&exec.id)
@@ -51,6 +68,16 @@ pub async fn exec(
         .exit_code
         .unwrap_or(-1);
     Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The exit code the wrapper printed last, and the length of the output before it.
+fn split_exit(bytes: &[u8]) -> Option<(i64, usize)> {
+    let at = bytes
+        .windows(EXIT_MARKER.len())
+        .rposition(|w| w == EXIT_MARKER)?;
+    let rest = std::str::from_utf8(&bytes[at + EXIT_MARKER.len()..]).ok()?;
+    let code = rest.strip_suffix('\n')?.parse::<i64>().ok()?;
+    Some((code, at))
 }
 
 /// Sends `;`-separated runtime commands to the proxy's admin socket in one exec.
@@ -205,6 +232,18 @@ app,green,0,0,0,0,,9,0,0,,0,,0,0,0,0,no check,1,1,0,,,1,,,1,3,2,,0,,2,7,,0,,,,0,
         assert_eq!(green.addr, "172.18.0.3:3000");
         assert_eq!(serving_color(&s), Some(Color::Green));
         assert!(parse_show_stat("garbage\n,,\n").is_empty());
+    }
+
+    #[test]
+    fn the_exit_code_comes_from_the_end_of_the_output() {
+        assert_eq!(split_exit(b"a\nb\n\n# deckhand-exit=0\n"), Some((0, 4)));
+        assert_eq!(
+            split_exit(b"no newline\n# deckhand-exit=3\n"),
+            Some((3, 10))
+        );
+        // Output that merely mentions the marker is not the marker.
+        assert_eq!(split_exit(b"\n# deckhand-exit=1\nmore\n"), None);
+        assert_eq!(split_exit(b"exec failed"), None);
     }
 
     #[test]

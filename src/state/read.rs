@@ -3,10 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
-use bollard::query_parameters::{
-    DownloadFromContainerOptions, ListContainersOptions, ListImagesOptions,
-};
+use bollard::models::ContainerInspectResponse;
+use bollard::query_parameters::{DownloadFromContainerOptions, ListImagesOptions};
 use futures_util::{StreamExt, future::join_all};
 
 use super::contract::{
@@ -96,6 +94,12 @@ pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
 }
 
 /// Reads one service on a connected host.
+///
+/// Everything that does not depend on another answer goes out at once, so over a slow link a
+/// read costs about two round trips after the connect, not one per request: both colors are
+/// inspected by their contract names (no list first), the proxy is inspected while its config
+/// file and its traffic are read, and the image list comes alongside. Only the `/health` probes
+/// wait, for the ports the inspects name.
 pub async fn read_service(
     host: &Host,
     service: &Service,
@@ -107,86 +111,39 @@ pub async fn read_service(
             .await
             .map_err(crate::swarm::SwarmError::into_docker);
     }
-    let docker = &host.docker;
-    let mut filters = HashMap::new();
-    filters.insert(
-        "label".to_string(),
-        vec![format!("{LABEL_SERVICE}={}", service.name)],
-    );
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await?;
-
-    let mut colors: BTreeMap<Color, Option<ColorStatus>> =
-        Color::BOTH.iter().map(|c| (*c, None)).collect();
-    let mut inspections = Vec::new();
-    for c in &containers {
-        let Some(color) = label(c, LABEL_COLOR).and_then(Color::parse) else {
-            continue;
-        };
-        // Only the contract's own names count: a stray labelled container is not a color.
-        let expected = format!("/{}-{}", service.name, color);
-        if !c.names.as_ref().is_some_and(|n| n.contains(&expected)) {
-            continue;
+    let colors_and_health = async {
+        let inspected =
+            join_all(Color::BOTH.iter().map(|c| inspect_color(host, service, *c))).await;
+        let mut colors: BTreeMap<Color, Option<ColorStatus>> = BTreeMap::new();
+        for (c, ins) in Color::BOTH.iter().zip(inspected) {
+            colors.insert(*c, ins?.map(|i| color_status(&i, service)));
         }
-        if let Some(id) = &c.id {
-            inspections.push((color, id.clone()));
-        }
-    }
-    let inspected = join_all(
-        inspections
+        let probes: Vec<(Color, u16)> = colors
             .iter()
-            .map(|(_, id)| docker.inspect_container(id, None)),
-    )
-    .await;
-    for ((color, _), ins) in inspections.into_iter().zip(inspected) {
-        let ins = match ins {
-            Ok(i) => Some(i),
-            // Removed between the list and the inspect: another operator's deploy replacing
-            // it. What counts is the container that has the color's name now, if any.
-            Err(e) if is_not_found(&e) => {
-                match docker
-                    .inspect_container(&app_container(service, color), None)
-                    .await
-                {
-                    Ok(i) => Some(i),
-                    Err(e) if is_not_found(&e) => None,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        colors.insert(color, ins.map(|i| color_status(&i, service)));
-    }
-
-    // The rest needs only the colors' containers: health probes, the proxy (its config and what
-    // it serves) and the image history go out together, so a read over a slow link costs the
-    // longest of them, not their sum.
-    let probes: Vec<(Color, u16)> = colors
-        .iter()
-        .filter_map(|(c, s)| {
-            s.as_ref()
-                .filter(|s| s.state == ContainerState::Running)
-                .and_then(|s| s.host_port.map(|p| (*c, p)))
-        })
-        .collect();
-    let (reports, proxy, images) = tokio::join!(
-        join_all(probes.iter().map(|(_, port)| {
+            .filter_map(|(c, s)| {
+                s.as_ref()
+                    .filter(|s| s.state == ContainerState::Running)
+                    .and_then(|s| s.host_port.map(|p| (*c, p)))
+            })
+            .collect();
+        let reports = join_all(probes.iter().map(|(_, port)| {
             probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)
-        })),
-        read_proxy_and_served(host, service),
-        read_images(host, service, &colors),
-    );
-    let ((proxy, served, traffic), images) = (proxy?, images?);
-    for ((color, _), report) in probes.into_iter().zip(reports) {
-        if let Some(Some(s)) = colors.get_mut(&color) {
-            s.health = Some(report);
+        }))
+        .await;
+        for ((color, _), report) in probes.into_iter().zip(reports) {
+            if let Some(Some(s)) = colors.get_mut(&color) {
+                s.health = Some(report);
+            }
         }
-    }
+        Ok::<_, bollard::errors::Error>(colors)
+    };
+    let (colors, proxy, images) = tokio::join!(
+        colors_and_health,
+        read_proxy_and_served(host, service),
+        list_images(host, service),
+    );
+    let (colors, (proxy, served, traffic)) = (colors?, proxy?);
+    let images = images_of(service, images?, &colors);
 
     let route = match &proxy.upstream {
         Some(conf) => proxy_conf::parse(service, conf),
@@ -266,12 +223,18 @@ async fn read_proxy_and_served(
     host: &Host,
     service: &Service,
 ) -> Result<(ProxyStatus, Option<Color>, Option<ServiceTraffic>), bollard::errors::Error> {
-    let proxy = read_proxy(host, service).await?;
+    // The traffic is asked for at once, before the inspect says whether the proxy runs HAProxy;
+    // its answer is used only when it does.
+    let (proxy, traffic) = tokio::join!(
+        read_proxy(host, service),
+        super::read_traffic(host, service)
+    );
+    let proxy = proxy?;
     if !proxy.running {
         return Ok((proxy, None, None));
     }
     match proxy.kind {
-        Some(ProxyKind::Haproxy) => match super::read_traffic(host, service).await {
+        Some(ProxyKind::Haproxy) => match traffic {
             Ok(t) => {
                 let serving: Vec<Color> = t
                     .colors
@@ -300,6 +263,30 @@ async fn read_proxy_and_served(
     }
 }
 
+/// A color's container by its contract name (`S-blue`), if it is one: it must carry the
+/// service's and the color's labels (a stray container with that name is not a color).
+async fn inspect_color(
+    host: &Host,
+    service: &Service,
+    color: Color,
+) -> Result<Option<ContainerInspectResponse>, bollard::errors::Error> {
+    let ins = match host
+        .docker
+        .inspect_container(&app_container(service, color), None)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let labels = ins.config.as_ref().and_then(|c| c.labels.as_ref());
+    let ours = labels.is_some_and(|l| {
+        l.get(LABEL_SERVICE).map(String::as_str) == Some(service.name.as_str())
+            && l.get(LABEL_COLOR).and_then(|c| Color::parse(c)) == Some(color)
+    });
+    Ok(ours.then_some(ins))
+}
+
 /// The color the proxy answers with right now (its `X-Deckhand-Color` header), if it answers.
 async fn served_color(host: &Host, port: u16, path: &str) -> Option<Color> {
     let endpoint = host.http(port, HEALTH_PROBE_TIMEOUT).await.ok()?;
@@ -310,10 +297,6 @@ async fn served_color(host: &Host, port: u16, path: &str) -> Option<Color> {
         .to_str()
         .ok()?;
     Color::parse(header)
-}
-
-fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
-    c.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 fn color_status(ins: &ContainerInspectResponse, service: &Service) -> ColorStatus {
@@ -379,7 +362,12 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
 
 async fn read_proxy(host: &Host, service: &Service) -> Result<ProxyStatus, bollard::errors::Error> {
     let name = service.proxy_container();
-    let ins = match host.docker.inspect_container(&name, None).await {
+    // The HAProxy config is read alongside the inspect (a missing container answers 404 to both).
+    let (ins, haproxy_conf) = tokio::join!(
+        host.docker.inspect_container(&name, None),
+        read_file_from_container(host, &name, PROXY_CONF_DIR, PROXY_CONF_FILE)
+    );
+    let ins = match ins {
         Ok(i) => i,
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -406,16 +394,15 @@ async fn read_proxy(host: &Host, service: &Service) -> Result<ProxyStatus, bolla
         .and_then(|b| b.iter().find_map(|b| b.host_port.as_deref()?.parse().ok()));
     // The config is read from the container's filesystem, which works whether or not the proxy
     // runs. No HAProxy config but an nginx one: a host set up with the earlier proxy.
-    let (conf, kind) =
-        match read_file_from_container(host, &name, PROXY_CONF_DIR, PROXY_CONF_FILE).await {
-            Some(c) => (Some(c), Some(ProxyKind::Haproxy)),
-            None => {
-                match read_file_from_container(host, &name, NGINX_CONF_DIR, NGINX_CONF_FILE).await {
-                    Some(c) if proxy_conf::is_nginx_conf(&c) => (Some(c), Some(ProxyKind::Nginx)),
-                    other => (other, None),
-                }
+    let (conf, kind) = match haproxy_conf {
+        Some(c) => (Some(c), Some(ProxyKind::Haproxy)),
+        None => {
+            match read_file_from_container(host, &name, NGINX_CONF_DIR, NGINX_CONF_FILE).await {
+                Some(c) if proxy_conf::is_nginx_conf(&c) => (Some(c), Some(ProxyKind::Nginx)),
+                other => (other, None),
             }
-        };
+        }
+    };
     let image = ins.config.as_ref().and_then(|c| c.image.clone());
     let drift = proxy_drift(service, kind, image.as_deref(), public_port);
     Ok(ProxyStatus {
@@ -494,25 +481,41 @@ pub async fn read_file_from_container(
     Some(text)
 }
 
+/// The images of a service, and which color uses each (for readers that have the colors
+/// already, such as a Swarm's).
 pub(crate) async fn read_images(
     host: &Host,
     service: &Service,
     colors: &BTreeMap<Color, Option<ColorStatus>>,
 ) -> Result<Vec<ImageInfo>, bollard::errors::Error> {
+    Ok(images_of(service, list_images(host, service).await?, colors))
+}
+
+async fn list_images(
+    host: &Host,
+    service: &Service,
+) -> Result<Vec<bollard::models::ImageSummary>, bollard::errors::Error> {
     let mut filters = HashMap::new();
     // Docker matches references in its short form (`docker.io/acme/api` lists nothing).
     filters.insert(
         "reference".to_string(),
         vec![super::images::normalize_repository(&service.image).to_string()],
     );
-    let images = host
-        .docker
+    host.docker
         .list_images(Some(ListImagesOptions {
             all: false,
             filters: Some(filters),
             ..Default::default()
         }))
-        .await?;
+        .await
+}
+
+/// The repository's images, newest first, with the color that uses each.
+fn images_of(
+    service: &Service,
+    images: Vec<bollard::models::ImageSummary>,
+    colors: &BTreeMap<Color, Option<ColorStatus>>,
+) -> Vec<ImageInfo> {
     let mut out = Vec::new();
     for img in images {
         let tags: Vec<&str> = img
@@ -551,7 +554,7 @@ pub(crate) async fn read_images(
             .cmp(&a.created_unix)
             .then_with(|| a.tag.cmp(&b.tag))
     });
-    Ok(out)
+    out
 }
 
 pub(crate) fn unix_to_rfc3339(secs: i64) -> String {
@@ -593,25 +596,44 @@ fn problems(s: &ServiceStatus) -> Vec<String> {
     p
 }
 
-/// Host facts in one remote command (one SSH round trip), plus two Docker API calls.
+/// Host facts in one remote command (one SSH round trip), beside the engine's info. `df` is
+/// asked for `/` and Docker's usual data root at once; another root (from the info) costs a
+/// second `df` only on hosts that moved it.
 const FACTS: &str = r#"cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$@""#;
+const DEFAULT_DOCKER_ROOT: &str = "/var/lib/docker";
 
 pub(crate) async fn read_facts(host: &Host) -> HostFacts {
-    let (version, info) = tokio::join!(host.docker.version(), host.docker.info());
     let mut facts = HostFacts::default();
-    if let Ok(v) = version {
+    let run_facts = |root: &str| {
+        let root = root.to_string();
+        async move {
+            host.exec("sh", &["-c", FACTS, "deckhand-facts", &root], None)
+                .await
+                .ok()
+                .map(|o| o.stdout_text())
+        }
+    };
+    // The connect read the version, except through a kept master: then it is asked here.
+    let version = async {
+        match &host.version {
+            Some(v) => Some(v.clone()),
+            None => host.docker.version().await.ok(),
+        }
+    };
+    let (version, info, text) =
+        tokio::join!(version, host.docker.info(), run_facts(DEFAULT_DOCKER_ROOT));
+    if let Some(v) = version {
         facts.docker_version = v.version;
         facts.docker_api_version = v.api_version;
     }
     if let Ok(i) = info {
         facts.docker_root = i.docker_root_dir;
     }
-    let mut args = vec!["-c", FACTS, "deckhand-facts"];
-    if let Some(root) = facts.docker_root.as_deref() {
-        args.push(root);
-    }
-    if let Ok(out) = host.exec("sh", &args, None).await {
-        let text = out.stdout_text();
+    let text = match facts.docker_root.as_deref() {
+        Some(root) if root != DEFAULT_DOCKER_ROOT => run_facts(root).await,
+        _ => text,
+    };
+    if let Some(text) = text {
         let (proc_part, df_part) = text.split_once("--- df\n").unwrap_or((&text, ""));
         let (total, avail) = parse_meminfo(proc_part);
         facts.mem_total_bytes = total;

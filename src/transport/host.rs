@@ -3,9 +3,11 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use bollard::{API_DEFAULT_VERSION, Docker};
+use bollard::models::SystemVersion;
+use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use tokio::io::AsyncWriteExt;
 
+use super::docker_client::PooledSocket;
 use super::ssh::SshLink;
 use super::{HttpEndpoint, TransportError};
 use crate::config::{HostSpec, HostTarget};
@@ -24,6 +26,26 @@ pub const COMMAND_TIMEOUT_ENV: &str = "DECKHAND_COMMAND_TIMEOUT";
 /// env file, the alert book are all far smaller); more is cut, with a marker.
 pub const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
 
+/// Connections to the forwarded Docker socket opened at connect: as many as the first burst of
+/// a status read sends at once (inspect of both colors and the proxy, its config file, the
+/// images, the engine's info, the traffic exec), so none of them waits for a new channel.
+const WARM_CONNECTIONS: usize = 7;
+
+/// The API version both sides speak: the engine's, unless it is newer than bollard's.
+fn negotiated(server: Option<&str>) -> ClientVersion {
+    let parse = |v: &str| {
+        let (a, b) = v.split_once('.')?;
+        Some(ClientVersion {
+            major_version: a.trim().parse().ok()?,
+            minor_version: b.trim().parse().ok()?,
+        })
+    };
+    match server.and_then(parse) {
+        Some(v) if v < *API_DEFAULT_VERSION => v,
+        _ => *API_DEFAULT_VERSION,
+    }
+}
+
 fn command_timeout() -> Duration {
     std::env::var(COMMAND_TIMEOUT_ENV)
         .ok()
@@ -35,6 +57,8 @@ fn command_timeout() -> Duration {
 pub struct Host {
     pub spec: HostSpec,
     pub docker: Docker,
+    /// The engine's `/version` answer from the connect (read once, reused by host facts).
+    pub version: Option<SystemVersion>,
     link: Link,
     /// One HTTP client per (port, timeout), reused with its keep-alive connections: a console
     /// probes the same ports every few seconds.
@@ -116,7 +140,7 @@ impl Host {
             socket: spec.docker_socket.clone(),
             detail,
         };
-        let (docker, link) = match &spec.target {
+        let (docker, link, version) = match &spec.target {
             HostTarget::Local => {
                 let d = Docker::connect_with_unix(
                     &spec.docker_socket,
@@ -124,35 +148,64 @@ impl Host {
                     API_DEFAULT_VERSION,
                 )
                 .map_err(|e| docker_err(e.to_string()))?;
-                (d, Link::Local)
+                // Old engines (Debian's 20.10 speaks 1.41) need the version negotiated.
+                let d = d
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| docker_err(crate::util::error_chain(&e)))?;
+                let version = d.version().await.ok();
+                (d, Link::Local, version)
             }
             HostTarget::Ssh { .. } => {
                 let link = SshLink::connect(spec).await?;
                 let local = link
                     .forward_unix(&spec.name, "docker.sock", &spec.docker_socket)
                     .await?;
-                let d = Docker::connect_with_unix(
-                    &local.display().to_string(),
-                    DOCKER_REQUEST_TIMEOUT_SECS,
-                    API_DEFAULT_VERSION,
-                )
-                .map_err(|e| docker_err(e.to_string()))?;
-                (d, Link::Ssh(Box::new(link)))
+                let pool = PooledSocket::new(&local);
+                let kept_dir = link.kept.as_ref().map(|(d, _)| d.clone());
+                // Through a kept master the version negotiated last time is known: the first
+                // reads go out at once (the engine's own version comes with the host facts).
+                if let Some(api) = kept_dir.as_deref().and_then(super::kept::cached_api) {
+                    let d = pool
+                        .docker(DOCKER_REQUEST_TIMEOUT_SECS, &negotiated(Some(&api)))
+                        .map_err(|e| docker_err(e.to_string()))?;
+                    return Ok(Self {
+                        spec: spec.clone(),
+                        docker: d,
+                        version: None,
+                        link: Link::Ssh(Box::new(link)),
+                        http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+                    });
+                }
+                // One round trip for the version (asked without a version prefix, so any
+                // engine answers), while the connections the first reads need are opened
+                // beside it. A server that refuses stream-local forwarding is noticed here.
+                let (version, ()) = tokio::join!(pool.get("/version"), pool.warm(WARM_CONNECTIONS));
+                let version = match version {
+                    Ok((200, body)) => serde_json::from_slice::<SystemVersion>(&body)
+                        .map_err(|e| docker_err(format!("unreadable /version answer: {e}")))?,
+                    Ok((code, body)) => {
+                        return Err(docker_err(format!(
+                            "/version answered {code}: {}",
+                            crate::sanitize::host_text(&String::from_utf8_lossy(&body))
+                        )));
+                    }
+                    Err(e) => return Err(docker_err(e)),
+                };
+                let api = negotiated(version.api_version.as_deref());
+                if let Some(dir) = &kept_dir {
+                    super::kept::cache_api(dir, &api.to_string());
+                }
+                let d = pool
+                    .docker(DOCKER_REQUEST_TIMEOUT_SECS, &api)
+                    .map_err(|e| docker_err(e.to_string()))?;
+                (d, Link::Ssh(Box::new(link)), Some(version))
             }
         };
-        // A server that refuses stream-local forwarding is only noticed at the first request,
-        // and old engines (Debian's 20.10 speaks 1.41) need the version negotiated.
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| docker_err(crate::util::error_chain(&e)))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| docker_err(crate::util::error_chain(&e)))?;
         Ok(Self {
             spec: spec.clone(),
             docker,
+            version,
             link,
             http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
         })

@@ -4,11 +4,14 @@
 //! multiplexed master per host (the user's `~/.ssh/config`, agent and known_hosts just work);
 //! Docker and HTTP go through local unix sockets forwarded over that master.
 
+mod docker_client;
 mod error;
 mod host;
 mod http;
+mod kept;
 mod ssh;
 
 pub use error::TransportError;
 pub use host::{ExecOutput, Host};
 pub use http::HttpEndpoint;
+pub use kept::{DEFAULT_IDLE as KEEP_CONNECTION_IDLE, disconnect_all, keep_connections};

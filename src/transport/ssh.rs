@@ -14,21 +14,56 @@ use crate::config::{HostSpec, HostTarget};
 pub(crate) struct SshLink {
     pub session: Session,
     /// Holds the control socket and every forwarded socket; removing it cleans them all, which
-    /// matters because ssh itself never unlinks forwarded unix sockets.
+    /// matters because ssh itself never unlinks forwarded unix sockets. (A kept master's
+    /// control socket lives in its own directory, see `kept`.)
     dir: TempDir,
     tcp_forwards: Mutex<HashMap<u16, PathBuf>>,
+    /// A kept master (`--keep-connection`): its directory, and whether this process found it
+    /// running. Such a master is left running at close, without this process's forwards.
+    pub kept: Option<(PathBuf, bool)>,
+    /// Every forward this process asked for (local socket, remote end), cancelled at close.
+    forwards: std::sync::Mutex<Vec<(PathBuf, Remote)>>,
+}
+
+#[derive(Clone)]
+enum Remote {
+    Unix(String),
+    Tcp(u16),
+}
+
+fn builder(spec: &HostSpec, control_dir: &Path) -> SessionBuilder {
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(KnownHosts::Strict)
+        .control_directory(control_dir)
+        .connect_timeout(spec.connect_timeout)
+        .server_alive_interval(Duration::from_secs(15));
+    if let HostTarget::Ssh {
+        user,
+        port,
+        identity_file,
+        known_hosts,
+        ..
+    } = &spec.target
+    {
+        if let Some(u) = user {
+            b.user(u.clone());
+        }
+        if let Some(p) = port {
+            b.port(*p);
+        }
+        if let Some(k) = identity_file {
+            b.keyfile(k);
+        }
+        if let Some(k) = known_hosts {
+            b.user_known_hosts_file(k);
+        }
+    }
+    b
 }
 
 impl SshLink {
     pub async fn connect(spec: &HostSpec) -> Result<Self, TransportError> {
-        let HostTarget::Ssh {
-            destination,
-            user,
-            port,
-            identity_file,
-            known_hosts,
-        } = &spec.target
-        else {
+        let HostTarget::Ssh { destination, .. } = &spec.target else {
             return Err(TransportError::Other {
                 host: spec.name.clone(),
                 detail: "not an ssh host".into(),
@@ -46,22 +81,38 @@ impl SshLink {
             })?;
         // Who owns the master: a later deckhand stops it if this process dies without closing.
         let _ = std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string());
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(KnownHosts::Strict)
-            .control_directory(dir.path())
-            .connect_timeout(spec.connect_timeout)
-            .server_alive_interval(Duration::from_secs(15));
-        if let Some(u) = user {
-            b.user(u.clone());
-        }
-        if let Some(p) = port {
-            b.port(*p);
-        }
-        if let Some(k) = identity_file {
-            b.keyfile(k);
-        }
-        if let Some(k) = known_hosts {
-            b.user_known_hosts_file(k);
+        let mut kept = None;
+        let mut b = builder(spec, dir.path());
+        if let Some(idle) = super::kept::idle_time() {
+            match super::kept::base_dir().and_then(|base| super::kept::host_dir(&base, spec)) {
+                Ok(kdir) => {
+                    if let Some(sock) = super::kept::recorded_socket(&kdir) {
+                        // A resumed session never stops the master when dropped.
+                        let session = Session::resume_mux(sock.into_boxed_path(), None);
+                        if session.check().await.is_ok() {
+                            tracing::info!(host = %spec.name, "reusing the kept ssh master");
+                            return Ok(Self {
+                                session,
+                                dir,
+                                tcp_forwards: Mutex::new(HashMap::new()),
+                                kept: Some((kdir, true)),
+                                forwards: std::sync::Mutex::new(Vec::new()),
+                            });
+                        }
+                        tracing::info!(host = %spec.name, "the kept ssh master is gone; starting a new one");
+                    }
+                    super::kept::forget(&kdir);
+                    b = builder(spec, &kdir);
+                    let secs = usize::try_from(idle.as_secs()).unwrap_or(usize::MAX).max(1);
+                    b.control_persist(openssh::ControlPersist::IdleFor(
+                        std::num::NonZeroUsize::new(secs).unwrap_or(std::num::NonZeroUsize::MIN),
+                    ));
+                    kept = Some((kdir, false));
+                }
+                Err(why) => {
+                    tracing::warn!(host = %spec.name, %why, "not keeping the ssh connection");
+                }
+            }
         }
         let session = match b.connect_mux(destination).await {
             Ok(s) => s,
@@ -73,10 +124,15 @@ impl SshLink {
                 return Err(err);
             }
         };
+        if let Some((kdir, _)) = &kept {
+            super::kept::record_socket(kdir, session.control_socket());
+        }
         Ok(Self {
             session,
             dir,
             tcp_forwards: Mutex::new(HashMap::new()),
+            kept,
+            forwards: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -105,6 +161,9 @@ impl SshLink {
                 what: format!("the unix socket {remote}"),
                 detail: e.to_string(),
             })?;
+        if let Ok(mut f) = self.forwards.lock() {
+            f.push((local.clone(), Remote::Unix(remote.to_string())));
+        }
         Ok(local)
     }
 
@@ -134,11 +193,42 @@ impl SshLink {
                 detail: e.to_string(),
             })?;
         map.insert(port, local.clone());
+        if let Ok(mut f) = self.forwards.lock() {
+            f.push((local.clone(), Remote::Tcp(port)));
+        }
         Ok(local)
     }
 
     pub async fn close(self) {
-        let _ = self.session.close().await;
+        if self.kept.is_none() {
+            let _ = self.session.close().await;
+            drop(self.dir);
+            return;
+        }
+        // A kept master outlives this process: it keeps no listener on a socket of ours.
+        let forwards = self.forwards.lock().map(|f| f.clone()).unwrap_or_default();
+        for (local, remote) in forwards {
+            let remote = match &remote {
+                Remote::Unix(p) => Socket::UnixSocket {
+                    path: Path::new(p).into(),
+                },
+                Remote::Tcp(port) => Socket::TcpSocket {
+                    host: "127.0.0.1".into(),
+                    port: *port,
+                },
+            };
+            let _ = self
+                .session
+                .close_port_forward(
+                    ForwardType::Local,
+                    Socket::UnixSocket {
+                        path: local.as_path().into(),
+                    },
+                    remote,
+                )
+                .await;
+        }
+        let _ = self.session.detach();
         drop(self.dir);
     }
 }

@@ -12,6 +12,7 @@ mod engine_restart;
 mod faults;
 mod hostile;
 mod init;
+mod kept_master;
 mod ledger;
 mod locking;
 mod logs;
