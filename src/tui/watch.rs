@@ -1,0 +1,526 @@
+//! One host's watcher: connect (retrying), read everything once, then follow Docker's event
+//! stream and re-read only the service whose containers changed. What events cannot say comes
+//! on timers sized for a slow link: `/health` of the running colors every [`HEALTH_EVERY`],
+//! the proxy's traffic, the locks and the monitoring cycle (host metrics, alert rules) at the
+//! environment's alert interval, and a full read every [`RESYNC_EVERY`] as a safety net (and
+//! whenever the stream is opened again). While the stream cannot be opened (dockerd
+//! restarting) the host is read every [`POLL_EVERY`] as before, and a stream that breaks
+//! because the ssh master is gone makes the watcher reconnect at once.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::models::EventMessage;
+use futures_util::future::join_all;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::model::{HostDown, HostUpdate, MonitorSnapshot, Snapshot};
+use super::tasks::{Bg, monitor_view, snapshot};
+use crate::config::{AlertThresholds, HostSpec, Service};
+use crate::monitor::{HostMonitor, events, notify::Notifier};
+use crate::release::{audit, ledger, lock};
+use crate::state::{Color, ContainerState, ProxyKind, probe_health, read_service, read_traffic};
+use crate::transport::Host;
+
+/// How often the host is read while its event stream is down (and was, before events).
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How often the running colors' `/health` is probed.
+pub const HEALTH_EVERY: Duration = Duration::from_secs(5);
+/// The full read that catches what no event says (an image pulled by hand, a file edited).
+pub const RESYNC_EVERY: Duration = Duration::from_secs(300);
+/// Events come in bursts (die, stop; create, start): one re-read for the burst.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// A read that takes longer than this counts as a failure.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Retry delay after a failed connect.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+type EventStream<'a> =
+    Pin<Box<dyn Stream<Item = Result<EventMessage, bollard::errors::Error>> + Send + 'a>>;
+
+/// Why the watcher of a connection stopped.
+enum Ended {
+    Cancelled,
+    Reconnect,
+}
+
+fn host_msg(epoch: u64, name: &str, update: HostUpdate) -> Bg {
+    Bg::Msg(super::app::Msg::Host {
+        epoch,
+        host: name.to_string(),
+        update,
+    })
+}
+
+/// One host's task: connect (retrying while the host is down), then watch it; a dead host
+/// reports its error and keeps retrying on its own.
+pub async fn watch_host(
+    spec: HostSpec,
+    services: Vec<Service>,
+    thresholds: AlertThresholds,
+    epoch: u64,
+    tx: mpsc::UnboundedSender<Bg>,
+    cancel: CancellationToken,
+    refresh: Arc<Notify>,
+) {
+    let name = spec.name.clone();
+    loop {
+        let _ = tx.send(host_msg(epoch, &name, HostUpdate::Connecting));
+        let connected = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = Host::connect(&spec) => r,
+        };
+        let host = match connected {
+            Ok(h) => Arc::new(h),
+            Err(e) => {
+                let why = Arc::new(HostDown::Connect(e));
+                let _ = tx.send(host_msg(
+                    epoch,
+                    &name,
+                    HostUpdate::Down {
+                        why,
+                        retry_in: RETRY_EVERY,
+                    },
+                ));
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(RETRY_EVERY) => continue,
+                }
+            }
+        };
+        let _ = tx.send(Bg::Connected {
+            epoch,
+            host: host.clone(),
+        });
+        let _ = tx.send(host_msg(epoch, &name, HostUpdate::Connected));
+        let mut w = Watch {
+            host: &host,
+            services: &services,
+            thresholds: &thresholds,
+            epoch,
+            tx: &tx,
+            cancel: &cancel,
+            snap: None,
+            failures: 0,
+            monitor: HostMonitor::default(),
+            notifier: Notifier::from_env(),
+            alerts_view: None,
+            dirty: BTreeSet::new(),
+        };
+        match w.follow(&refresh).await {
+            Ended::Cancelled => return,
+            Ended::Reconnect => {}
+        }
+    }
+}
+
+struct Watch<'a> {
+    host: &'a Host,
+    services: &'a [Service],
+    thresholds: &'a AlertThresholds,
+    epoch: u64,
+    tx: &'a mpsc::UnboundedSender<Bg>,
+    cancel: &'a CancellationToken,
+    /// What the console was last sent; patched by every partial read.
+    snap: Option<Snapshot>,
+    failures: u32,
+    monitor: HostMonitor,
+    notifier: Notifier,
+    alerts_view: Option<MonitorSnapshot>,
+    /// Services to re-read at the next flush.
+    dirty: BTreeSet<String>,
+}
+
+/// `fut` unless the console stops first (`None`) or it takes longer than READ_TIMEOUT
+/// (`Some(None)`).
+async fn bounded<T>(cancel: &CancellationToken, fut: impl Future<Output = T>) -> Option<Option<T>> {
+    tokio::select! {
+        () = cancel.cancelled() => None,
+        r = tokio::time::timeout(READ_TIMEOUT, fut) => Some(r.ok()),
+    }
+}
+
+async fn next_event(s: &mut Option<EventStream<'_>>) -> Option<Result<EventMessage, bollard::errors::Error>> {
+    match s {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<'a> Watch<'a> {
+    fn name(&self) -> &str {
+        self.host.name()
+    }
+
+    fn send_update(&self, update: HostUpdate) {
+        let _ = self.tx.send(host_msg(self.epoch, self.name(), update));
+    }
+
+    fn send(&self, fresh: Option<BTreeSet<String>>) {
+        if let Some(s) = &self.snap {
+            let mut s = s.clone();
+            s.monitor.clone_from(&self.alerts_view);
+            s.fresh = fresh;
+            self.send_update(HostUpdate::Snapshot(Box::new(s)));
+        }
+    }
+
+    async fn bounded<T>(&self, fut: impl Future<Output = T>) -> Option<Option<T>> {
+        bounded(self.cancel, fut).await
+    }
+
+    async fn follow(&mut self, refresh: &Notify) -> Ended {
+        let mut stream: Option<EventStream<'a>> = None;
+        let mut flush_at: Option<Instant> = None;
+        let mut next_full = Instant::now();
+        let mut next_health = Instant::now() + HEALTH_EVERY;
+        let mut next_monitor = Instant::now();
+        loop {
+            if Instant::now() >= next_full {
+                // Subscribed before the read, so a change during the read is not missed.
+                if stream.is_none() {
+                    stream = match self
+                        .bounded(events::subscribe(self.host, self.services))
+                        .await
+                    {
+                        None => return Ended::Cancelled,
+                        Some(Some(Ok(s))) => Some(Box::pin(s)),
+                        Some(Some(Err(e))) => {
+                            tracing::warn!(host = %self.name(), error = %crate::util::error_chain(&e), "cannot follow Docker's events; reading on a timer");
+                            None
+                        }
+                        Some(None) => None,
+                    };
+                }
+                if let Err(end) = self.full_read().await {
+                    return end;
+                }
+                self.dirty.clear();
+                flush_at = None;
+                next_full = Instant::now()
+                    + if stream.is_some() {
+                        RESYNC_EVERY
+                    } else {
+                        POLL_EVERY
+                    };
+            }
+            if Instant::now() >= next_monitor {
+                if let Err(end) = self.monitor_tick().await {
+                    return end;
+                }
+                next_monitor = Instant::now() + self.thresholds.interval;
+            }
+            if !self.dirty.is_empty() && flush_at.is_none() {
+                flush_at = Some(Instant::now() + DEBOUNCE);
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return Ended::Cancelled,
+                ev = next_event(&mut stream) => match ev {
+                    Some(Ok(msg)) => {
+                        if let Some(s) = events::service_of(&msg, self.services) {
+                            tracing::debug!(host = %self.name(), service = s, action = ?msg.action, "docker event");
+                            self.dirty.insert(s.to_string());
+                        }
+                    }
+                    other => {
+                        let why = match other {
+                            Some(Err(e)) => crate::util::error_chain(&e),
+                            _ => "the stream ended".to_string(),
+                        };
+                        tracing::warn!(host = %self.name(), why, "Docker's event stream broke");
+                        stream = None;
+                        if let Err(end) = self.check_connection().await {
+                            return end;
+                        }
+                        // dockerd restarted, or a proxy in between closed it: read and
+                        // subscribe again (a failing read counts as before).
+                        next_full = Instant::now();
+                    }
+                },
+                () = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                    flush_at = None;
+                    if self.reread().await.is_err() {
+                        next_full = Instant::now();
+                    }
+                }
+                () = sleep_until(next_health) => {
+                    next_health = Instant::now() + HEALTH_EVERY;
+                    self.health_tick().await;
+                    if let Err(end) = self.check_connection().await {
+                        return end;
+                    }
+                }
+                () = sleep_until(next_monitor) => {}
+                () = sleep_until(next_full) => {}
+                () = refresh.notified() => next_full = Instant::now(),
+            }
+        }
+    }
+
+    /// Reads everything, as the console did on every poll. A read that fails or times out
+    /// counts; three in a row, or a lost ssh master, end the connection.
+    async fn full_read(&mut self) -> Result<(), Ended> {
+        match self.bounded(snapshot(self.host, self.services)).await {
+            None => return Err(Ended::Cancelled),
+            Some(Some(snap)) => {
+                let broken = snap.status.error.is_some() && snap.status.services.is_empty();
+                self.failures = if broken { self.failures + 1 } else { 0 };
+                // Facts the monitor read since are newer than none.
+                self.snap = Some(snap);
+                self.send(None);
+            }
+            Some(None) => {
+                self.failures += 1;
+                self.send_update(HostUpdate::Down {
+                    why: Arc::new(HostDown::ReadTimeout {
+                        host: self.name().to_string(),
+                        secs: READ_TIMEOUT.as_secs(),
+                    }),
+                    retry_in: POLL_EVERY,
+                });
+            }
+        }
+        if self.failures > 0 {
+            self.check_connection().await?;
+        }
+        if self.failures >= 3 {
+            // The connection is probably gone: start over with a new one.
+            return Err(Ended::Reconnect);
+        }
+        Ok(())
+    }
+
+    /// A lost ssh master says so (typed): reconnect now. Asks the local master only (no bytes
+    /// on the wire).
+    async fn check_connection(&self) -> Result<(), Ended> {
+        if let Err(e) = self.host.check_alive().await
+            && e.is_connection_lost()
+        {
+            self.send_update(HostUpdate::Down {
+                why: Arc::new(HostDown::Connect(e)),
+                retry_in: Duration::ZERO,
+            });
+            return Err(Ended::Reconnect);
+        }
+        Ok(())
+    }
+
+    fn service(&self, name: &str) -> Option<&'a Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Re-reads the services events named: their containers, proxy, images, health, lock and
+    /// ledger, and the audit tail (a deploy writes it). `Err`: a full read should say why.
+    async fn reread(&mut self) -> Result<(), ()> {
+        let names = std::mem::take(&mut self.dirty);
+        let svcs: Vec<&Service> = names.iter().filter_map(|n| self.service(n)).collect();
+        let host = self.host;
+        let reads = join_all(svcs.iter().map(|s| async move {
+            tokio::join!(
+                read_service(host, s),
+                lock::read(host, &s.name),
+                ledger::read(host, &s.name)
+            )
+        }));
+        let (reads, audit) = match self
+            .bounded(async { tokio::join!(reads, audit::read(host, 50)) })
+            .await
+        {
+            Some(Some(r)) => r,
+            _ => return Err(()),
+        };
+        let Some(snap) = self.snap.as_mut() else {
+            return Err(());
+        };
+        let mut failed = false;
+        for (svc, (status, lock, ledger)) in svcs.iter().zip(reads) {
+            let Ok(status) = status else {
+                failed = true;
+                continue;
+            };
+            let services = &mut snap.status.services;
+            match services.iter_mut().find(|s| s.name == svc.name) {
+                Some(old) => *old = status,
+                None => {
+                    // In the config's order, as a full read lists them.
+                    let rank = |n: &str| self.services.iter().position(|s| s.name == n);
+                    let at = services
+                        .iter()
+                        .position(|s| rank(&s.name) > rank(&svc.name))
+                        .unwrap_or(services.len());
+                    services.insert(at, status);
+                }
+            }
+            if snap
+                .status
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(&format!("`{}`", svc.name)))
+            {
+                snap.status.error = None;
+            }
+            snap.locks.insert(svc.name.clone(), lock.map_err(Arc::new));
+            snap.ledgers
+                .insert(svc.name.clone(), ledger.map_err(Arc::new));
+        }
+        snap.audit = audit.map(|l| l.records).map_err(Arc::new);
+        self.send(Some(names));
+        if failed { Err(()) } else { Ok(()) }
+    }
+
+    /// Probes `/health` of every running color. The same verdict patches the snapshot (new
+    /// latency and body); a changed one makes its service dirty, so the problems are worked
+    /// out again by the reader.
+    async fn health_tick(&mut self) {
+        let Some(snap) = &self.snap else { return };
+        let mut targets = Vec::new();
+        for s in &snap.status.services {
+            let Some(cfg) = self.service(&s.name) else {
+                continue;
+            };
+            for c in Color::BOTH {
+                if let Some(cs) = s.color(c)
+                    && cs.state == ContainerState::Running
+                    && let Some(port) = cs.host_port
+                {
+                    targets.push((s.name.clone(), c, port, cfg.health_path.clone()));
+                }
+            }
+        }
+        if targets.is_empty() {
+            self.send(Some(BTreeSet::new()));
+            return;
+        }
+        let host = self.host;
+        let probes = join_all(
+            targets
+                .iter()
+                .map(|(_, _, port, path)| probe_health(host, *port, path, HEALTH_PROBE_TIMEOUT)),
+        );
+        let Some(Some(reports)) = self.bounded(probes).await else {
+            return;
+        };
+        let Some(snap) = self.snap.as_mut() else {
+            return;
+        };
+        let mut fresh = BTreeSet::new();
+        for ((svc, color, _, _), report) in targets.into_iter().zip(reports) {
+            let Some(Some(cs)) = snap
+                .status
+                .services
+                .iter_mut()
+                .find(|s| s.name == svc)
+                .and_then(|s| s.colors.get_mut(&color))
+            else {
+                continue;
+            };
+            if cs.health.as_ref().map(|h| &h.error) == Some(&report.error) {
+                cs.health = Some(report);
+                fresh.insert(svc);
+            } else {
+                self.dirty.insert(svc);
+            }
+        }
+        self.send(Some(fresh));
+    }
+
+    /// The environment's monitoring cycle (metrics, alert rules, the book on the host), on
+    /// the snapshot as it stands, after the parts no event reports: the proxy's traffic (a
+    /// switch in HAProxy's memory is not a container event) and the locks.
+    async fn monitor_tick(&mut self) -> Result<(), Ended> {
+        let Some(snap) = &self.snap else {
+            return Ok(());
+        };
+        let host = self.host;
+        let proxied: Vec<&Service> = snap
+            .status
+            .services
+            .iter()
+            .filter(|s| s.proxy.running && s.proxy.kind == Some(ProxyKind::Haproxy))
+            .filter_map(|s| self.service(&s.name))
+            .collect();
+        let reads = async {
+            tokio::join!(
+                join_all(proxied.iter().map(|s| read_traffic(host, s))),
+                join_all(self.services.iter().map(|s| lock::read(host, &s.name)))
+            )
+        };
+        let (traffic, locks) = match self.bounded(reads).await {
+            None => return Err(Ended::Cancelled),
+            Some(Some(r)) => r,
+            Some(None) => return Ok(()),
+        };
+        let Some(snap) = self.snap.as_mut() else {
+            return Ok(());
+        };
+        for (svc, t) in proxied.iter().zip(traffic) {
+            let Some(s) = snap.status.services.iter_mut().find(|s| s.name == svc.name) else {
+                continue;
+            };
+            let rotation = |t: &crate::state::ServiceTraffic| -> Vec<Color> {
+                t.colors
+                    .iter()
+                    .filter(|(_, c)| c.in_rotation)
+                    .map(|(c, _)| *c)
+                    .collect()
+            };
+            match (t, &s.traffic) {
+                // The same colors in rotation: new figures, same route.
+                (Ok(t), Some(old)) if rotation(&t) == rotation(old) => s.traffic = Some(t),
+                // A switch (or a proxy that stopped answering): the reader works it out.
+                _ => {
+                    self.dirty.insert(svc.name.clone());
+                }
+            }
+        }
+        for (svc, l) in self.services.iter().zip(locks) {
+            let same = match (snap.locks.get(&svc.name), &l) {
+                (Some(Ok(a)), Ok(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                // Taken or released by someone: what they did is in the audit log and the
+                // ledger, which the re-read brings.
+                self.dirty.insert(svc.name.clone());
+            }
+        }
+        let known = snap
+            .status
+            .error
+            .is_none()
+            .then(|| snap.status.services.clone());
+        let cycle = crate::monitor::run_cycle_with(
+            self.host,
+            self.services,
+            known,
+            self.thresholds,
+            &mut self.monitor,
+            &self.notifier,
+            chrono::Utc::now(),
+        );
+        let m = match bounded(self.cancel, cycle).await {
+            None => return Err(Ended::Cancelled),
+            Some(m) => m,
+        };
+        if let Some(m) = m {
+            if let Some(f) = self.snap.as_mut().and_then(|s| s.status.facts.as_mut()) {
+                // The cycle read the numbers the facts show: keep them current.
+                let x = &m.metrics;
+                f.mem_total_bytes = x.mem_total_bytes.or(f.mem_total_bytes);
+                f.mem_available_bytes = x.mem_available_bytes.or(f.mem_available_bytes);
+                f.load_average = x.load_average.or(f.load_average);
+                f.disk_root = x.disk_root.clone().or(f.disk_root.take());
+                f.disk_docker = x.disk_docker.clone().or(f.disk_docker.take());
+            }
+            self.alerts_view = Some(monitor_view(&m, self.thresholds, chrono::Utc::now()));
+        }
+        self.send(Some(BTreeSet::new()));
+        Ok(())
+    }
+}
