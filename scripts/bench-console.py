@@ -16,6 +16,7 @@ examples/console_frame.rs (ratatui TestBackend, 50 hosts, fleet and host views).
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,14 +87,21 @@ def run_one(n, a, work, cfg_base, name):
     sock = f"dhbc{os.getpid()}-{n}"
     log_dir = os.path.join(work, f"state-{n}")
     os.makedirs(log_dir, exist_ok=True)
-    cmd = f"XDG_STATE_HOME={log_dir} NO_COLOR=1 exec {b.BIN} --config {cfg} --env lab"
+    cmd = f"XDG_STATE_HOME={log_dir} NO_COLOR=1 exec {b.BIN} --config {cfg} --env lab --log-level {a.log_level}"
     tmux(sock, "new-session", "-d", "-s", "bench", "-x", "160", "-y", "60", cmd)
     try:
         pid = int(tmux(sock, "list-panes", "-t", "bench", "-F", "#{pane_pid}").stdout.split()[0])
         # The initial load: every host has been read (bytes flowed through every relay) and
         # the warm-up has passed (first monitor cycles, /health clients, forwards).
-        deadline = time.time() + 120
-        while any(r.bytes() == 0 for r in relays) and time.time() < deadline:
+        started = time.time()
+        deadline = started + 240
+        loaded = None
+        while time.time() < deadline:
+            head = tmux(sock, "capture-pane", "-p", "-t", "bench").stdout
+            m = re.search(r"(\d+)/(\d+) up", head)
+            if m and m.group(1) == m.group(2) == str(n) and all(r.bytes() > 0 for r in relays):
+                loaded = time.time() - started
+                break
             time.sleep(0.5)
         time.sleep(a.warmup)
         masters = ssh_masters([r.port for r in relays])
@@ -110,7 +118,8 @@ def run_one(n, a, work, cfg_base, name):
             print(screen, file=sys.stderr)
         minutes = (t1 - t0) / 60
         per_host = sorted((y - x) / minutes for x, y in zip(before, after))
-        down = sum(1 for line in screen.splitlines() if " down " in line.lower() or "DOWN" in line)
+        m = re.search(r"(\d+)/(\d+) up", screen)
+        down = n - int(m.group(1)) if m else n
         return {
             "hosts": n,
             "bytes_min_median": b.median(per_host),
@@ -120,6 +129,7 @@ def run_one(n, a, work, cfg_base, name):
             "ssh_masters": len(masters),
             "rss_mib": rss / 1024,
             "down_rows": down,
+            "loaded_s": loaded,
         }
     finally:
         tmux(sock, "send-keys", "-t", "bench", "q", "")
@@ -153,6 +163,7 @@ def main():
     ap.add_argument("--delay-ms", type=float, default=0, help="relay delay each way")
     ap.add_argument("--interval", default="15s", help="the environment's alert interval")
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--log-level", default="info", help="the console's log level (its log is kept in the work dir)")
     ap.add_argument("--show", action="store_true", help="print the console's screen at the end")
     a = ap.parse_args()
     b.require_binary()
@@ -180,10 +191,11 @@ def main():
         b.cleanup_service(name)
     print(f"console at idle ({os.path.relpath(b.BIN, b.ROOT)}; relay delay {a.delay_ms} ms each way; "
           f"alert interval {a.interval}; {a.idle:.0f} s measured after a {a.warmup:.0f} s warm-up)")
-    print("| hosts | bytes/host/min median (max) | console CPU | ssh masters CPU | console RSS | rows down |")
-    print("|---|---|---|---|---|---|")
+    print("| hosts | all up after | bytes/host/min median (max) | console CPU | ssh masters CPU | console RSS | down at the end |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['hosts']} | {r['bytes_min_median']:.0f} ({r['bytes_min_max']:.0f}) | "
+        up = f"{r['loaded_s']:.0f} s" if r["loaded_s"] is not None else "never (240 s)"
+        print(f"| {r['hosts']} | {up} | {r['bytes_min_median']:.0f} ({r['bytes_min_max']:.0f}) | "
               f"{r['cpu_percent']:.1f} % | {r['ssh_cpu_percent']:.1f} % ({r['ssh_masters']}) | "
               f"{r['rss_mib']:.1f} MiB | {r['down_rows']} |")
     print("draw time of a 50-host frame:", frame_time(a))

@@ -40,6 +40,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Retry delay after a failed connect.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
 const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Full reads at once across the console's hosts. A full read is a few dozen Docker requests
+/// (an archive read and an exec among them); fifty hosts starting together would each wait
+/// for all the others and time out, then retry together. The wait for a turn is not timed.
+const FULL_READS_AT_ONCE: usize = 8;
+static FULL_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(FULL_READS_AT_ONCE);
 
 type EventStream<'a> =
     Pin<Box<dyn Stream<Item = Result<EventMessage, bollard::errors::Error>> + Send + 'a>>;
@@ -137,6 +142,16 @@ struct Watch<'a> {
     dirty: BTreeSet<String>,
 }
 
+/// A fixed offset per host name below `min(interval, 5 s)`.
+fn spread(name: &str, interval: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    let span = interval.min(Duration::from_secs(5)).as_millis().max(1);
+    let ms = u128::from(h.finish()) % span;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 /// `fut` unless the console stops first (`None`) or it takes longer than READ_TIMEOUT
 /// (`Some(None)`).
 async fn bounded<T>(cancel: &CancellationToken, fut: impl Future<Output = T>) -> Option<Option<T>> {
@@ -180,7 +195,8 @@ impl<'a> Watch<'a> {
         let mut flush_at: Option<Instant> = None;
         let mut next_full = Instant::now();
         let mut next_health = Instant::now() + HEALTH_EVERY;
-        let mut next_monitor = Instant::now();
+        // Hosts connected together spread their cycles (up to 5 s apart), not all at once.
+        let mut next_monitor = Instant::now() + spread(self.name(), self.thresholds.interval);
         loop {
             if Instant::now() >= next_full {
                 // Subscribed before the read, so a change during the read is not missed.
@@ -203,8 +219,14 @@ impl<'a> Watch<'a> {
                 }
                 self.dirty.clear();
                 flush_at = None;
+                // A host read in full without error waits for events; otherwise it is read
+                // again soon, as before events.
+                let whole = self
+                    .snap
+                    .as_ref()
+                    .is_some_and(|s| s.status.error.is_none());
                 next_full = Instant::now()
-                    + if stream.is_some() {
+                    + if stream.is_some() && self.failures == 0 && whole {
                         RESYNC_EVERY
                     } else {
                         POLL_EVERY
@@ -266,7 +288,14 @@ impl<'a> Watch<'a> {
     /// Reads everything, as the console did on every poll. A read that fails or times out
     /// counts; three in a row, or a lost ssh master, end the connection.
     async fn full_read(&mut self) -> Result<(), Ended> {
-        match self.bounded(snapshot(self.host, self.services)).await {
+        tracing::debug!(host = %self.name(), failures = self.failures, "full read");
+        let turn = tokio::select! {
+            () = self.cancel.cancelled() => return Err(Ended::Cancelled),
+            t = FULL_READS.acquire() => t,
+        };
+        let read = self.bounded(snapshot(self.host, self.services)).await;
+        drop(turn);
+        match read {
             None => return Err(Ended::Cancelled),
             Some(Some(snap)) => {
                 let broken = snap.status.error.is_some() && snap.status.services.is_empty();
@@ -424,6 +453,7 @@ impl<'a> Watch<'a> {
                 cs.health = Some(report);
                 fresh.insert(svc);
             } else {
+                tracing::debug!(host = %self.host.name(), service = %svc, "health verdict changed: re-read");
                 self.dirty.insert(svc);
             }
         }
@@ -475,6 +505,7 @@ impl<'a> Watch<'a> {
                 (Ok(t), Some(old)) if rotation(&t) == rotation(old) => s.traffic = Some(t),
                 // A switch (or a proxy that stopped answering): the reader works it out.
                 _ => {
+                    tracing::debug!(host = %self.host.name(), service = %svc.name, "proxy rotation changed: re-read");
                     self.dirty.insert(svc.name.clone());
                 }
             }
@@ -487,6 +518,7 @@ impl<'a> Watch<'a> {
             if !same {
                 // Taken or released by someone: what they did is in the audit log and the
                 // ledger, which the re-read brings.
+                tracing::debug!(host = %self.host.name(), service = %svc.name, "lock changed: re-read");
                 self.dirty.insert(svc.name.clone());
             }
         }
