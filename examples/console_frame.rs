@@ -53,7 +53,8 @@ fn time_frames(app: &App, frames: usize, w: u16, h: u16) -> Vec<Duration> {
     (0..frames)
         .map(|_| {
             let t = Instant::now();
-            term.draw(|f| deckhand::tui::ui::draw(f, app)).expect("draw");
+            term.draw(|f| deckhand::tui::ui::draw(f, app))
+                .expect("draw");
             t.elapsed()
         })
         .collect()
@@ -109,7 +110,8 @@ fn main() {
     let (w, h) = (200, (hosts as u16).saturating_add(12).max(40));
     if std::env::args().any(|a| a == "--show") {
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-        term.draw(|f| deckhand::tui::ui::draw(f, &app)).expect("draw");
+        term.draw(|f| deckhand::tui::ui::draw(f, &app))
+            .expect("draw");
         println!("{}", term.backend());
     }
     println!("{hosts} hosts, {w}x{h} cells:");

@@ -11,7 +11,7 @@ use bollard::query_parameters::EventsOptions;
 use futures_util::Stream;
 
 use crate::config::Service;
-use crate::state::{Color, contract::LABEL_SERVICE};
+use crate::state::{Color, ContainerState, contract::LABEL_SERVICE};
 use crate::transport::Host;
 
 /// The container actions that change what the console shows. Not `exec_*` (a HEALTHCHECK
@@ -80,8 +80,49 @@ pub fn service_of<'a>(event: &EventMessage, services: &'a [Service]) -> Option<&
         .and_then(|l| services.iter().find(|s| &s.name == l));
     by_label
         .or_else(|| attrs.get("name").and_then(|n| named(n)))
-        .or_else(|| attrs.get("oldName").and_then(|n| named(n.trim_start_matches('/'))))
+        .or_else(|| {
+            attrs
+                .get("oldName")
+                .and_then(|n| named(n.trim_start_matches('/')))
+        })
         .map(|s| s.name.as_str())
+}
+
+/// What an event says a container is now, before anyone reads it: shown at once, then
+/// confirmed by the re-read of its service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    State {
+        state: ContainerState,
+        exit_code: Option<i64>,
+    },
+    /// Docker's HEALTHCHECK verdict changed.
+    Health(String),
+    Gone,
+}
+
+/// The container an event is about (its name now) and what it says about it, for the actions
+/// whose outcome is certain (`kill` is a signal, not a state; `create`/`rename` need a read).
+pub fn change_of(event: &EventMessage) -> Option<(&str, Change)> {
+    let attrs = event.actor.as_ref()?.attributes.as_ref()?;
+    let name = attrs.get("name")?.as_str();
+    let action = event.action.as_deref()?;
+    let state = |s: &str| Change::State {
+        state: ContainerState::parse(s),
+        exit_code: None,
+    };
+    let change = match action {
+        "start" | "unpause" | "restart" => state("running"),
+        "pause" => state("paused"),
+        "stop" => state("exited"),
+        "die" | "oom" => Change::State {
+            state: ContainerState::Exited,
+            exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+        },
+        "destroy" => Change::Gone,
+        a => Change::Health(a.strip_prefix("health_status: ")?.to_string()),
+    };
+    Some((name, change))
 }
 
 /// Subscribes to the services' container events on a connected host, from the daemon's
@@ -152,8 +193,14 @@ hosts = ["local"]
             service_of(&event(&[("name", "x"), ("deckhand.service", "api2")]), &s),
             Some("api2")
         );
-        assert_eq!(service_of(&event(&[("name", "api-green")]), &s), Some("api"));
-        assert_eq!(service_of(&event(&[("name", "api2-proxy")]), &s), Some("api2"));
+        assert_eq!(
+            service_of(&event(&[("name", "api-green")]), &s),
+            Some("api")
+        );
+        assert_eq!(
+            service_of(&event(&[("name", "api2-proxy")]), &s),
+            Some("api2")
+        );
         // A proxy renamed aside during a replacement still belongs to its service.
         assert_eq!(
             service_of(&event(&[("name", "api-proxy-replaced-1")]), &s),
@@ -167,6 +214,42 @@ hosts = ["local"]
         assert_eq!(service_of(&event(&[("name", "api-blue2")]), &s), None);
         assert_eq!(service_of(&event(&[("name", "web-blue")]), &s), None);
         assert_eq!(service_of(&EventMessage::default(), &s), None);
+    }
+
+    #[test]
+    fn an_event_says_what_a_container_is_now() {
+        let with = |action: &str, attrs: &[(&str, &str)]| EventMessage {
+            action: Some(action.into()),
+            ..event(attrs)
+        };
+        let die = with("die", &[("name", "api-blue"), ("exitCode", "137")]);
+        let (name, c) = change_of(&die).expect("die");
+        assert_eq!(name, "api-blue");
+        assert_eq!(
+            c,
+            Change::State {
+                state: ContainerState::Exited,
+                exit_code: Some(137)
+            }
+        );
+        assert_eq!(
+            change_of(&with("start", &[("name", "api-blue")])).map(|x| x.1),
+            Some(Change::State {
+                state: ContainerState::Running,
+                exit_code: None
+            })
+        );
+        assert_eq!(
+            change_of(&with("health_status: unhealthy", &[("name", "api-blue")])).map(|x| x.1),
+            Some(Change::Health("unhealthy".into()))
+        );
+        assert_eq!(
+            change_of(&with("destroy", &[("name", "api-blue")])).map(|x| x.1),
+            Some(Change::Gone)
+        );
+        assert_eq!(change_of(&with("kill", &[("name", "api-blue")])), None);
+        assert_eq!(change_of(&with("create", &[("name", "api-blue")])), None);
+        assert_eq!(change_of(&with("start", &[])), None);
     }
 
     #[test]

@@ -218,8 +218,8 @@ impl HostView {
                             .and_then(|x| x.traffic.as_ref())
                             .map(|t| t.at)
                     };
-                    let new_traffic = svc.traffic.as_ref().map(|t| t.at) != traffic_at(self)
-                        || s.fresh.is_none();
+                    let new_traffic =
+                        svc.traffic.as_ref().map(|t| t.at) != traffic_at(self) || s.fresh.is_none();
                     for c in Color::BOTH {
                         if let Some(h) = svc
                             .color(c)

@@ -24,7 +24,10 @@ use super::tasks::{Bg, monitor_view, snapshot};
 use crate::config::{AlertThresholds, HostSpec, Service};
 use crate::monitor::{HostMonitor, events, notify::Notifier};
 use crate::release::{audit, ledger, lock};
-use crate::state::{Color, ContainerState, ProxyKind, probe_health, read_service, read_traffic};
+use crate::state::{
+    Color, ContainerState, HealthReport, ProxyKind, ServiceTraffic, probe_health, read_service,
+    read_traffic,
+};
 use crate::transport::Host;
 
 /// How often the host is read while its event stream is down (and was, before events).
@@ -48,6 +51,31 @@ static FULL_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(FU
 
 type EventStream<'a> =
     Pin<Box<dyn Stream<Item = Result<EventMessage, bollard::errors::Error>> + Send + 'a>>;
+
+/// Slow periodic work, run beside the event stream so an event is never queued behind it.
+type Job<'a> = Pin<Box<dyn Future<Output = Done> + Send + 'a>>;
+
+enum Done {
+    Health {
+        probed: Vec<(String, Color)>,
+        reports: Option<Vec<HealthReport>>,
+    },
+    Monitor(Box<MonitorDone>),
+}
+
+struct MonitorDone {
+    monitor: HostMonitor,
+    traffic: Vec<(String, Result<ServiceTraffic, String>)>,
+    locks: Option<Vec<Result<Option<lock::LockState>, crate::release::ReleaseError>>>,
+    cycle: Option<crate::monitor::MonitorSnapshot>,
+}
+
+async fn run_job(job: &mut Option<Job<'_>>) -> Done {
+    match job {
+        Some(j) => j.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Why the watcher of a connection stopped.
 enum Ended {
@@ -161,7 +189,9 @@ async fn bounded<T>(cancel: &CancellationToken, fut: impl Future<Output = T>) ->
     }
 }
 
-async fn next_event(s: &mut Option<EventStream<'_>>) -> Option<Result<EventMessage, bollard::errors::Error>> {
+async fn next_event(
+    s: &mut Option<EventStream<'_>>,
+) -> Option<Result<EventMessage, bollard::errors::Error>> {
     match s {
         Some(s) => s.next().await,
         None => std::future::pending().await,
@@ -195,6 +225,8 @@ impl<'a> Watch<'a> {
         let mut flush_at: Option<Instant> = None;
         let mut next_full = Instant::now();
         let mut next_health = Instant::now() + HEALTH_EVERY;
+        let mut health_job: Option<Job<'a>> = None;
+        let mut monitor_job: Option<Job<'a>> = None;
         // Hosts connected together spread their cycles (up to 5 s apart), not all at once.
         let mut next_monitor = Instant::now() + spread(self.name(), self.thresholds.interval);
         loop {
@@ -221,10 +253,7 @@ impl<'a> Watch<'a> {
                 flush_at = None;
                 // A host read in full without error waits for events; otherwise it is read
                 // again soon, as before events.
-                let whole = self
-                    .snap
-                    .as_ref()
-                    .is_some_and(|s| s.status.error.is_none());
+                let whole = self.snap.as_ref().is_some_and(|s| s.status.error.is_none());
                 next_full = Instant::now()
                     + if stream.is_some() && self.failures == 0 && whole {
                         RESYNC_EVERY
@@ -232,10 +261,8 @@ impl<'a> Watch<'a> {
                         POLL_EVERY
                     };
             }
-            if Instant::now() >= next_monitor {
-                if let Err(end) = self.monitor_tick().await {
-                    return end;
-                }
+            if Instant::now() >= next_monitor && monitor_job.is_none() {
+                monitor_job = self.start_monitor();
                 next_monitor = Instant::now() + self.thresholds.interval;
             }
             if !self.dirty.is_empty() && flush_at.is_none() {
@@ -248,6 +275,9 @@ impl<'a> Watch<'a> {
                         if let Some(s) = events::service_of(&msg, self.services) {
                             tracing::debug!(host = %self.name(), service = s, action = ?msg.action, "docker event");
                             self.dirty.insert(s.to_string());
+                            if self.apply_event(s, &msg) {
+                                self.send(Some(BTreeSet::new()));
+                            }
                         }
                     }
                     other => {
@@ -271,18 +301,74 @@ impl<'a> Watch<'a> {
                         next_full = Instant::now();
                     }
                 }
-                () = sleep_until(next_health) => {
+                () = sleep_until(next_health), if health_job.is_none() => {
                     next_health = Instant::now() + HEALTH_EVERY;
-                    self.health_tick().await;
+                    health_job = self.start_health();
+                    if health_job.is_none() {
+                        // Nothing to probe: the snapshot is as fresh as the stream.
+                        self.send(Some(BTreeSet::new()));
+                    }
                     if let Err(end) = self.check_connection().await {
                         return end;
                     }
                 }
-                () = sleep_until(next_monitor) => {}
+                done = run_job(&mut health_job) => {
+                    health_job = None;
+                    if let Done::Health { probed, reports } = done {
+                        self.finish_health(probed, reports);
+                    }
+                }
+                done = run_job(&mut monitor_job) => {
+                    monitor_job = None;
+                    if let Done::Monitor(m) = done {
+                        let MonitorDone { monitor, traffic, locks, cycle } = *m;
+                        self.monitor = monitor;
+                        self.finish_monitor(traffic, locks, cycle);
+                    }
+                }
+                () = sleep_until(next_monitor), if monitor_job.is_none() => {}
                 () = sleep_until(next_full) => {}
                 () = refresh.notified() => next_full = Instant::now(),
             }
         }
+    }
+
+    /// Shows what an event says about a color's container at once (the re-read of its service
+    /// follows within [`DEBOUNCE`] and a read; it also works out the problems again).
+    fn apply_event(&mut self, service: &str, msg: &EventMessage) -> bool {
+        let Some((name, change)) = events::change_of(msg) else {
+            return false;
+        };
+        let Some(s) = self
+            .snap
+            .as_mut()
+            .and_then(|x| x.status.services.iter_mut().find(|x| x.name == service))
+        else {
+            return false;
+        };
+        let Some(color) = Color::BOTH
+            .into_iter()
+            .find(|c| name == format!("{service}-{c}"))
+        else {
+            return false;
+        };
+        let Some(slot) = s.colors.get_mut(&color) else {
+            return false;
+        };
+        match (change, slot.as_mut()) {
+            (events::Change::Gone, _) => *slot = None,
+            (events::Change::State { state, exit_code }, Some(cs)) => {
+                cs.state = state;
+                if state != ContainerState::Running {
+                    cs.health = None;
+                    cs.docker_health = None;
+                    cs.exit_code = exit_code.or(cs.exit_code);
+                }
+            }
+            (events::Change::Health(h), Some(cs)) => cs.docker_health = Some(h),
+            (_, None) => return false,
+        }
+        true
     }
 
     /// Reads everything, as the console did on every poll. A read that fails or times out
@@ -403,11 +489,10 @@ impl<'a> Watch<'a> {
         if failed { Err(()) } else { Ok(()) }
     }
 
-    /// Probes `/health` of every running color. The same verdict patches the snapshot (new
-    /// latency and body); a changed one makes its service dirty, so the problems are worked
-    /// out again by the reader.
-    async fn health_tick(&mut self) {
-        let Some(snap) = &self.snap else { return };
+    /// Probes `/health` of every running color, as a job beside the event stream (a probe
+    /// can take its whole timeout). `None`: nothing runs.
+    fn start_health(&self) -> Option<Job<'a>> {
+        let snap = self.snap.as_ref()?;
         let mut targets = Vec::new();
         for s in &snap.status.services {
             let Some(cfg) = self.service(&s.name) else {
@@ -423,23 +508,28 @@ impl<'a> Watch<'a> {
             }
         }
         if targets.is_empty() {
-            self.send(Some(BTreeSet::new()));
-            return;
+            return None;
         }
         let host = self.host;
-        let probes = join_all(
-            targets
-                .iter()
-                .map(|(_, _, port, path)| probe_health(host, *port, path, HEALTH_PROBE_TIMEOUT)),
-        );
-        let Some(Some(reports)) = self.bounded(probes).await else {
-            return;
-        };
-        let Some(snap) = self.snap.as_mut() else {
+        Some(Box::pin(async move {
+            let probes =
+                join_all(targets.iter().map(|(_, _, port, path)| {
+                    probe_health(host, *port, path, HEALTH_PROBE_TIMEOUT)
+                }));
+            let reports = tokio::time::timeout(READ_TIMEOUT, probes).await.ok();
+            let probed = targets.into_iter().map(|(s, c, _, _)| (s, c)).collect();
+            Done::Health { probed, reports }
+        }))
+    }
+
+    /// The same verdict patches the snapshot (new latency and body); a changed one makes its
+    /// service dirty, so the reader works its problems out again.
+    fn finish_health(&mut self, probed: Vec<(String, Color)>, reports: Option<Vec<HealthReport>>) {
+        let (Some(reports), Some(snap)) = (reports, self.snap.as_mut()) else {
             return;
         };
         let mut fresh = BTreeSet::new();
-        for ((svc, color, _, _), report) in targets.into_iter().zip(reports) {
+        for ((svc, color), report) in probed.into_iter().zip(reports) {
             let Some(Some(cs)) = snap
                 .status
                 .services
@@ -449,6 +539,10 @@ impl<'a> Watch<'a> {
             else {
                 continue;
             };
+            if cs.state != ContainerState::Running {
+                // Stopped while probed (an event said so): the probe's failure is no news.
+                continue;
+            }
             if cs.health.as_ref().map(|h| &h.error) == Some(&report.error) {
                 cs.health = Some(report);
                 fresh.insert(svc);
@@ -460,57 +554,105 @@ impl<'a> Watch<'a> {
         self.send(Some(fresh));
     }
 
-    /// The environment's monitoring cycle (metrics, alert rules, the book on the host), on
-    /// the snapshot as it stands, after the parts no event reports: the proxy's traffic (a
-    /// switch in HAProxy's memory is not a container event) and the locks.
-    async fn monitor_tick(&mut self) -> Result<(), Ended> {
-        let Some(snap) = &self.snap else {
-            return Ok(());
-        };
-        let host = self.host;
-        let proxied: Vec<&Service> = snap
+    /// The environment's monitoring cycle (metrics, alert rules, the book on the host), as a
+    /// job beside the event stream, after the parts no event reports: the proxy's traffic (a
+    /// switch in HAProxy's memory is not a container event) and the locks. The cycle works on
+    /// the services as they stand with that traffic.
+    fn start_monitor(&mut self) -> Option<Job<'a>> {
+        let snap = self.snap.as_ref()?;
+        let (host, services, thresholds) = (self.host, self.services, self.thresholds);
+        let proxied: Vec<&'a Service> = snap
             .status
             .services
             .iter()
             .filter(|s| s.proxy.running && s.proxy.kind == Some(ProxyKind::Haproxy))
-            .filter_map(|s| self.service(&s.name))
+            .filter_map(|s| services.iter().find(|c| c.name == s.name))
             .collect();
-        let reads = async {
-            tokio::join!(
-                join_all(proxied.iter().map(|s| read_traffic(host, s))),
-                join_all(self.services.iter().map(|s| lock::read(host, &s.name)))
-            )
-        };
-        let (traffic, locks) = match self.bounded(reads).await {
-            None => return Err(Ended::Cancelled),
-            Some(Some(r)) => r,
-            Some(None) => return Ok(()),
-        };
-        let Some(snap) = self.snap.as_mut() else {
-            return Ok(());
-        };
-        for (svc, t) in proxied.iter().zip(traffic) {
-            let Some(s) = snap.status.services.iter_mut().find(|s| s.name == svc.name) else {
-                continue;
+        let statuses = snap
+            .status
+            .error
+            .is_none()
+            .then(|| snap.status.services.clone());
+        let mut monitor = std::mem::take(&mut self.monitor);
+        let notifier = self.notifier.clone();
+        Some(Box::pin(async move {
+            let reads = async {
+                tokio::join!(
+                    join_all(proxied.iter().map(|s| read_traffic(host, s))),
+                    join_all(services.iter().map(|s| lock::read(host, &s.name)))
+                )
             };
-            let rotation = |t: &crate::state::ServiceTraffic| -> Vec<Color> {
-                t.colors
-                    .iter()
-                    .filter(|(_, c)| c.in_rotation)
-                    .map(|(c, _)| *c)
-                    .collect()
+            let Ok((traffic, locks)) = tokio::time::timeout(READ_TIMEOUT, reads).await else {
+                return Done::Monitor(Box::new(MonitorDone {
+                    monitor,
+                    traffic: Vec::new(),
+                    locks: None,
+                    cycle: None,
+                }));
+            };
+            let traffic: Vec<(String, Result<ServiceTraffic, String>)> = proxied
+                .iter()
+                .map(|s| s.name.clone())
+                .zip(traffic)
+                .collect();
+            let known = statuses.map(|mut st| {
+                for s in &mut st {
+                    if let Some((_, Ok(t))) = traffic.iter().find(|(n, _)| *n == s.name) {
+                        s.traffic = Some(t.clone());
+                    }
+                }
+                st
+            });
+            let cycle = crate::monitor::run_cycle_with(
+                host,
+                services,
+                known,
+                thresholds,
+                &mut monitor,
+                &notifier,
+                chrono::Utc::now(),
+            );
+            let cycle = tokio::time::timeout(READ_TIMEOUT, cycle).await.ok();
+            Done::Monitor(Box::new(MonitorDone {
+                monitor,
+                traffic,
+                locks: Some(locks),
+                cycle,
+            }))
+        }))
+    }
+
+    fn finish_monitor(
+        &mut self,
+        traffic: Vec<(String, Result<ServiceTraffic, String>)>,
+        locks: Option<Vec<Result<Option<lock::LockState>, crate::release::ReleaseError>>>,
+        cycle: Option<crate::monitor::MonitorSnapshot>,
+    ) {
+        let Some(snap) = self.snap.as_mut() else {
+            return;
+        };
+        let rotation = |t: &ServiceTraffic| -> Vec<Color> {
+            t.colors
+                .iter()
+                .filter(|(_, c)| c.in_rotation)
+                .map(|(c, _)| *c)
+                .collect()
+        };
+        for (name, t) in traffic {
+            let Some(s) = snap.status.services.iter_mut().find(|s| s.name == name) else {
+                continue;
             };
             match (t, &s.traffic) {
                 // The same colors in rotation: new figures, same route.
                 (Ok(t), Some(old)) if rotation(&t) == rotation(old) => s.traffic = Some(t),
                 // A switch (or a proxy that stopped answering): the reader works it out.
                 _ => {
-                    tracing::debug!(host = %self.host.name(), service = %svc.name, "proxy rotation changed: re-read");
-                    self.dirty.insert(svc.name.clone());
+                    tracing::debug!(host = %self.host.name(), service = %name, "proxy rotation changed: re-read");
+                    self.dirty.insert(name);
                 }
             }
         }
-        for (svc, l) in self.services.iter().zip(locks) {
+        for (svc, l) in self.services.iter().zip(locks.unwrap_or_default()) {
             let same = match (snap.locks.get(&svc.name), &l) {
                 (Some(Ok(a)), Ok(b)) => a == b,
                 _ => false,
@@ -522,26 +664,8 @@ impl<'a> Watch<'a> {
                 self.dirty.insert(svc.name.clone());
             }
         }
-        let known = snap
-            .status
-            .error
-            .is_none()
-            .then(|| snap.status.services.clone());
-        let cycle = crate::monitor::run_cycle_with(
-            self.host,
-            self.services,
-            known,
-            self.thresholds,
-            &mut self.monitor,
-            &self.notifier,
-            chrono::Utc::now(),
-        );
-        let m = match bounded(self.cancel, cycle).await {
-            None => return Err(Ended::Cancelled),
-            Some(m) => m,
-        };
-        if let Some(m) = m {
-            if let Some(f) = self.snap.as_mut().and_then(|s| s.status.facts.as_mut()) {
+        if let Some(m) = cycle {
+            if let Some(f) = snap.status.facts.as_mut() {
                 // The cycle read the numbers the facts show: keep them current.
                 let x = &m.metrics;
                 f.mem_total_bytes = x.mem_total_bytes.or(f.mem_total_bytes);
@@ -553,6 +677,5 @@ impl<'a> Watch<'a> {
             self.alerts_view = Some(monitor_view(&m, self.thresholds, chrono::Utc::now()));
         }
         self.send(Some(BTreeSet::new()));
-        Ok(())
     }
 }

@@ -196,10 +196,16 @@ async fn a_cut_ssh_master_shows_the_host_down_then_the_watcher_reconnects_and_fo
     .await;
     docker_ok(&["stop", "-t", "1", &format!("{}-blue", svc.name)]);
     let stopped = Instant::now();
-    host_update(&mut rx, Duration::from_secs(3), "blue exited after docker stop", |u| {
-        blue_state(u) == Some(ContainerState::Exited)
-    })
+    host_update(
+        &mut rx,
+        Duration::from_secs(3),
+        "blue exited after docker stop",
+        |u| blue_state(u) == Some(ContainerState::Exited),
+    )
     .await;
-    eprintln!("the stop was seen {:?} after docker stop returned", stopped.elapsed());
+    eprintln!(
+        "the stop was seen {:?} after docker stop returned",
+        stopped.elapsed()
+    );
     cancel.cancel();
 }

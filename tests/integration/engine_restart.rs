@@ -423,16 +423,22 @@ async fn the_console_shows_a_dockerd_restart_and_follows_events_again() {
     })
     .await;
     // live-restore kept blue running through the restart.
-    host_update(&mut rx, Duration::from_secs(30), "blue running again", |u| {
-        blue_state(u) == Some(ContainerState::Running)
-    })
+    host_update(
+        &mut rx,
+        Duration::from_secs(30),
+        "blue running again",
+        |u| blue_state(u) == Some(ContainerState::Running),
+    )
     .await;
     let out = engine.docker(&["stop", "-t", "1", &format!("{}-blue", svc.name)]);
     assert!(out.status.success(), "{}", text(&out));
     let stopped = Instant::now();
-    host_update(&mut rx, Duration::from_secs(3), "blue exited after docker stop", |u| {
-        blue_state(u) == Some(ContainerState::Exited)
-    })
+    host_update(
+        &mut rx,
+        Duration::from_secs(3),
+        "blue exited after docker stop",
+        |u| blue_state(u) == Some(ContainerState::Exited),
+    )
     .await;
     eprintln!("seen {:?} after docker stop returned", stopped.elapsed());
     cancel.cancel();

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::e2e::{Tmux, quit};
 use crate::e2e::harness::{self, GOOD_SHAS, SshServer, TestService, deckhand, docker_ok, text};
+use crate::e2e::{Tmux, quit};
 
 /// How long a change made by hand may take to reach the screen (the issue asks for 1 s; the
 /// rest is tmux's capture and a loaded test machine).
@@ -13,9 +13,7 @@ const SHOWN_WITHIN: Duration = Duration::from_millis(1500);
 
 /// The state the green (right-hand) block of the containers pane shows.
 fn green_state(screen: &str) -> Option<String> {
-    let line = screen
-        .lines()
-        .find(|l| l.matches("│state").count() == 2)?;
+    let line = screen.lines().find(|l| l.matches("│state").count() == 2)?;
     let right = line.rsplit("│state").next()?;
     Some(right.trim().trim_end_matches('│').trim().to_string())
 }
@@ -46,9 +44,11 @@ fn a_container_stopped_by_hand_is_shown_within_a_second() {
         ),
         "Enter",
     ]);
-    tmux.wait_for("green running on the host view", Duration::from_secs(30), |s| {
-        green_state(s).is_some_and(|g| g.starts_with("running"))
-    });
+    tmux.wait_for(
+        "green running on the host view",
+        Duration::from_secs(30),
+        |s| green_state(s).is_some_and(|g| g.starts_with("running")),
+    );
     // Past the console's first reads and its first monitor cycle: what follows is idle.
     std::thread::sleep(Duration::from_secs(3));
     let green = format!("{}-green", svc.name);
