@@ -1,5 +1,6 @@
 //! One host's watcher: connect (retrying), read everything once, then follow Docker's event
-//! stream and re-read only the service whose containers changed. What events cannot say comes
+//! stream: what an event says about a container is shown at once, and only the service whose
+//! containers changed is re-read. What events cannot say comes
 //! on timers sized for a slow link: `/health` of the running colors every [`HEALTH_EVERY`],
 //! the proxy's traffic, the locks and the monitoring cycle (host metrics, alert rules) at the
 //! environment's alert interval, and a full read every [`RESYNC_EVERY`] as a safety net (and
