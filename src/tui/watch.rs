@@ -264,6 +264,8 @@ impl<'a> Watch<'a> {
             }
             if Instant::now() >= next_monitor && monitor_job.is_none() {
                 monitor_job = self.start_monitor();
+                // Counted from the cycle's end (below): cycles never overlap, and a slow link
+                // does not run them back to back.
                 next_monitor = Instant::now() + self.thresholds.interval;
             }
             if !self.dirty.is_empty() && flush_at.is_none() {
@@ -321,6 +323,7 @@ impl<'a> Watch<'a> {
                 }
                 done = run_job(&mut monitor_job) => {
                     monitor_job = None;
+                    next_monitor = Instant::now() + self.thresholds.interval;
                     if let Done::Monitor(m) = done {
                         let MonitorDone { monitor, traffic, locks, cycle } = *m;
                         self.monitor = monitor;
