@@ -38,6 +38,9 @@ pub struct HostMonitor {
     /// Each container's last CPU counters (container total, system total, online CPUs), for
     /// the next delta: one-shot stats answer at once instead of sampling for a second.
     container_cpu: BTreeMap<String, (u64, u64, u64)>,
+    /// The audit tail as last read, with the log's size then: an unchanged log is not sent
+    /// again (a console runs a cycle every interval; the tail is most of its bytes).
+    audit: Option<(String, Vec<audit::AuditRecord>)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +59,9 @@ impl MonitorSnapshot {
     }
 }
 
-const READ: &str = r#"head -n 1 /proc/stat; cat /proc/meminfo /proc/loadavg; echo "--- df"; df -P -k / "$3"; echo "--- book"; cat "$1" 2>/dev/null; echo; echo "--- audit"; tail -n 200 "$2" 2>/dev/null; true"#;
+/// The host's part of a cycle in one command. Only the two meminfo lines the rules use; the
+/// audit tail only when the log's size differs from the one read last time (`$4`).
+const READ: &str = r#"head -n 1 /proc/stat; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; cat /proc/loadavg; echo "--- df"; df -P -k / "$3"; echo "--- book"; cat "$1" 2>/dev/null; echo; s=$(stat -c %s "$2" 2>/dev/null || echo none); echo "--- audit $s"; [ "$s" = "$4" ] || tail -n 200 "$2" 2>/dev/null; true"#;
 
 /// Runs one cycle. Reading the host's metrics, alert book and audit tail is one remote command;
 /// persisting the book is a second; Docker and `/health` go through the existing tunnels.
@@ -93,6 +98,10 @@ pub async fn run_cycle_with(
     let docker_root = monitor.docker_root.clone().unwrap_or_else(|| "/".into());
     let audit_path = format!("{}/audit.jsonl", host.spec.state_dir);
     let book_path = store::book_path(host);
+    let known_audit = monitor
+        .audit
+        .as_ref()
+        .map_or_else(|| "unread".to_string(), |(size, _)| size.clone());
     let args = [
         "-c",
         READ,
@@ -100,6 +109,7 @@ pub async fn run_cycle_with(
         &book_path,
         &audit_path,
         &docker_root,
+        &known_audit,
     ];
     let read_services = async {
         match known {
@@ -110,6 +120,7 @@ pub async fn run_cycle_with(
     let (read, statuses): (_, Vec<Result<ServiceStatus, bollard::errors::Error>>) =
         tokio::join!(host.exec("sh", &args, None), read_services);
     let mut error = None;
+    let read_ok = read.is_ok();
     let text = match read {
         Ok(o) => o.stdout_text(),
         Err(e) => {
@@ -118,7 +129,9 @@ pub async fn run_cycle_with(
         }
     };
     let (sample_text, rest) = text.split_once("--- book\n").unwrap_or((&text, ""));
-    let (book_text, audit_text) = rest.split_once("--- audit\n").unwrap_or((rest, ""));
+    let (book_text, audit_part) = rest.split_once("--- audit ").unwrap_or((rest, ""));
+    let (audit_size, audit_text) = audit_part.split_once('\n').unwrap_or((audit_part, ""));
+    let audit_size = audit_size.trim().to_string();
     let mut m = metrics::parse_sample(sample_text);
     let mut book = AlertBook::parse(book_text.trim());
 
@@ -172,7 +185,16 @@ pub async fn run_cycle_with(
         }
     }
 
-    let log = audit::parse(audit_text);
+    let log = match monitor.audit.take() {
+        Some((size, records)) if size == audit_size && read_ok => audit::AuditLog {
+            records,
+            malformed: Vec::new(),
+        },
+        _ => audit::parse(audit_text),
+    };
+    if read_ok {
+        monitor.audit = Some((audit_size, log.records.clone()));
+    }
     // Evaluated on the book as read, committed only on top of it; when another monitor
     // committed in between, evaluated again on theirs (so nothing is counted twice or lost).
     let mut base = book;

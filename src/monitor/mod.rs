@@ -2,6 +2,7 @@
 //! Prometheus-like states, alert state kept on the host, optional webhook notifications.
 
 pub mod cycle;
+pub mod events;
 pub mod exposition;
 pub mod metrics;
 pub mod notify;

@@ -9,6 +9,7 @@ pub mod model;
 pub mod tasks;
 pub mod theme;
 pub mod ui;
+pub mod watch;
 
 pub use tasks::redact_value;
 

@@ -16,8 +16,9 @@ use crate::transport::TransportError;
 
 /// How many health latencies the sparkline keeps per color.
 pub const LATENCY_SAMPLES: usize = 40;
-/// A snapshot older than this is marked stale with its age.
-pub const STALE_AFTER: Duration = Duration::from_secs(6);
+/// A snapshot older than this is marked stale with its age. The watcher sends one at least
+/// every `tasks::HEALTH_EVERY` (5 s) while the host answers.
+pub const STALE_AFTER: Duration = Duration::from_secs(15);
 
 /// One read of a host, as a background task sends it.
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct Snapshot {
     pub ledgers: BTreeMap<String, Result<Ledger, Arc<ReleaseError>>>,
     /// Metrics and alerts from the monitor (issue 5); `None` until it exists.
     pub monitor: Option<MonitorSnapshot>,
+    /// The services whose `/health` was probed for this snapshot (the latency sparkline takes
+    /// a point from these only); `None`: all of them.
+    pub fresh: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The shape a monitor snapshot will plug into: host metrics and the alert list.
@@ -207,15 +211,33 @@ impl HostView {
             HostUpdate::Down { why, retry_in } => self.down(why, Some(retry_in), now, now_unix),
             HostUpdate::Snapshot(s) => {
                 for svc in &s.status.services {
+                    let probed = s.fresh.as_ref().is_none_or(|f| f.contains(&svc.name));
+                    // A traffic read is one point, however many snapshots carry it.
+                    let traffic_at = |v: &HostView| {
+                        v.service(&svc.name)
+                            .and_then(|x| x.traffic.as_ref())
+                            .map(|t| t.at)
+                    };
+                    let new_traffic =
+                        svc.traffic.as_ref().map(|t| t.at) != traffic_at(self) || s.fresh.is_none();
                     for c in Color::BOTH {
-                        if let Some(h) = svc.color(c).and_then(|cs| cs.health.as_ref()) {
+                        if let Some(h) = svc
+                            .color(c)
+                            .and_then(|cs| cs.health.as_ref())
+                            .filter(|_| probed)
+                        {
                             let q = self.latency.entry((svc.name.clone(), c)).or_default();
                             q.push_back(h.latency_ms);
                             while q.len() > LATENCY_SAMPLES {
                                 q.pop_front();
                             }
                         }
-                        if let Some(t) = svc.traffic.as_ref().and_then(|t| t.color(c)) {
+                        if let Some(t) = svc
+                            .traffic
+                            .as_ref()
+                            .and_then(|t| t.color(c))
+                            .filter(|_| new_traffic)
+                        {
                             let q = self.traffic.entry((svc.name.clone(), c)).or_default();
                             q.push_back((t.req_per_s * 10.0).round() as u64);
                             while q.len() > LATENCY_SAMPLES {

@@ -1,4 +1,4 @@
-//! Background work: one poller per host, planning, actions, logs, inspect. Each task owns its
+//! Background work: one watcher per host (`watch`), planning, actions, logs, inspect. Each task owns its
 //! I/O and *sends* results to the UI task; none touches the console's state.
 
 use std::collections::BTreeMap;
@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::app::Msg;
-use super::model::{HostDown, HostUpdate, InspectError, Snapshot};
+use super::model::{InspectError, Snapshot};
 use std::path::Path;
 
 use crate::config::{HostSpec, HostTarget, Service};
@@ -20,13 +20,6 @@ use crate::release::runner::{self, PinMode, PlanError, Planned, Request, RunOpti
 use crate::release::{EventSink, audit, ledger, lock};
 use crate::state::read_host;
 use crate::transport::Host;
-
-/// How often a host is read.
-pub const POLL_EVERY: Duration = Duration::from_secs(2);
-/// A read that takes longer than this counts as a failure.
-const READ_TIMEOUT: Duration = Duration::from_secs(20);
-/// Retry delay after a failed connect.
-const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 /// What background tasks send the runtime: messages for the state, and connected hosts, which
 /// the runtime keeps (they are not state) so actions reuse the poller's connection.
@@ -41,14 +34,6 @@ pub enum Bg {
         id: u64,
         result: Result<Box<Planned>, PlanError>,
     },
-}
-
-fn host_msg(epoch: u64, name: &str, update: HostUpdate) -> Bg {
-    Bg::Msg(Msg::Host {
-        epoch,
-        host: name.to_string(),
-        update,
-    })
 }
 
 /// Reads everything the console shows about one host.
@@ -82,133 +67,13 @@ pub async fn snapshot(host: &Host, services: &[Service]) -> Snapshot {
         locks,
         ledgers,
         monitor: None,
+        fresh: None,
     }
 }
 
-/// One host's poller: connect (retrying), then read every `POLL_EVERY` (or at once when asked)
-/// and send each snapshot. A dead host reports its error and keeps retrying on its own.
-pub async fn poll_host(
-    spec: HostSpec,
-    services: Vec<Service>,
-    thresholds: crate::config::AlertThresholds,
-    epoch: u64,
-    tx: mpsc::UnboundedSender<Bg>,
-    cancel: CancellationToken,
-    refresh: Arc<Notify>,
-) {
-    let name = spec.name.clone();
-    loop {
-        let _ = tx.send(host_msg(epoch, &name, HostUpdate::Connecting));
-        let connected = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = Host::connect(&spec) => r,
-        };
-        let host = match connected {
-            Ok(h) => Arc::new(h),
-            Err(e) => {
-                let why = Arc::new(HostDown::Connect(e));
-                let _ = tx.send(host_msg(
-                    epoch,
-                    &name,
-                    HostUpdate::Down {
-                        why,
-                        retry_in: RETRY_EVERY,
-                    },
-                ));
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(RETRY_EVERY) => continue,
-                }
-            }
-        };
-        let _ = tx.send(Bg::Connected {
-            epoch,
-            host: host.clone(),
-        });
-        let _ = tx.send(host_msg(epoch, &name, HostUpdate::Connected));
-        let mut failures = 0u32;
-        // The monitor runs at the environment's alert interval, less often than the reads.
-        let mut monitor = crate::monitor::HostMonitor::default();
-        let notifier = crate::monitor::notify::Notifier::from_env();
-        let mut last_cycle: Option<std::time::Instant> = None;
-        let mut alerts_view: Option<crate::tui::model::MonitorSnapshot> = None;
-        loop {
-            let read = tokio::select! {
-                () = cancel.cancelled() => return,
-                r = tokio::time::timeout(READ_TIMEOUT, snapshot(&host, &services)) => r,
-            };
-            match read {
-                Ok(mut snap) => {
-                    if last_cycle.is_none_or(|t| t.elapsed() >= thresholds.interval) {
-                        last_cycle = Some(std::time::Instant::now());
-                        // The snapshot just read every service; the cycle reuses that read
-                        // (unless one failed, in which case it reads for itself).
-                        let known = snap
-                            .status
-                            .error
-                            .is_none()
-                            .then(|| snap.status.services.clone());
-                        let cycle = crate::monitor::run_cycle_with(
-                            &host,
-                            &services,
-                            known,
-                            &thresholds,
-                            &mut monitor,
-                            &notifier,
-                            chrono::Utc::now(),
-                        );
-                        if let Ok(m) = tokio::time::timeout(READ_TIMEOUT, cycle).await {
-                            alerts_view = Some(monitor_view(&m, &thresholds, chrono::Utc::now()));
-                        }
-                    }
-                    snap.monitor.clone_from(&alerts_view);
-                    let broken = snap.status.error.is_some() && snap.status.services.is_empty();
-                    failures = if broken { failures + 1 } else { 0 };
-                    let _ = tx.send(host_msg(epoch, &name, HostUpdate::Snapshot(Box::new(snap))));
-                }
-                Err(_) => {
-                    failures += 1;
-                    let why = Arc::new(HostDown::ReadTimeout {
-                        host: name.clone(),
-                        secs: READ_TIMEOUT.as_secs(),
-                    });
-                    let _ = tx.send(host_msg(
-                        epoch,
-                        &name,
-                        HostUpdate::Down {
-                            why,
-                            retry_in: POLL_EVERY,
-                        },
-                    ));
-                }
-            }
-            // A lost ssh master says so (typed): reconnect now instead of after three failures.
-            if failures > 0
-                && let Err(e) = host.check_alive().await
-                && e.is_connection_lost()
-            {
-                let _ = tx.send(host_msg(
-                    epoch,
-                    &name,
-                    HostUpdate::Down {
-                        why: Arc::new(HostDown::Connect(e)),
-                        retry_in: Duration::ZERO,
-                    },
-                ));
-                break;
-            }
-            if failures >= 3 {
-                // The connection is probably gone: start over with a new one.
-                break;
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(POLL_EVERY) => {}
-                () = refresh.notified() => {}
-            }
-        }
-    }
-}
+/// One host's background task (the name tests and the runtime know): see [`super::watch`].
+pub use super::watch::watch_host as poll_host;
+pub use super::watch::{HEALTH_EVERY, POLL_EVERY, RESYNC_EVERY};
 
 /// What the console shows of a monitoring cycle: the metrics as label/value pairs, and every
 /// alert that is not quiet.

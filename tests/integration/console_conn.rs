@@ -100,3 +100,113 @@ async fn a_host_that_never_speaks_ssh_shows_down_since_why_and_the_next_try() {
     );
     assert!(retried_while_down, "no retry was seen: {:?}", view.conn);
 }
+
+/// Waits for the host update `ok` accepts; panics with what came instead.
+pub(crate) async fn host_update(
+    rx: &mut mpsc::UnboundedReceiver<Bg>,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&HostUpdate) -> bool,
+) -> HostUpdate {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline, rx.recv()).await;
+        let Ok(Some(bg)) = next else {
+            panic!("no {what} within {within:?}; saw {seen:?}");
+        };
+        if let Bg::Msg(deckhand::tui::app::Msg::Host { update, .. }) = bg {
+            if ok(&update) {
+                return update;
+            }
+            seen.push(match &update {
+                HostUpdate::Snapshot(_) => "snapshot".to_string(),
+                other => format!("{other:?}").chars().take(120).collect(),
+            });
+        }
+    }
+}
+
+pub(crate) fn blue_state(u: &HostUpdate) -> Option<deckhand::state::ContainerState> {
+    let HostUpdate::Snapshot(s) = u else {
+        return None;
+    };
+    s.status
+        .services
+        .first()?
+        .color(deckhand::state::Color::Blue)
+        .map(|c| c.state)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_ssh_master_shows_the_host_down_then_the_watcher_reconnects_and_follows_events() {
+    use deckhand::state::ContainerState;
+    let svc = TestService::new("ccut");
+    svc.tag_local(&["a000001"]);
+    let sshd = SshServer::start();
+    let (_dir, path) = write_config(&format!(
+        "{}\n{}",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1")
+    ));
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cfg = deckhand::config::load(&path).expect("config");
+    let spec = cfg.env("lab").expect("lab").hosts[0].clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    // A monitor once a minute: nothing but events (and the 5 s /health) can explain a change.
+    let thresholds = AlertThresholds {
+        interval: Duration::from_secs(60),
+        ..AlertThresholds::default()
+    };
+    tokio::spawn(poll_host(
+        spec,
+        cfg.services.clone(),
+        thresholds,
+        0,
+        tx,
+        cancel.clone(),
+        Arc::new(Notify::new()),
+    ));
+    host_update(&mut rx, Duration::from_secs(30), "blue running", |u| {
+        blue_state(u) == Some(ContainerState::Running)
+    })
+    .await;
+
+    // The ssh connection is cut under the event stream: the host reads down at once.
+    let masters = ssh_masters(sshd.port);
+    assert_eq!(masters.len(), 1, "one master for the watcher: {masters:?}");
+    for pid in &masters {
+        signal(pid.parse().expect("pid"), "KILL");
+    }
+    let cut = Instant::now();
+    let down = host_update(&mut rx, Duration::from_secs(10), "the host down", |u| {
+        matches!(u, HostUpdate::Down { .. })
+    })
+    .await;
+    eprintln!("down {:?} after the cut: {down:?}", cut.elapsed());
+    // It reconnects on its own, reads the host and follows its events again.
+    host_update(&mut rx, Duration::from_secs(30), "connected again", |u| {
+        matches!(u, HostUpdate::Connected)
+    })
+    .await;
+    host_update(&mut rx, Duration::from_secs(30), "a snapshot", |u| {
+        blue_state(u) == Some(ContainerState::Running)
+    })
+    .await;
+    docker_ok(&["stop", "-t", "1", &format!("{}-blue", svc.name)]);
+    let stopped = Instant::now();
+    host_update(
+        &mut rx,
+        Duration::from_secs(3),
+        "blue exited after docker stop",
+        |u| blue_state(u) == Some(ContainerState::Exited),
+    )
+    .await;
+    eprintln!(
+        "the stop was seen {:?} after docker stop returned",
+        stopped.elapsed()
+    );
+    cancel.cancel();
+}

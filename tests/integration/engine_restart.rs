@@ -374,3 +374,72 @@ fn a_release_warming_up_across_a_dockerd_restart_gets_its_health_checks_back() {
     assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["hosts"][0]["services"][0]["live_sha"], UNHEALTHY_SHA);
 }
+
+/// The console's watcher over a dockerd restart: its event stream breaks, the host reads down
+/// (as when the console polled), and once dockerd is back it reconnects and follows the events
+/// again (a container stopped by hand is seen within seconds, the monitor running once a minute).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_shows_a_dockerd_restart_and_follows_events_again() {
+    use crate::console_conn::{blue_state, host_update};
+    use deckhand::state::ContainerState;
+    use deckhand::tui::model::HostUpdate;
+    use tokio::task::block_in_place;
+    let mut engine = block_in_place(PrivateDockerd::start);
+    let svc = TestService::new("drc");
+    svc.push(&GOOD_SHAS[..1]);
+    let sshd = SshServer::start();
+    let (_d, path) = engine.config(&svc, &sshd);
+    let out = block_in_place(|| deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cfg = deckhand::config::load(&path).expect("config");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(deckhand::tui::tasks::poll_host(
+        cfg.env("lab").expect("lab").hosts[0].clone(),
+        cfg.services.clone(),
+        deckhand::config::AlertThresholds {
+            interval: Duration::from_secs(60),
+            ..Default::default()
+        },
+        0,
+        tx,
+        cancel.clone(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    ));
+    host_update(&mut rx, Duration::from_secs(30), "blue running", |u| {
+        blue_state(u) == Some(ContainerState::Running)
+    })
+    .await;
+
+    block_in_place(|| engine.stop());
+    let down = host_update(&mut rx, Duration::from_secs(40), "the host down", |u| {
+        matches!(u, HostUpdate::Down { .. })
+    })
+    .await;
+    eprintln!("while dockerd is stopped: {down:?}");
+    block_in_place(|| engine.spawn());
+    host_update(&mut rx, Duration::from_secs(60), "connected again", |u| {
+        matches!(u, HostUpdate::Connected)
+    })
+    .await;
+    // live-restore kept blue running through the restart.
+    host_update(
+        &mut rx,
+        Duration::from_secs(30),
+        "blue running again",
+        |u| blue_state(u) == Some(ContainerState::Running),
+    )
+    .await;
+    let out = engine.docker(&["stop", "-t", "1", &format!("{}-blue", svc.name)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stopped = Instant::now();
+    host_update(
+        &mut rx,
+        Duration::from_secs(3),
+        "blue exited after docker stop",
+        |u| blue_state(u) == Some(ContainerState::Exited),
+    )
+    .await;
+    eprintln!("seen {:?} after docker stop returned", stopped.elapsed());
+    cancel.cancel();
+}

@@ -191,6 +191,7 @@ pub fn snapshot(status: HostStatus) -> Snapshot {
         locks: BTreeMap::from([("api".to_string(), Ok(None))]),
         ledgers: BTreeMap::from([("api".to_string(), Ok(Default::default()))]),
         monitor: None,
+        fresh: None,
     }
 }
 

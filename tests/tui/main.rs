@@ -3,6 +3,7 @@
 
 mod canary;
 mod e2e;
+mod e2e_events;
 mod e2e_shell;
 mod fixtures;
 mod parts;
