@@ -488,7 +488,11 @@ pub(crate) async fn read_images(
     service: &Service,
     colors: &BTreeMap<Color, Option<ColorStatus>>,
 ) -> Result<Vec<ImageInfo>, bollard::errors::Error> {
-    Ok(images_of(service, list_images(host, service).await?, colors))
+    Ok(images_of(
+        service,
+        list_images(host, service).await?,
+        colors,
+    ))
 }
 
 async fn list_images(

@@ -255,8 +255,11 @@ impl<'a> Watch<'a> {
                 // A host read in full without error waits for events; otherwise it is read
                 // again soon, as before events.
                 let whole = self.snap.as_ref().is_some_and(|s| s.status.error.is_none());
+                // A Swarm manager's container events cover its own node only: a worker going
+                // down or a task moving says nothing here, so a Swarm is read on the timer.
+                let swarm = crate::swarm::is_swarm(self.host);
                 next_full = Instant::now()
-                    + if stream.is_some() && self.failures == 0 && whole {
+                    + if stream.is_some() && self.failures == 0 && whole && !swarm {
                         RESYNC_EVERY
                     } else {
                         POLL_EVERY

@@ -385,3 +385,68 @@ fn a_worker_dockerd_killed_during_a_deploy_leaves_a_release_serving_and_status_s
     swarm.restart_node(worker);
     deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[1]], GOOD_SHAS[1]);
 }
+
+/// The state the console's watcher last read for node `name`, from a snapshot.
+fn watched_node_state(u: &deckhand::tui::model::HostUpdate, name: &str) -> Option<String> {
+    let deckhand::tui::model::HostUpdate::Snapshot(s) = u else {
+        return None;
+    };
+    s.status
+        .swarm
+        .as_ref()?
+        .nodes
+        .iter()
+        .find(|n| n.hostname == name)
+        .map(|n| n.state.clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_shows_a_worker_going_down_without_waiting_for_its_resync() {
+    // The manager's Docker events say nothing about another node, so a console that waited for
+    // events (and its 5-minute resync) would show a dead worker as ready for minutes.
+    use std::sync::Arc;
+    use tokio::sync::{Notify, mpsc};
+    let mut swarm = SwarmCluster::start(2);
+    let svc = TestService::new("swc");
+    let (_d, path) = write_config(&format!(
+        "{}\n{}name = \"mgr\"\n",
+        svc.service_toml(""),
+        swarm.swarm_env_toml("sw", 1)
+    ));
+    let cfg = deckhand::config::load(&path).expect("config");
+    let spec = cfg.env("sw").expect("sw").hosts[0].clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let thresholds = deckhand::config::AlertThresholds {
+        interval: Duration::from_secs(60),
+        ..deckhand::config::AlertThresholds::default()
+    };
+    tokio::spawn(deckhand::tui::tasks::poll_host(
+        spec,
+        cfg.services.clone(),
+        thresholds,
+        0,
+        tx,
+        cancel.clone(),
+        Arc::new(Notify::new()),
+    ));
+    let worker = swarm.hostname(1).to_string();
+    crate::console_conn::host_update(&mut rx, Duration::from_secs(60), "the worker ready", |u| {
+        watched_node_state(u, &worker).as_deref() == Some("ready")
+    })
+    .await;
+    swarm.kill_node_dockerd(1);
+    // Swarm itself calls a node down after its heartbeat period (10-16 s here).
+    let u = crate::console_conn::host_update(
+        &mut rx,
+        Duration::from_secs(60),
+        "the worker down",
+        |u| watched_node_state(u, &worker).is_some_and(|s| s != "ready"),
+    )
+    .await;
+    eprintln!(
+        "the console shows {worker} as {:?}",
+        watched_node_state(&u, &worker)
+    );
+    cancel.cancel();
+}
