@@ -203,7 +203,6 @@ async fn run_inner(
         Target::Ref(t) => format!("{} {t}", action.as_str()),
         Target::Previous => format!("{} to previous", action.as_str()),
     };
-    let t = r.start(Step::Lock, format!("{} on {}", service.name, host.name()));
     let req = LockRequest {
         service: &service.name,
         action: &what,
@@ -212,18 +211,7 @@ async fn run_inner(
         wait: opts.lock_wait,
         take_over_stale: opts.take_over_stale,
     };
-    let held = match lock::acquire(&host, &req).await {
-        Ok(l) => l,
-        Err(e) => {
-            r.fail(Step::Lock, &e);
-            return Err(e);
-        }
-    };
-    if let Some(old) = &held.took_over {
-        r.info(format!("took over the stale lock of {}", old.holder()));
-    }
-    r.lock_lost = Some(held.lost_flag());
-    r.finish(Step::Lock, t, "");
+    let held = r.take_lock(&host, &service.name, &req).await?;
     let record_token = held.info.token.clone();
 
     let mut record = AuditRecord::now(

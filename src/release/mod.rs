@@ -22,7 +22,7 @@ pub mod pull;
 pub mod registry;
 pub mod runner;
 pub mod signals;
-mod steps;
+pub(crate) mod steps;
 pub mod watch;
 
 pub use error::ReleaseError;

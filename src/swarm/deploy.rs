@@ -23,11 +23,9 @@ use super::{SwarmError, api, haproxy, names};
 use crate::config::Service;
 use crate::release::audit::{self, AuditOutcome, AuditRecord};
 use crate::release::ledger::{self, Ending, Ledger};
-use crate::release::lock::{self, HeldLock, LockRequest};
+use crate::release::lock::{HeldLock, LockRequest};
 use crate::release::plan::{Action, Pinned, Target, plan_deploy, plan_rollback};
-use crate::release::{
-    ActionOptions, DeployPlan, Event, EventSink, HostOutcome, ReleaseError, Step,
-};
+use crate::release::{ActionOptions, DeployPlan, EventSink, HostOutcome, ReleaseError, Step};
 use crate::transport::Host;
 
 fn replicas(host: &Host) -> u32 {
@@ -98,46 +96,8 @@ pub async fn plan_on_host(
     Ok(plan)
 }
 
-/// Step events and their times.
-struct Recorder<'a> {
-    host: &'a Host,
-    events: &'a EventSink,
-    steps: Vec<(Step, u64)>,
-}
-
-impl Recorder<'_> {
-    fn start(&self, step: Step, detail: impl Into<String>) -> Instant {
-        self.events.emit(Event::StepStarted {
-            host: self.host.name().to_string(),
-            step,
-            detail: detail.into(),
-        });
-        Instant::now()
-    }
-    fn finish(&mut self, step: Step, t: Instant, detail: impl Into<String>) {
-        let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.steps.push((step, ms));
-        self.events.emit(Event::StepFinished {
-            host: self.host.name().to_string(),
-            step,
-            elapsed_ms: ms,
-            detail: detail.into(),
-        });
-    }
-    fn fail(&self, step: Step, e: &dyn std::fmt::Display) {
-        self.events.emit(Event::StepFailed {
-            host: self.host.name().to_string(),
-            step,
-            error: e.to_string(),
-        });
-    }
-    fn info(&self, message: String) {
-        self.events.emit(Event::Info {
-            host: self.host.name().to_string(),
-            message,
-        });
-    }
-}
+/// Step events and their times: the droplet engine's recorder.
+type Recorder<'a> = crate::release::steps::StepRecorder<'a>;
 
 /// Runs the confirmed plan on the manager, pinned like `execute::run_pinned`.
 pub async fn run_pinned(
@@ -148,13 +108,8 @@ pub async fn run_pinned(
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
     let started = Instant::now();
-    let mut r = Recorder {
-        host: &host,
-        events,
-        steps: Vec::new(),
-    };
+    let mut r = Recorder::new(&host, events);
     let what = format!("{} {}", pinned.action.as_str(), pinned.to_sha);
-    let t = r.start(Step::Lock, format!("{} on {}", service.name, host.name()));
     let req = LockRequest {
         service: &service.name,
         action: &what,
@@ -163,17 +118,7 @@ pub async fn run_pinned(
         wait: opts.lock_wait,
         take_over_stale: opts.take_over_stale,
     };
-    let held = match lock::acquire(&host, &req).await {
-        Ok(l) => l,
-        Err(e) => {
-            r.fail(Step::Lock, &e);
-            return Err(e);
-        }
-    };
-    if let Some(old) = &held.took_over {
-        r.info(format!("took over the stale lock of {}", old.holder()));
-    }
-    r.finish(Step::Lock, t, "");
+    let held = r.take_lock(&host, &service.name, &req).await?;
     let mut record = AuditRecord::now(
         &opts.actor,
         &opts.env,
