@@ -102,25 +102,36 @@ pub async fn plan_on_host(
         ledger::read(host, &service.name)
     );
     let status = status.map_err(|e| docker_err(host, "read the service", e))?;
-    let ledger = match ledger {
-        Ok(l) => l,
-        // Only a rollback to "previous" needs the ledger; anything else plans without it.
-        Err(e @ ReleaseError::Ledger { .. })
-            if action == Action::Rollback && *target == Target::Previous =>
-        {
-            return Err(ReleaseError::Plan {
-                host: host.name().to_string(),
-                message: e.to_string(),
-            });
-        }
-        Err(ReleaseError::Ledger { .. }) => Ledger::default(),
-        Err(e) => return Err(e),
-    };
+    let ledger = ledger_for_plan(host, ledger, target, action)?;
     let plan = plan_from(host, &status, &ledger, service, target, action)?;
     Ok((plan, status))
 }
 
-fn plan_from(
+/// The ledger a plan uses: only a rollback to "previous" needs it, so an unreadable ledger
+/// stops that plan and anything else plans without it.
+pub(crate) fn ledger_for_plan(
+    host: &Host,
+    read: Result<Ledger, ReleaseError>,
+    target: &Target,
+    action: Action,
+) -> Result<Ledger, ReleaseError> {
+    match read {
+        Ok(l) => Ok(l),
+        Err(e @ ReleaseError::Ledger { .. })
+            if action == Action::Rollback && *target == Target::Previous =>
+        {
+            Err(ReleaseError::Plan {
+                host: host.name().to_string(),
+                message: e.to_string(),
+            })
+        }
+        Err(ReleaseError::Ledger { .. }) => Ok(Ledger::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Plans from a service's status (a droplet's or a Swarm's) and its ledger.
+pub(crate) fn plan_from(
     host: &Host,
     status: &ServiceStatus,
     ledger: &Ledger,

@@ -22,9 +22,10 @@ use super::status::ServiceRead;
 use super::{SwarmError, api, haproxy, names};
 use crate::config::Service;
 use crate::release::audit::{self, AuditOutcome, AuditRecord};
+use crate::release::execute::{ledger_for_plan, plan_from};
 use crate::release::ledger::{self, Ending, Ledger};
 use crate::release::lock::{HeldLock, LockRequest};
-use crate::release::plan::{Action, Pinned, Target, plan_deploy, plan_rollback};
+use crate::release::plan::{Action, Pinned, Target};
 use crate::release::{ActionOptions, DeployPlan, EventSink, HostOutcome, ReleaseError, Step};
 use crate::transport::Host;
 
@@ -42,29 +43,6 @@ async fn read_now(host: &Host, service: &Service) -> Result<ServiceRead, SwarmEr
     super::status::read(host, service, &names).await
 }
 
-fn plan_from(
-    host: &Host,
-    read: &ServiceRead,
-    ledger: &Ledger,
-    service: &Service,
-    target: &Target,
-    action: Action,
-) -> Result<DeployPlan, ReleaseError> {
-    match (action, target) {
-        (Action::Deploy | Action::Redeploy, Target::Ref(tag)) => {
-            plan_deploy(&read.status, service, host.name(), tag, action)
-        }
-        (Action::Deploy | Action::Redeploy, Target::Previous) => {
-            Err("deploy needs a SHA or tag".to_string())
-        }
-        (Action::Rollback, t) => plan_rollback(&read.status, ledger, service, host.name(), t),
-    }
-    .map_err(|message| ReleaseError::Plan {
-        host: host.name().to_string(),
-        message,
-    })
-}
-
 /// Plans on the manager without changing anything (the runner's first phase).
 pub async fn plan_on_host(
     host: &Host,
@@ -73,20 +51,13 @@ pub async fn plan_on_host(
     action: Action,
 ) -> Result<DeployPlan, ReleaseError> {
     let read = read_now(host, service).await?;
-    let ledger = match ledger::read(host, &service.name).await {
-        Ok(l) => l,
-        Err(e @ ReleaseError::Ledger { .. })
-            if action == Action::Rollback && *target == Target::Previous =>
-        {
-            return Err(ReleaseError::Plan {
-                host: host.name().to_string(),
-                message: e.to_string(),
-            });
-        }
-        Err(ReleaseError::Ledger { .. }) => Ledger::default(),
-        Err(e) => return Err(e),
-    };
-    let mut plan = plan_from(host, &read, &ledger, service, target, action)?;
+    let ledger = ledger_for_plan(
+        host,
+        ledger::read(host, &service.name).await,
+        target,
+        action,
+    )?;
+    let mut plan = plan_from(host, &read.status, &ledger, service, target, action)?;
     plan.note = Some(format!(
         "Swarm: {} with {} replica(s) behind {}; no watch window on a Swarm (the old color is scaled to 0 after the drain)",
         names::color_service(service, plan.to_color),
@@ -231,14 +202,14 @@ async fn run_locked(
     }
     let target = Target::Ref(pinned.to_sha.clone());
     let plan =
-        plan_from(host, &read, &ledger, service, &target, pinned.action).and_then(|p| match pinned
-            .differences(&p)
-        {
-            Some(what) => Err(ReleaseError::Changed {
-                host: host.name().to_string(),
-                what,
-            }),
-            None => Ok(p),
+        plan_from(host, &read.status, &ledger, service, &target, pinned.action).and_then(|p| {
+            match pinned.differences(&p) {
+                Some(what) => Err(ReleaseError::Changed {
+                    host: host.name().to_string(),
+                    what,
+                }),
+                None => Ok(p),
+            }
         });
     let plan = match plan {
         Ok(p) => p,
