@@ -4,7 +4,10 @@
 //! cluster's temp dir in /tmp, so the root namespace and sshd reach the sockets) running in a
 //! network namespace of its own, with its own address on a bridge in the root namespace
 //! (10.252.<slot>.0/24, one slot per live cluster) and its own hostname (`node0`, `node1`, ...).
-//! Node 0 is the manager (`docker swarm init`), the others join as workers.
+//! Node 0 is the manager (`docker swarm init`), the others join as workers. Each node's
+//! containerd and dockerd share a mount namespace of the node's own, where `/run` is the node's
+//! `run` dir: `/var/run/docker.sock` there (what a container bind-mounts) is the node's engine,
+//! as on a real node, and never the machine's dockerd.
 //!
 //! - The registry: inside a namespace 127.0.0.1 is the node's own loopback, so every node runs
 //!   a relay from its 127.0.0.1:5000 to a unix socket in the temp dir, served by one relay in
@@ -39,6 +42,8 @@ const OVERLAY_POOL: &str = "10.128.0.0/16";
 struct Node {
     hostname: String,
     dir: PathBuf,
+    /// Holds the node's mount and UTS namespaces (see [`SwarmCluster::spawn_ns_holder`]).
+    ns_holder: Option<Child>,
     dockerd: Option<Child>,
     containerd: Option<Child>,
     relay: Option<Child>,
@@ -103,10 +108,12 @@ impl SwarmCluster {
             cluster.nodes.push(Node {
                 hostname: format!("node{i}"),
                 dir,
+                ns_holder: None,
                 dockerd: None,
                 containerd: None,
                 relay: None,
             });
+            cluster.spawn_ns_holder(i);
             let relay = spawn_logged(
                 cluster
                     .in_netns(i, "socat")
@@ -199,9 +206,16 @@ impl SwarmCluster {
         net::netns(self.slot, i)
     }
 
-    /// Node `i`'s dockerd socket: a path on the shared filesystem.
+    /// Node `i`'s dockerd socket: a path on the shared filesystem. Inside the node's own
+    /// mount namespace (its dockerd, containerd and containers) the same socket is
+    /// `/var/run/docker.sock`, as on a real node.
     pub fn socket(&self, i: usize) -> PathBuf {
-        self.nodes[i].dir.join("d.sock")
+        self.run_dir(i).join("docker.sock")
+    }
+
+    /// The directory that is `/run` (and so `/var/run`) inside node `i`'s mount namespace.
+    fn run_dir(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("run")
     }
 
     /// The manager's dockerd socket (`docker_socket` of the manager host).
@@ -238,6 +252,22 @@ impl SwarmCluster {
     pub fn in_netns(&self, i: usize, program: &str) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", self.netns(i)))
+            .arg(program);
+        cmd
+    }
+
+    /// A command run as a process of node `i` itself: its network, mount and UTS namespaces
+    /// (its `/var/run/docker.sock` is the node's own engine, its hostname `node<i>`).
+    pub fn in_node(&self, i: usize, program: &str) -> Command {
+        let holder = self.nodes[i]
+            .ns_holder
+            .as_ref()
+            .map(Child::id)
+            .expect("the node's namespace holder runs");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.netns(i)))
+            .arg(format!("--mount=/proc/{holder}/ns/mnt"))
+            .arg(format!("--uts=/proc/{holder}/ns/uts"))
             .arg(program);
         cmd
     }
@@ -521,6 +551,49 @@ impl SwarmCluster {
     /// dockerd: a dockerd left to find one would take the machine's at
     /// /run/containerd/containerd.sock where that runs (shared with the machine's dockerd, in
     /// the root namespace), and killing a dockerd must leave its containers running.
+    /// The node's own mount and UTS namespaces, held by a sleeping process that containerd
+    /// and dockerd join (`nsenter`). In it `/run` (so `/var/run`) is the node's `run` dir:
+    /// `/var/run/docker.sock` there is the node's socket, as on a real node, so a container
+    /// that bind-mounts it (deckhand's prune job) reaches its own node's engine, never the
+    /// machine's dockerd (whose socket is the root namespace's /run/docker.sock). Mounts made
+    /// in it (overlay layers, network namespaces) never show in the machine's namespace, and
+    /// go with it. Its hostname is the node's (Swarm names nodes by hostname).
+    fn spawn_ns_holder(&mut self, i: usize) {
+        let run = self.run_dir(i);
+        std::fs::create_dir_all(&run).expect("node run dir");
+        let ready = run.join(".mntns-ready");
+        let mut cmd = self.in_netns(i, "unshare");
+        cmd.args([
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(
+            "set -e; target=$(readlink -f /var/run); mount --bind \"$0\" \"$target\"; \
+                 hostname \"$1\"; : > \"$target/.mntns-ready\"; exec sleep infinity",
+        )
+        .arg(&run)
+        .arg(&self.nodes[i].hostname);
+        let mut child = spawn_logged(&mut cmd, &self.nodes[i].dir.join("ns-holder.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready.exists() {
+            let exited = child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{}'s mount namespace was not set up (exit {exited:?}): {}",
+                self.hostname(i),
+                std::fs::read_to_string(self.nodes[i].dir.join("ns-holder.log"))
+                    .unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.nodes[i].ns_holder = Some(child);
+    }
+
     fn spawn_containerd(&mut self, i: usize) {
         let d = self.nodes[i].dir.clone();
         let config = d.join("containerd.toml");
@@ -536,7 +609,7 @@ impl SwarmCluster {
             ),
         )
         .expect("containerd config");
-        let mut cmd = self.in_netns(i, "containerd");
+        let mut cmd = self.in_node(i, "containerd");
         cmd.arg("--config").arg(&config);
         self.nodes[i].containerd = Some(spawn_logged(&mut cmd, &d.join("containerd.log")));
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -553,13 +626,10 @@ impl SwarmCluster {
 
     fn spawn_dockerd(&mut self, i: usize) {
         let d = self.nodes[i].dir.clone();
-        // Its own UTS namespace for its own hostname (Swarm names nodes by hostname); only the
-        // network namespace otherwise: dockerd's mounts must be where its containerd sees them.
-        let mut cmd = self.in_netns(i, "unshare");
-        cmd.args(["--uts", "--", "sh", "-c", "hostname \"$0\" && exec \"$@\""])
-            .arg(&self.nodes[i].hostname)
-            .arg("dockerd")
-            .arg("--data-root")
+        // In the node's namespaces, with its containerd: dockerd's mounts must be where its
+        // containerd (and runc) see them.
+        let mut cmd = self.in_node(i, "dockerd");
+        cmd.arg("--data-root")
             .arg(d.join("root"))
             .arg("--exec-root")
             .arg(d.join("x"))
@@ -687,6 +757,10 @@ impl Drop for SwarmCluster {
                 while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            if let Some(mut child) = node.ns_holder.take() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
