@@ -103,6 +103,9 @@ pub async fn plan_on_host(
     service: &Service,
     keep: usize,
 ) -> Result<PrunePlan, ReleaseError> {
+    if crate::swarm::is_swarm(host) {
+        return crate::swarm::prune::plan_on_host(host, service, keep).await;
+    }
     let st = crate::state::read_service(host, service)
         .await
         .map_err(|e| docker_err(host, "read the service", e))?;
@@ -198,8 +201,18 @@ pub async fn run_on_host(
     done(Step::Lock, t, String::new());
 
     let t = begin(Step::Prune, format!("keep {keep}"));
+    // A Swarm is pruned on every node by a job; what each node did goes to the audit log.
+    let mut per_node = None;
     let result = match plan_on_host(host, service, keep).await {
         Ok(plan) => match held.ensure_held(host).await {
+            Ok(()) if crate::swarm::is_swarm(host) => {
+                crate::swarm::prune::run(host, service, &plan, events)
+                    .await
+                    .map(|(removed, nodes)| {
+                        per_node = Some(nodes);
+                        (plan, removed)
+                    })
+            }
             Ok(()) => execute(host, service, &plan)
                 .await
                 .map(|removed| (plan, removed)),
@@ -241,9 +254,12 @@ pub async fn run_on_host(
         Ok((p, removed)) => {
             rec.outcome = audit::AuditOutcome::Success;
             rec.details = Some(format!(
-                "kept {}; removed {}",
+                "kept {}; removed {}{}",
                 p.kept.join(","),
-                removed.join(",")
+                removed.join(","),
+                per_node
+                    .as_ref()
+                    .map_or_else(String::new, |n| format!("; per node: {n}"))
             ));
         }
         Err(e) => {

@@ -8,7 +8,8 @@
 //! One job per file: `names` (the on-Swarm contract), `spec` (service specs, pure), `haproxy`
 //! (the proxy's config and runtime commands, pure), `api` (Docker calls), `status` (nodes,
 //! replicas, tasks; the `ServiceStatus` the planner reads), `deploy` (plan and run under the
-//! lock), `prune`.
+//! lock), `prune` (the retention rule over the Swarm's releases) and `prune_job` (the job that
+//! applies it on every node).
 
 pub mod api;
 mod deploy;
@@ -16,6 +17,9 @@ mod error;
 pub mod haproxy;
 pub mod names;
 mod proxy;
+pub mod prune;
+pub mod prune_job;
+pub mod shell;
 pub mod spec;
 pub mod status;
 

@@ -84,7 +84,7 @@ fn lower<T: std::fmt::Debug>(v: &T) -> String {
     format!("{v:?}").to_lowercase()
 }
 
-fn node_status(n: &Node) -> NodeStatus {
+pub(crate) fn node_status(n: &Node) -> NodeStatus {
     let spec = n.spec.clone().unwrap_or_default();
     let status = n.status.clone().unwrap_or_default();
     NodeStatus {

@@ -25,5 +25,6 @@ mod status;
 mod swarm;
 mod swarm_cluster;
 mod swarm_matrix;
+mod swarm_ops;
 mod swarm_prune;
 mod watch;
