@@ -8,6 +8,7 @@
 mod docker;
 mod local;
 mod probe;
+mod swarm;
 
 use std::time::Instant;
 
@@ -42,6 +43,10 @@ pub enum CheckId {
     Registry,
     ProxyImage,
     EnvFile,
+    SwarmManager,
+    SwarmNodes,
+    SwarmProxy,
+    SwarmPull,
 }
 
 impl CheckId {
@@ -57,6 +62,10 @@ impl CheckId {
             Self::Registry => "registry",
             Self::ProxyImage => "proxy image",
             Self::EnvFile => "env file",
+            Self::SwarmManager => "swarm manager",
+            Self::SwarmNodes => "swarm nodes",
+            Self::SwarmProxy => "swarm proxy task",
+            Self::SwarmPull => "swarm image pulls",
         }
     }
 }
@@ -264,6 +273,11 @@ async fn check_host(spec: &HostSpec, env: &Environment, services: &[Service]) ->
                 "the host needs a POSIX sh, id, stat, df and date",
             ));
         }
+    }
+    if let Some(h) = &host
+        && crate::swarm::is_swarm(h)
+    {
+        checks.extend(swarm::checks(h, services).await);
     }
     if let Some(h) = host {
         h.close().await;

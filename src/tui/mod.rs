@@ -435,9 +435,28 @@ impl Runtime {
         if let Err(e) = h.check_alive().await {
             return Ok(format!("no shell: {e}"));
         }
-        let argv = tasks::shell_argv(&h.spec, h.control_socket(), container);
+        let mut argv = tasks::shell_argv(&h.spec, h.control_socket(), container);
+        let mut hint = None;
+        if crate::swarm::is_swarm(&h) {
+            // A Swarm color is a service: exec into its task on the manager's node if one runs
+            // there, else a shell on the manager with DOCKER_HOST set.
+            argv = match crate::swarm::shell::target(&h, container).await {
+                crate::swarm::shell::ShellTarget::Task(id) => {
+                    tasks::shell_argv(&h.spec, h.control_socket(), &id)
+                }
+                crate::swarm::shell::ShellTarget::Manager => {
+                    hint = Some(format!(
+                        "no task of {container} runs on the manager's node (Docker execs only there): a shell on the manager, DOCKER_HOST set; `docker service ps {container}` lists its tasks"
+                    ));
+                    tasks::host_shell_argv(&h.spec, h.control_socket())
+                }
+            };
+        }
         *events = None;
         restore();
+        if let Some(hint) = hint {
+            println!("[deckhand] {hint}");
+        }
         println!("[deckhand] {} (exit the shell to return)", argv.join(" "));
         let status = tokio::process::Command::new(&argv[0])
             .args(&argv[1..])

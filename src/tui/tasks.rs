@@ -275,6 +275,28 @@ pub fn shell_argv(spec: &HostSpec, control: Option<&Path>, container: &str) -> V
     }
 }
 
+/// A shell on the host itself with `DOCKER_HOST` set to its configured socket (a Swarm
+/// manager with no task of the service on its node), through its SSH master like
+/// [`shell_argv`].
+pub fn host_shell_argv(spec: &HostSpec, control: Option<&Path>) -> Vec<String> {
+    let cmd = [
+        "env".to_string(),
+        format!("DOCKER_HOST=unix://{}", spec.docker_socket),
+        "sh".to_string(),
+    ];
+    match (&spec.target, control) {
+        (HostTarget::Ssh { destination, .. }, Some(ctl)) => {
+            let mut argv: Vec<String> = ["ssh", "-S"].map(String::from).to_vec();
+            argv.push(ctl.display().to_string());
+            argv.extend(["-o", "ControlMaster=no", "-t", "--"].map(String::from));
+            argv.push(destination.clone());
+            argv.extend(cmd.iter().map(|w| sh_quote(w)));
+            argv
+        }
+        _ => cmd.to_vec(),
+    }
+}
+
 /// `'word'` for a POSIX shell.
 fn sh_quote(w: &str) -> String {
     format!("'{}'", w.replace('\'', r"'\''"))
@@ -318,6 +340,17 @@ mod tests {
             "docker -H unix:///run/user/1000/docker.sock exec -it api-blue sh"
         );
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        spec.target = HostTarget::Ssh {
+            destination: "root@10.0.0.1".into(),
+            user: None,
+            port: None,
+            identity_file: None,
+            known_hosts: None,
+        };
+        assert_eq!(
+            host_shell_argv(&spec, Some(Path::new("/tmp/m"))).join(" "),
+            "ssh -S /tmp/m -o ControlMaster=no -t -- root@10.0.0.1 'env' 'DOCKER_HOST=unix:///run/user/1000/docker.sock' 'sh'"
+        );
     }
     use crate::monitor::{Alert, AlertState as S, HostMetrics, MonitorSnapshot};
     use crate::tui::model::AlertState;

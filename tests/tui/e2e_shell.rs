@@ -66,3 +66,72 @@ fn s_opens_a_shell_in_the_container_through_the_hosts_ssh_master() {
     );
     quit(&tmux);
 }
+
+/// On a Swarm manager entry `s` goes into the live color's task: a Swarm color is a service,
+/// its container is a task's (`S-blue.1.<id>`), and Docker execs only on the manager's node,
+/// where this one-node Swarm runs it.
+#[test]
+fn s_on_a_swarm_manager_opens_a_shell_in_the_live_colors_task() {
+    harness::require_docker_and_images();
+    let present = harness::docker(&["image", "inspect", "--format", "{{.Id}}", SHELL_IMAGE]);
+    assert!(
+        present.status.success(),
+        "test image {SHELL_IMAGE} is missing: run `bash scripts/build-test-images.sh`"
+    );
+    let swarm = harness::swarm::SwarmCluster::start(1);
+    let svc = TestService::new("tss");
+    let image = format!("{}:a0005e1", svc.repo);
+    docker_ok(&["tag", SHELL_IMAGE, &image]);
+    docker_ok(&["push", "-q", &image]);
+    docker_ok(&["rmi", &image]);
+    let service = svc
+        .service_toml("")
+        .replace("health_timeout = \"20s\"", "health_timeout = \"60s\"");
+    let (_d, cfg) = write_config(&format!("{service}\n{}", swarm.swarm_env_toml("lab", 1)));
+    let out = deckhand(&cfg, &["deploy", "a0005e1", "--env", "lab", "--yes"]);
+    assert!(
+        out.status.success(),
+        "deploy: {}\n{}",
+        text(&out),
+        swarm.diagnose()
+    );
+
+    let xdg = tempfile::tempdir().expect("tempdir");
+    let tmux = Tmux::start(&svc.name, 150, 30);
+    tmux.send(&[
+        &format!(
+            "XDG_STATE_HOME={} NO_COLOR=1 {} --config {} --env lab; echo EX\"\"ITED $?",
+            xdg.path().display(),
+            env!("CARGO_BIN_EXE_deckhand"),
+            cfg.display()
+        ),
+        "Enter",
+    ]);
+    tmux.wait_for("the host view, blue live", Duration::from_secs(40), |s| {
+        live_in_pane(s) == Some("blue")
+    });
+    tmux.send(&["s"]);
+    let s = tmux.wait_for("the shell", Duration::from_secs(20), |s| {
+        s.contains("[deckhand] ssh -S ") && s.lines().any(|l| l.trim_end().ends_with('$'))
+    });
+    // Not the service's name (no container is called that): the task's container id.
+    assert!(
+        !s.contains(&format!("'{}-blue'", svc.name)),
+        "exec into the service name:\n{s}"
+    );
+    tmux.send(&["-l", "read x < /proc/1/comm; echo SHELL-$x-$((6*7))"]);
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the shell's answer", Duration::from_secs(10), |s| {
+        s.contains("SHELL-deckhand-demo-42")
+    });
+    tmux.send(&["-l", "exit"]);
+    tmux.send(&["Enter"]);
+    let s = tmux.wait_for("the console again", Duration::from_secs(15), |s| {
+        live_in_pane(s) == Some("blue")
+    });
+    assert!(
+        s.contains("closed"),
+        "the footer says the shell closed:\n{s}"
+    );
+    quit(&tmux);
+}

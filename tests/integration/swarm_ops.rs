@@ -1,0 +1,91 @@
+//! `doctor` on a Swarm manager entry (issue 16): the Swarm's own checks next to the host's.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use crate::harness::swarm::SwarmCluster;
+use crate::harness::*;
+
+/// `(check, status, detail | fix)` of the first host.
+fn swarm_checks(v: &serde_json::Value) -> Vec<(String, String, String)> {
+    v["hosts"][0]["checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap_or("").to_string(),
+                c["status"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{} | {}",
+                    c["detail"].as_str().unwrap_or(""),
+                    c["fix"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect()
+}
+
+fn check<'a>(checks: &'a [(String, String, String)], id: &str) -> &'a (String, String, String) {
+    checks
+        .iter()
+        .find(|c| c.0 == id)
+        .unwrap_or_else(|| panic!("no {id} check: {checks:#?}"))
+}
+
+#[test]
+fn swarm_doctor_checks_the_manager_the_nodes_and_the_proxy_and_fails_on_a_down_worker() {
+    let mut swarm = SwarmCluster::start(2);
+    let svc = TestService::new("swd");
+    svc.push(&GOOD_SHAS[..1]);
+    // The env file lives on the manager (the shared filesystem here), 0600 as doctor wants.
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let env_file = secrets.path().join("app.env");
+    std::fs::write(&env_file, "DB_PASSWORD=x\n").expect("env file");
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (_d, path) = write_config(&format!(
+        "{}\n{}",
+        svc.service_toml(&format!("env_file = \"{}\"", env_file.display())),
+        swarm.swarm_env_toml("lab", 1)
+    ));
+    let doctor = |path: &std::path::Path| {
+        let out = deckhand(path, &["doctor", "--env", "lab", "--output", "json"]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code(), swarm_checks(&v), v)
+    };
+    let (code, checks, v) = doctor(&path);
+    assert_eq!(code, Some(0), "{v:#}");
+    for id in [
+        "ssh",
+        "state_dir",
+        "swarm_manager",
+        "swarm_nodes",
+        "swarm_proxy",
+        "swarm_pull",
+    ] {
+        assert_eq!(check(&checks, id).1, "pass", "{id}: {checks:#?}");
+    }
+    let nodes = &check(&checks, "swarm_nodes").2;
+    assert!(
+        nodes.contains("node0 (manager, ready, active")
+            && nodes.contains("node1 (worker, ready, active"),
+        "{nodes}"
+    );
+    assert!(check(&checks, "swarm_proxy").2.contains("not deployed yet"));
+
+    swarm.kill_node_dockerd(1);
+    swarm.wait_node_status(1, "Down", Duration::from_secs(60));
+    let (code, checks, v) = doctor(&path);
+    assert_eq!(code, Some(5), "a down node is a failed check: {v:#}");
+    let (_, status, detail) = check(&checks, "swarm_nodes");
+    assert_eq!(status, "fail", "{detail}");
+    assert!(
+        detail.contains("node1 (worker, down") && detail.contains("systemctl start docker"),
+        "{detail}"
+    );
+    let out = deckhand(&path, &["doctor", "--env", "lab"]);
+    let t = text(&out);
+    assert!(t.contains("swarm nodes") && t.contains("node1"), "{t}");
+}
