@@ -15,6 +15,7 @@ pub mod api;
 mod deploy;
 mod error;
 pub mod haproxy;
+pub mod logs;
 pub mod names;
 mod proxy;
 pub mod prune;
