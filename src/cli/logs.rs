@@ -136,6 +136,11 @@ fn table_line(l: &LogLine, width: usize, with_service: bool) -> String {
         out.push_str(&clean(&l.service));
         out.push(' ');
     }
+    // A Swarm task (`S-blue.2@node1`): which node wrote the line is the point.
+    if l.container.contains('@') {
+        out.push_str(&clean(&l.container));
+        out.push(' ');
+    }
     out.push_str("| ");
     out.push_str(&clean(&l.line));
     if l.cut_bytes > 0 {

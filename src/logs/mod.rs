@@ -102,6 +102,8 @@ struct Source {
     service_name: Arc<str>,
     color: Color,
     container: Arc<str>,
+    /// On a Swarm, the task whose lines these are (`container` is `S-blue.2@node1`).
+    task: Option<String>,
 }
 
 enum Item {
@@ -154,7 +156,7 @@ pub async fn run(
     for (i, s) in sources.iter().enumerate() {
         tasks.push(tokio::spawn(read_source(
             s.host.clone(),
-            s.container.to_string(),
+            (s.container.to_string(), s.task.clone()),
             (since, tail.clone()),
             req.clone(),
             i,
@@ -211,7 +213,9 @@ pub async fn run(
                 merger.push(i, raw.time, line, Instant::now());
             }
             Some(Item::End(i, reason)) => {
-                if let Some(tx) = &tx {
+                // A Swarm task that ended is not replaced here: Swarm names new tasks, and the
+                // run follows the tasks it started with.
+                if let Some(tx) = tx.as_ref().filter(|_| sources[i].task.is_none()) {
                     let s = &sources[i];
                     let message = format!(
                         "{}: stopped; waiting for the live color (a deploy or a restart)",
@@ -267,6 +271,7 @@ pub async fn run(
                     service_name: old.service_name.clone(),
                     color,
                     container: app_container(service, color).into(),
+                    task: None,
                 };
                 let message = format!(
                     "{}: the live color is {color} now; following {}",
@@ -289,7 +294,7 @@ pub async fn run(
                 let j = merger.add_source();
                 tasks.push(tokio::spawn(read_source(
                     next.host.clone(),
-                    next.container.to_string(),
+                    (next.container.to_string(), None),
                     (since, "all".to_string()),
                     req.clone(),
                     j,
@@ -387,14 +392,40 @@ async fn resolve_sources(
                 },
             };
             for color in colors {
-                sources.push(Source {
-                    host: host.clone(),
-                    host_name: host_name.clone(),
-                    service: si,
-                    service_name: service.name.as_str().into(),
-                    color,
-                    container: app_container(service, color).into(),
-                });
+                let name = app_container(service, color);
+                // A Swarm color: one source per running task, on whichever node it runs.
+                let tasks: Vec<(String, Option<String>)> = if crate::swarm::is_swarm(host) {
+                    match crate::swarm::logs::task_sources(host, &name).await {
+                        Ok(t) if t.is_empty() => {
+                            let _ = emit(LogEvent::Notice {
+                                host: host.name().to_string(),
+                                message: format!("{name}: no running task on the Swarm"),
+                            });
+                            Vec::new()
+                        }
+                        Ok(t) => t.into_iter().map(|t| (t.name, Some(t.task_id))).collect(),
+                        Err(e) => {
+                            let _ = emit(LogEvent::Notice {
+                                host: host.name().to_string(),
+                                message: format!("{name}: cannot list its tasks: {e}"),
+                            });
+                            Vec::new()
+                        }
+                    }
+                } else {
+                    vec![(name, None)]
+                };
+                for (container, task) in tasks {
+                    sources.push(Source {
+                        host: host.clone(),
+                        host_name: host_name.clone(),
+                        service: si,
+                        service_name: service.name.as_str().into(),
+                        color,
+                        container: container.into(),
+                        task,
+                    });
+                }
             }
         }
     }
@@ -404,7 +435,7 @@ async fn resolve_sources(
 /// `(since, tail)`: Docker's `since` (Unix seconds, 0: all) and `tail` (a count or `all`).
 async fn read_source(
     host: Arc<Host>,
-    container: String,
+    (container, task): (String, Option<String>),
     (since, tail): (i32, String),
     req: LogRequest,
     index: usize,
@@ -419,7 +450,13 @@ async fn read_source(
         tail,
         ..Default::default()
     };
-    let mut stream = host.docker.logs(&container, Some(opts));
+    type Frames = std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >;
+    let mut stream: Frames = match &task {
+        Some(t) => Box::pin(host.docker.task_logs(t, Some(opts))),
+        None => Box::pin(host.docker.logs(&container, Some(opts))),
+    };
     let mut asm = assemble::Assembler::new(MAX_LINE_BYTES);
     let mut lines = Vec::new();
     let mut reason = None;

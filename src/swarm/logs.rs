@@ -33,13 +33,20 @@ pub async fn task_sources(
         })
         .collect();
     let filters = HashMap::from([("service".to_string(), vec![swarm_service.to_string()])]);
-    let tasks = host
+    let tasks = match host
         .docker
         .list_tasks(Some(ListTasksOptions {
             filters: Some(filters),
         }))
         .await
-        .map_err(|e| super::SwarmError::docker(host.name(), "list the tasks", e))?;
+    {
+        Ok(t) => t,
+        // Never deployed in this color: no service, so no task.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Vec::new(),
+        Err(e) => return Err(super::SwarmError::docker(host.name(), "list the tasks", e)),
+    };
     Ok(sources_of(swarm_service, &tasks, &nodes))
 }
 

@@ -89,3 +89,72 @@ fn swarm_doctor_checks_the_manager_the_nodes_and_the_proxy_and_fails_on_a_down_w
     let t = text(&out);
     assert!(t.contains("swarm nodes") && t.contains("node1"), "{t}");
 }
+
+/// `logs` on a Swarm reads each running task of the color wherever it runs, and says which
+/// task and node wrote each line (table and JSON), with the droplet's flags.
+#[test]
+fn swarm_logs_read_every_task_on_every_node_with_task_and_node_attribution() {
+    let swarm = SwarmCluster::start(2);
+    let svc = TestService::new("swl");
+    svc.push(&GOOD_SHAS[..1]);
+    let (_d, path) = crate::swarm_cluster::swarm_config(&svc, &swarm, 2);
+    crate::swarm_cluster::deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[0]], GOOD_SHAS[0]);
+    let out = deckhand(
+        &path,
+        &["logs", "--env", "lab", "--tail", "20", "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let objs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let writers: std::collections::BTreeSet<String> = objs
+        .iter()
+        .filter_map(|o| o["container"].as_str().map(str::to_string))
+        .collect();
+    let blue = format!("{}-blue.", svc.name);
+    assert!(writers.iter().all(|w| w.starts_with(&blue)), "{writers:?}");
+    for i in 0..swarm.len() {
+        assert!(
+            writers
+                .iter()
+                .any(|w| w.ends_with(&format!("@{}", swarm.hostname(i)))),
+            "no line from {}'s task: {writers:?}\n{}",
+            swarm.hostname(i),
+            text(&out)
+        );
+    }
+    assert!(
+        objs.iter()
+            .all(|o| o["color"] == "blue" && o["service"] == svc.name.as_str()),
+        "{objs:?}"
+    );
+    // --grep and the table: the writer is on every line.
+    let out = deckhand(
+        &path,
+        &[
+            "logs",
+            "--env",
+            "lab",
+            "--grep",
+            "listening",
+            "--color",
+            "both",
+        ],
+    );
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines: Vec<&str> = t.lines().filter(|l| l.contains(" | ")).collect();
+    assert!(!lines.is_empty(), "{}", text(&out));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("listening") && l.contains(&blue) && l.contains("@node")),
+        "{t}"
+    );
+    assert!(
+        text(&out).contains(&format!("{}-green: no running task", svc.name)),
+        "the scaled-down color is said to have no task: {}",
+        text(&out)
+    );
+}
