@@ -157,6 +157,8 @@ pub struct HostSpec {
 pub struct SwarmSpec {
     /// Tasks each color's Swarm service runs.
     pub replicas: u32,
+    /// The Docker socket on every node, as a task there sees it (`prune`'s job mounts it).
+    pub node_docker_socket: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

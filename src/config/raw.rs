@@ -83,6 +83,7 @@ pub struct RawSwarm {
     pub docker_socket: Option<Spanned<String>>,
     pub state_dir: Option<Spanned<String>>,
     pub replicas: Option<Spanned<i64>>,
+    pub node_docker_socket: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -23,8 +23,6 @@ use crate::release::{Event, EventSink, ReleaseError};
 use crate::state::{ImageInfo, is_protected_tag, normalize_repository};
 use crate::transport::Host;
 
-/// Where a node's Docker engine listens, as the job's task sees the node's filesystem.
-pub const NODE_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// How long the job may take on the nodes that are up (a pull of the proxy image included).
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 /// Reading one task's log (it is a few lines; a node that vanished must not hang the prune).
@@ -157,7 +155,11 @@ pub async fn execute(
         repo,
         remove,
         keep: plan.kept.clone(),
-        node_socket: NODE_DOCKER_SOCKET.to_string(),
+        // Where each node's engine listens, as a task there sees it (`swarm.node_docker_socket`).
+        node_socket: host.spec.swarm.as_ref().map_or_else(
+            || "/var/run/docker.sock".to_string(),
+            |s| s.node_docker_socket.clone(),
+        ),
     };
     let name = prune_job::job_name(service);
     // A job left by a deckhand that died mid-prune (we hold the lock: nobody else runs one).

@@ -13,6 +13,8 @@ use super::hosts::{HostDefaults, expand_home};
 
 /// Replicas per color when the table does not say.
 const DEFAULT_REPLICAS: u32 = 2;
+/// Where each node's Docker engine listens when the table does not say.
+const DEFAULT_NODE_SOCKET: &str = "/var/run/docker.sock";
 /// More tasks than this per color is beyond what the proxy's server slots are sized for.
 const MAX_REPLICAS: u32 = 32;
 
@@ -88,6 +90,7 @@ impl Validator<'_> {
         for (v, f) in [
             (&s.docker_socket, "docker_socket"),
             (&s.state_dir, "state_dir"),
+            (&s.node_docker_socket, "node_docker_socket"),
         ] {
             if let Some(p) = v
                 && !p.get_ref().starts_with('/')
@@ -110,7 +113,39 @@ impl Validator<'_> {
             s.docker_socket.as_ref().map(|v| v.get_ref().clone()),
             s.state_dir.as_ref().map(|v| v.get_ref().clone()),
         );
-        spec.swarm = Some(SwarmSpec { replicas });
+        spec.swarm = Some(SwarmSpec {
+            replicas,
+            node_docker_socket: s
+                .node_docker_socket
+                .as_ref()
+                .map_or_else(|| DEFAULT_NODE_SOCKET.to_string(), |v| v.get_ref().clone()),
+        });
         Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn load(swarm: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        crate::config::load_str(
+            &format!(
+                "[[service]]\nname = \"api\"\nimage = \"r/acme/api\"\npublic_port = 8080\n\n[env.prod]\nswarm = {{ manager = \"deploy@10.0.0.1\"{swarm} }}\n"
+            ),
+            std::path::Path::new("/tmp/deckhand.toml"),
+        )
+    }
+
+    #[test]
+    fn the_nodes_docker_socket_defaults_and_must_be_absolute() {
+        let c = load("").expect("config");
+        let spec = c.envs["prod"].hosts[0].swarm.clone().expect("swarm");
+        assert_eq!(spec.node_docker_socket, "/var/run/docker.sock");
+        let c = load(", node_docker_socket = \"/run/user/1000/docker.sock\"").expect("config");
+        let spec = c.envs["prod"].hosts[0].swarm.clone().expect("swarm");
+        assert_eq!(spec.node_docker_socket, "/run/user/1000/docker.sock");
+        let e = load(", node_docker_socket = \"docker.sock\"")
+            .expect_err("relative")
+            .to_string();
+        assert!(e.contains("env.prod.swarm.node_docker_socket"), "{e}");
     }
 }
