@@ -112,7 +112,13 @@ enum Item {
     /// Following the live color: source `usize` ended and the service is live again on
     /// `Color` (a switch, or the same color restarted); `None`: it did not come back.
     Relive(usize, Option<Color>),
+    /// Following on a Swarm: a task of service `usize`'s followed color started.
+    Task(Arc<Host>, usize, Color, crate::swarm::logs::TaskSource),
 }
+
+/// How often `--follow` on a Swarm looks for tasks Swarm started (a deploy, a rescheduled
+/// task on another node).
+const TASK_POLL: Duration = Duration::from_secs(2);
 
 /// How long a followed live color may be gone before `logs --follow` gives up on it.
 const RELIVE_WAIT: Duration = Duration::from_secs(120);
@@ -162,6 +168,24 @@ pub async fn run(
             i,
             tx.clone(),
         )));
+    }
+    // Following on a Swarm: tasks come and go, so each manager is polled for new ones.
+    let task_tx = req.follow.then(|| tx.clone());
+    if let Some(ttx) = &task_tx {
+        for host in hosts.iter().filter(|h| crate::swarm::is_swarm(h)) {
+            let known = sources
+                .iter()
+                .filter(|s| Arc::ptr_eq(&s.host, host))
+                .filter_map(|s| s.task.clone())
+                .collect();
+            tasks.push(tokio::spawn(poll_tasks(
+                host.clone(),
+                services.to_vec(),
+                req.colors,
+                known,
+                ttx.clone(),
+            )));
+        }
     }
     let relive = req.follow && req.colors == ColorChoice::Live;
     // Without relive, the channel closes when the last reader ends.
@@ -303,6 +327,39 @@ pub async fn run(
                 sources.push(next);
                 summary.containers += 1;
             }
+            Some(Item::Task(host, si, color, t)) => {
+                let Some(ttx) = &task_tx else { continue };
+                let message = format!("{}: a new task; following it", t.name);
+                if emit(LogEvent::Notice {
+                    host: host.name().to_string(),
+                    message,
+                })
+                .is_break()
+                {
+                    stopped = true;
+                    break;
+                }
+                let j = merger.add_source();
+                // A task that just started: all of it.
+                tasks.push(tokio::spawn(read_source(
+                    host.clone(),
+                    (t.name.clone(), Some(t.task_id.clone())),
+                    (0, "all".to_string()),
+                    req.clone(),
+                    j,
+                    ttx.clone(),
+                )));
+                sources.push(Source {
+                    host_name: host.name().into(),
+                    host,
+                    service: si,
+                    service_name: services[si].name.as_str().into(),
+                    color,
+                    container: t.name.into(),
+                    task: Some(t.task_id),
+                });
+                summary.containers += 1;
+            }
             // Every reader ended: close whatever is still marked open.
             None => {
                 for i in 0..sources.len() {
@@ -353,6 +410,46 @@ async fn wait_for_live(host: Arc<Host>, service: Service, index: usize, tx: mpsc
         }
     }
     let _ = tx.send(Item::Relive(index, None)).await;
+}
+
+/// Following on a Swarm: every [`TASK_POLL`], the running tasks of the followed colors (the
+/// live one as the manager says now) that are not read yet.
+async fn poll_tasks(
+    host: Arc<Host>,
+    services: Vec<Service>,
+    choice: ColorChoice,
+    mut known: std::collections::HashSet<String>,
+    tx: mpsc::Sender<Item>,
+) {
+    loop {
+        tokio::time::sleep(TASK_POLL).await;
+        for (si, service) in services.iter().enumerate() {
+            let colors = match choice {
+                ColorChoice::One(c) => vec![c],
+                ColorChoice::Both => Color::BOTH.to_vec(),
+                ColorChoice::Live => match read_service(&host, service).await {
+                    Ok(st) => st.live_color.into_iter().collect(),
+                    Err(_) => continue,
+                },
+            };
+            for color in colors {
+                let name = app_container(service, color);
+                let Ok(found) = crate::swarm::logs::task_sources(&host, &name).await else {
+                    continue;
+                };
+                for t in found {
+                    if known.insert(t.task_id.clone())
+                        && tx
+                            .send(Item::Task(host.clone(), si, color, t))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn resolve_sources(

@@ -91,12 +91,13 @@ fn swarm_doctor_checks_the_manager_the_nodes_and_the_proxy_and_fails_on_a_down_w
 }
 
 /// `logs` on a Swarm reads each running task of the color wherever it runs, and says which
-/// task and node wrote each line (table and JSON), with the droplet's flags.
+/// task and node wrote each line (table and JSON), with the droplet's flags; `--follow` of the
+/// live color picks up the tasks a deploy starts.
 #[test]
 fn swarm_logs_read_every_task_on_every_node_with_task_and_node_attribution() {
     let swarm = SwarmCluster::start(2);
     let svc = TestService::new("swl");
-    svc.push(&GOOD_SHAS[..1]);
+    svc.push(&GOOD_SHAS[..2]);
     let (_d, path) = crate::swarm_cluster::swarm_config(&svc, &swarm, 2);
     crate::swarm_cluster::deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[0]], GOOD_SHAS[0]);
     let out = deckhand(
@@ -157,4 +158,59 @@ fn swarm_logs_read_every_task_on_every_node_with_task_and_node_attribution() {
         "the scaled-down color is said to have no task: {}",
         text(&out)
     );
+
+    // --follow of the live color across a deploy: the new color's tasks are followed.
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let state = tempfile::tempdir().expect("state");
+    let mut child = std::process::Command::new(deckhand_bin())
+        .arg("--config")
+        .arg(&path)
+        .args(["logs", "--env", "lab", "--follow", "--output", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn logs --follow");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut readers = Vec::new();
+    for pipe in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let seen = seen.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                seen.lock().expect("lock").push(line);
+            }
+        }));
+    }
+    let wait_for = |what: &str, ok: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !seen.lock().expect("lock").iter().any(|l| ok(l)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never saw {what}: {:#?}",
+                seen.lock().expect("lock")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for("a line of the first release", &|l| {
+        l.contains("version a000001")
+    });
+    crate::swarm_cluster::deploy_ok(&path, &swarm, &["deploy", GOOD_SHAS[1]], GOOD_SHAS[1]);
+    let green = format!("{}-green.", svc.name);
+    wait_for("the new color's task", &|l| {
+        l.contains("version a000002") && l.contains(&green) && l.contains("@node")
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    for r in readers {
+        let _ = r.join();
+    }
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends a follow cleanly");
 }
