@@ -145,7 +145,7 @@ pub struct NodePrune {
     pub in_use: Vec<String>,
     /// `tag: error`.
     pub failed: Vec<String>,
-    /// Why nothing was done there (down, drained, no result in time, wrong engine).
+    /// Why nothing was done there (down, drained, no result in time).
     pub not_pruned: Option<String>,
 }
 
@@ -202,9 +202,11 @@ pub fn parse_output(node: &str, node_id: &str, log: &str) -> (NodePrune, bool) {
             "kept" => r.kept.push(tag),
             "in-use" => r.in_use.push(format!("{tag}: {rest}")),
             "failed" => r.failed.push(format!("{tag}: {rest}")),
+            // A misconfigured socket fails the prune: nothing was removed there, and the
+            // operator must fix the config.
             "wrong-engine" => {
-                r.not_pruned = Some(format!(
-                    "the Docker socket mounted into its task is not this node's engine (it answered {rest}); check `swarm.node_docker_socket`"
+                r.failed.push(format!(
+                    "the Docker socket mounted into its task is not this node's engine (it answered {rest}), nothing removed there; set `swarm.node_docker_socket` to where each node's engine listens"
                 ));
                 finished = true;
             }
@@ -299,6 +301,6 @@ mod tests {
             "deckhand-prune N1 wrong-engine - \"Name\":\"laptop\"\n",
         );
         assert!(done);
-        assert!(r.not_pruned.expect("why").contains("laptop"));
+        assert!(r.failed[0].contains("laptop"), "{:?}", r.failed);
     }
 }

@@ -120,6 +120,35 @@ fn swarm_prune_removes_old_images_on_every_node_keeps_what_is_in_use_and_reports
     // /var/run/docker.sock would remove them.
     svc.tag_local(&GOOD_SHAS[..2]);
 
+    // A wrong `node_docker_socket` (here the manager's socket, which every node can see on
+    // this shared filesystem): each worker's task finds another node's engine behind it and
+    // removes nothing; the prune fails and says how to fix it.
+    let bad = std::fs::read_to_string(&path).expect("config")
+        + &format!(
+            "node_docker_socket = \"{}\"\n",
+            swarm.manager_socket().display()
+        );
+    let (_bd, bad_path) = write_config(&bad);
+    let out = deckhand(
+        &bad_path,
+        &["prune", "--keep", "3", "--env", "lab", "--yes"],
+    );
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "wrong socket: {report}");
+    assert!(
+        report.contains("node1: removed nothing; FAILED the Docker socket mounted into its task is not this node's engine")
+            && report.contains("swarm.node_docker_socket"),
+        "{report}"
+    );
+    for (i, tags) in before.iter().enumerate().skip(1) {
+        assert_eq!(
+            &node_tags(&swarm, i, &svc.repo),
+            tags,
+            "{} was pruned through another engine's socket: {report}",
+            swarm.hostname(i)
+        );
+    }
+
     let t = std::time::Instant::now();
     let out = deckhand(&path, &["prune", "--keep", "3", "--env", "lab", "--yes"]);
     eprintln!("prune on 3 nodes took {:?}", t.elapsed());
