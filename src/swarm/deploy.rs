@@ -7,7 +7,8 @@
 //! color's service at the SHA with N replicas (or the kept one scaled up for a rollback) →
 //! wait until N tasks of that spec run (Swarm waits for the image's HEALTHCHECK) and each
 //! answers `/health` from the proxy's container → the proxy has resolved them → switch in
-//! HAProxy's memory and file (one exec) → confirm through the public port → ledger → drain the
+//! HAProxy's memory and file (one exec) → confirm through the public port → ledger → the
+//! watch window (`watch`: the old color's replicas stay up; a breach switches back) → drain the
 //! old color → scale it to zero (its spec is kept for the next rollback) → audit → unlock.
 //! Anything that fails before the switch scales the new color back to zero: the old one
 //! serves untouched.
@@ -59,7 +60,7 @@ pub async fn plan_on_host(
     )?;
     let mut plan = plan_from(host, &read.status, &ledger, service, target, action)?;
     plan.note = Some(format!(
-        "Swarm: {} with {} replica(s) behind {}; no watch window on a Swarm (the old color is scaled to 0 after the drain)",
+        "Swarm: {} with {} replica(s) behind {}; the old color is scaled to 0 after the watch window and the drain",
         names::color_service(service, plan.to_color),
         replicas(host),
         names::proxy_service(service)
@@ -106,6 +107,8 @@ pub async fn run_pinned(
             record.outcome = match e {
                 ReleaseError::Aborted { .. } => AuditOutcome::Aborted,
                 ReleaseError::Changed { .. } => AuditOutcome::Refused,
+                ReleaseError::RolledBack { .. } => AuditOutcome::RolledBack,
+                ReleaseError::WatchInterrupted { .. } => AuditOutcome::WatchInterrupted,
                 _ => AuditOutcome::Failed,
             };
             record.error = Some(e.to_string());
@@ -333,6 +336,29 @@ async fn run_locked(
         save_ledger(r, service, &ledger).await;
     }
 
+    // The watch window (issue 16): the old color's replicas stay up until it passes.
+    let window = super::watch::window(service, plan.action, opts);
+    if let (Some(previous), false) = (
+        live_route.as_ref().filter(|p| p.color != to),
+        window.is_zero() || plan.finish_only,
+    ) {
+        guard(r, held, service, Step::Watch, opts).await?;
+        let w = super::watch::Watched {
+            proxy: &proxy,
+            replicas: n,
+            previous,
+            window,
+        };
+        let watched = super::watch::after_switch(r, service, &plan, &w, opts, record).await;
+        if matches!(watched, Err(ReleaseError::RolledBack { .. })) {
+            // The failed release ended "rolled back automatically"; the one before serves
+            // again, so a later rollback does not go *to* the failed release.
+            ledger.switched_back_by_watch(&now_rfc3339());
+            save_ledger(r, service, &ledger).await;
+        }
+        watched?;
+    }
+
     // Drain the old color, then scale it to zero (spec kept for a rollback).
     if let Some(old) = from.filter(|c| *c != to) {
         let t = r.start(Step::Drain, format!("{old}, at most {:?}", service.drain));
@@ -464,7 +490,7 @@ fn fail(r: &Recorder<'_>, step: Step, e: ReleaseError) -> ReleaseError {
 }
 
 /// Scales a color's service, keeping the rest of its spec; best effort (logged).
-async fn scale(host: &Host, name: &str, n: u32) {
+pub(super) async fn scale(host: &Host, name: &str, n: u32) {
     let r = match api::spec_of(host, name).await {
         Ok(Some(spec)) => api::apply(host, with_replicas(spec, n)).await,
         Ok(None) => Ok(()),

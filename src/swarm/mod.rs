@@ -8,7 +8,7 @@
 //! One job per file: `names` (the on-Swarm contract), `spec` (service specs, pure), `haproxy`
 //! (the proxy's config and runtime commands, pure), `api` (Docker calls), `status` (nodes,
 //! replicas, tasks; the `ServiceStatus` the planner reads), `deploy` (plan and run under the
-//! lock), `prune`.
+//! lock), `watch` (the watch window after the switch, through `release::watch`), `prune`.
 
 pub mod api;
 mod deploy;
@@ -18,6 +18,7 @@ pub mod names;
 mod proxy;
 pub mod spec;
 pub mod status;
+mod watch;
 
 pub use deploy::{plan_on_host, run_pinned};
 pub use error::SwarmError;

@@ -25,4 +25,5 @@ mod status;
 mod swarm;
 mod swarm_cluster;
 mod swarm_matrix;
+mod swarm_watch;
 mod watch;
