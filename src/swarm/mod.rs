@@ -11,6 +11,7 @@
 //! lock), `watch` (the watch window after the switch, through `release::watch`), `prune`.
 
 pub mod api;
+mod canary;
 mod deploy;
 mod error;
 pub mod haproxy;

@@ -69,6 +69,8 @@ pub struct Watched<'a> {
     /// The route before the switch: where a breach sends traffic back.
     pub previous: &'a haproxy::Route,
     pub window: Duration,
+    /// A canary's share: the watch compares it with the stable (previous) color.
+    pub canary: Option<u8>,
 }
 
 /// Watches the new color for the window; on a breach switches back, scales the new color to 0
@@ -88,8 +90,9 @@ pub async fn after_switch(
     let t = r.start(
         Step::Watch,
         format!(
-            "{} for {} ({} keeps its {} replica(s) up)",
+            "{}{} for {} ({} keeps its {} replica(s) up)",
             new_name,
+            w.canary.map_or(String::new(), |p| format!(" at {p} %")),
             format_duration(w.window),
             names::color_service(service, old),
             w.replicas
@@ -100,7 +103,7 @@ pub async fn after_switch(
         window: w.window,
         settings: &service.watch,
         new: plan.to_color,
-        stable: None,
+        stable: w.canary.map(|_| old),
     };
     let target = SwarmProxy {
         host,
@@ -108,12 +111,15 @@ pub async fn after_switch(
         proxy: w.proxy,
     };
     match watch_via(r, &target, &spec, &opts.cancel).await {
-        WatchEnd::Passed { new, .. } => {
+        WatchEnd::Passed { new, stable } => {
+            let stable = stable.map_or(String::new(), |s| {
+                format!("; stable {} requests, {} 5xx", s.requests, s.status_5xx)
+            });
             r.finish(
                 Step::Watch,
                 t,
                 format!(
-                    "passed: {} requests, {} 5xx, p99 {}",
+                    "passed: {} requests, {} 5xx, p99 {}{stable}",
                     new.requests,
                     new.status_5xx,
                     new.p99_ms.map_or("-".into(), |p| format!("{p} ms"))
@@ -144,7 +150,12 @@ pub async fn after_switch(
                 host: host.name().to_string(),
                 why,
                 live_note: format!(
-                    "nothing was changed: {new_name} serves and {} keeps its replicas up; the next deploy or rollback settles it",
+                    "nothing was changed: {new_name} {} and {} keeps its replicas up; the next deploy, rollback or promote settles it",
+                    if w.canary.is_some() {
+                        "has its canary share"
+                    } else {
+                        "serves"
+                    },
                     names::color_service(service, old)
                 ),
             };

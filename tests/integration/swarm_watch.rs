@@ -402,3 +402,204 @@ fn swarm_a_release_that_passes_its_window_keeps_the_old_replicas_up_until_it_end
         ]
     );
 }
+
+fn service_json(path: &Path) -> serde_json::Value {
+    let out = deckhand(path, &["status", "--env", "sw", "--output", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    v["hosts"][0]["services"][0].clone()
+}
+
+/// The share of fresh-connection page requests the canary's color answered over `for_`.
+fn measure_share(
+    addr: SocketAddr,
+    canary: &str,
+    for_: Duration,
+) -> (f64, BTreeMap<String, (u64, u64)>) {
+    let users = Users::start(addr, 2, 0);
+    std::thread::sleep(for_);
+    let (seen, _) = users.finish();
+    let colors = by_color(&seen);
+    let total: u64 = colors.values().map(|c| c.0).sum();
+    let k = colors.get(canary).map_or(0, |c| c.0);
+    (k as f64 * 100.0 / total.max(1) as f64, colors)
+}
+
+#[test]
+fn swarm_a_canary_takes_its_share_survives_a_proxy_restart_is_promoted_and_aborted() {
+    let swarm = SwarmCluster::start(1);
+    let svc = TestService::new("swk");
+    svc.push(&GOOD_SHAS[..3]);
+    let (_d, path) = config(&swarm, &svc, "");
+    let public = swarm.node_addr(MANAGER, svc.public_port);
+    let out = deckhand(&path, &["deploy", GOOD_SHAS[0], "--env", "sw", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "first deploy: {}\n{}",
+        text(&out),
+        swarm.diagnose()
+    );
+    // Users all along: nothing below may fail a request or close a kept-alive connection.
+    let users = Users::start(public, 1, 3);
+
+    // Today's code refuses a canary on a Swarm (exit 2).
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            GOOD_SHAS[1],
+            "--canary",
+            "25",
+            "--watch",
+            "3s",
+            "--env",
+            "sw",
+            "--yes",
+        ],
+    );
+    let out_text = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{out_text}\n{}",
+        swarm.diagnose()
+    );
+    assert!(out_text.contains("stays at 25 %"), "{out_text}");
+    let s = service_json(&path);
+    assert!(
+        s["settling"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("canary 25 % (green")),
+        "{s:#}"
+    );
+    assert_eq!(s["live_sha"], GOOD_SHAS[0], "{s:#}");
+    assert_eq!(replicas(&swarm, &svc, "blue"), "2/2");
+    assert_eq!(replicas(&swarm, &svc, "green"), "2/2");
+    let (share, colors) = measure_share(public, "green", Duration::from_secs(4));
+    eprintln!("swarm canary 25 %: {share:.1} % to green, {colors:?}");
+    assert!(
+        (share - 25.0).abs() <= 6.0,
+        "share {share:.1} %: {colors:?}"
+    );
+
+    // The proxy's task is replaced (its container removed): the new task starts from the file
+    // on the manager, with the same share.
+    let proxy = swarm.docker_ok(
+        MANAGER,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={}-proxy", svc.name),
+        ],
+    );
+    let proxy = proxy.trim().to_string();
+    assert!(!proxy.is_empty(), "{}", swarm.diagnose());
+    let (mut seen, connections) = users.finish();
+    assert_eq!(
+        connections, 3,
+        "a kept-alive connection was closed by the canary"
+    );
+    swarm.docker_ok(MANAGER, &["rm", "-f", &proxy]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get_at(public, "/").map(|r| r.0) != Ok(200) {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy came back\n{}",
+            swarm.diagnose()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (share, colors) = measure_share(public, "green", Duration::from_secs(4));
+    eprintln!("swarm canary 25 % after a proxy restart: {share:.1} % to green, {colors:?}");
+    assert!(
+        (share - 25.0).abs() <= 6.0,
+        "share {share:.1} %: {colors:?}"
+    );
+    let users = Users::start(public, 1, 3);
+
+    // promote: all traffic to green, blue scaled to 0.
+    let out = deckhand(&path, &["promote", "--env", "sw", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for _ in 0..30 {
+        assert_eq!(get_at(public, "/"), Ok((200, "green".into())));
+    }
+    wait_replicas(&swarm, &svc, "blue", "0/0");
+    let s = service_json(&path);
+    assert!(s["canary"].is_null() && s["settling"].is_null(), "{s:#}");
+    assert_eq!(s["live_sha"], GOOD_SHAS[1], "{s:#}");
+
+    // A second canary (blue), aborted by a rollback: green alone again, blue back to 0.
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            GOOD_SHAS[2],
+            "--canary",
+            "30",
+            "--watch",
+            "2s",
+            "--env",
+            "sw",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (share, colors) = measure_share(public, "blue", Duration::from_secs(3));
+    assert!(
+        (share - 30.0).abs() <= 8.0,
+        "share {share:.1} %: {colors:?}"
+    );
+    let out = deckhand(&path, &["rollback", "--env", "sw", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for _ in 0..30 {
+        assert_eq!(get_at(public, "/"), Ok((200, "green".into())));
+    }
+    wait_replicas(&swarm, &svc, "blue", "0/0");
+    let (later, connections) = users.finish();
+    assert_eq!(connections, 3, "a kept-alive connection was closed");
+    seen.extend(later);
+    let colors = by_color(&seen);
+    assert!(
+        colors
+            .iter()
+            .all(|(c, (_, failed))| *failed == 0 && (c == "blue" || c == "green")),
+        "every request answered 200 by a color: {colors:?}"
+    );
+    eprintln!("swarm canary, promote, abort: answers {colors:?}");
+    let s = service_json(&path);
+    assert!(s["settling"].is_null(), "{s:#}");
+    assert_eq!(s["live_sha"], GOOD_SHAS[1], "{s:#}");
+
+    let audit = audit_records(&swarm.state_dir());
+    let ends: Vec<(String, String)> = audit
+        .iter()
+        .filter(|r| r["outcome"] != "started")
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or("").to_string(),
+                r["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("deploy", "success"),
+            ("deploy", "canary"),
+            ("deploy", "success"),
+            ("deploy", "canary"),
+            ("rollback", "success"),
+        ]
+        .map(|(a, o)| (a.to_string(), o.to_string())),
+        "{audit:#?}"
+    );
+    assert_eq!(
+        ledger(&path),
+        [
+            (GOOD_SHAS[0].to_string(), "replaced".to_string()),
+            (GOOD_SHAS[1].to_string(), "live".to_string()),
+        ]
+    );
+}
