@@ -41,7 +41,7 @@ impl WatchTarget for SwarmProxy<'_> {
         let addrs = match task_addresses(self.host, self.proxy, self.service, color).await {
             Ok(a) => a,
             // The manager could not be asked: not the release's fault; the next probe decides.
-            Err(e) => return HealthSeen::Unhealthy(format!("could not list {name}'s tasks: {e}")),
+            Err(e) => return HealthSeen::Unknown(format!("could not list {name}'s tasks: {e}")),
         };
         if addrs.is_empty() {
             return HealthSeen::Gone(format!("no task of {name} in Swarm's DNS"));

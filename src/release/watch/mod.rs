@@ -123,6 +123,8 @@ pub enum HealthSeen {
     Unhealthy(String),
     /// Nothing of that color runs: a breach at once.
     Gone(String),
+    /// It could not be asked (the manager did not answer): counts neither way.
+    Unknown(String),
 }
 
 /// Where a watch reads (issue 16): the proxy's admin socket and the new color's `/health`. A
@@ -281,19 +283,27 @@ pub(crate) async fn watch_via(
             let report = match target.health(spec.new).await {
                 HealthSeen::Healthy(h) => {
                     last_health = Some(h);
-                    true
+                    Some(true)
                 }
                 HealthSeen::Unhealthy(h) => {
                     last_health = Some(h);
-                    false
+                    Some(false)
                 }
                 HealthSeen::Gone(h) => {
                     last_health = Some(h);
                     health_failures = HEALTH_FAILURES;
-                    false
+                    Some(false)
+                }
+                HealthSeen::Unknown(h) => {
+                    tracing::warn!(error = %h, "watch: /health could not be probed");
+                    None
                 }
             };
-            health_failures = if report { 0 } else { health_failures + 1 };
+            match report {
+                Some(true) => health_failures = 0,
+                Some(false) => health_failures += 1,
+                None => {}
+            }
             if health_failures >= HEALTH_FAILURES {
                 let why = format!(
                     "/health failed {health_failures} times in a row ({})",
