@@ -321,6 +321,63 @@ fn swarm_a_release_that_fails_its_pages_is_rolled_back_by_the_watch_under_load()
             (GOOD_SHAS[0].to_string(), "live".to_string()),
         ]
     );
+
+    // The same release as a 30 % canary: compared with blue, it breaches; blue alone serves
+    // again and green goes back to 0 (today: refused, exit 2).
+    let users = Users::start(public, 2, 2);
+    let out = deckhand(
+        &path,
+        &[
+            "deploy", "fa15001", "--canary", "30", "--watch", "30s", "--env", "sw", "--yes",
+        ],
+    );
+    let (seen, connections) = users.finish();
+    let out_text = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{out_text}\n{}",
+        swarm.diagnose()
+    );
+    assert!(
+        out_text.contains("the stable color answered")
+            && out_text.contains(&format!("{} (blue) serves again", GOOD_SHAS[0])),
+        "{out_text}"
+    );
+    let colors = by_color(&seen);
+    let (green, green_failed) = colors.get("green").copied().unwrap_or_default();
+    let (blue, blue_failed) = colors.get("blue").copied().unwrap_or_default();
+    assert!(
+        green > 0 && green_failed == green && blue > 0 && blue_failed == 0,
+        "{colors:?}"
+    );
+    assert!(
+        colors.keys().all(|c| c == "blue" || c == "green"),
+        "{colors:?}"
+    );
+    assert_eq!(connections, 2, "a kept-alive connection was closed");
+    eprintln!("swarm failing canary: {colors:?}");
+    wait_replicas(&swarm, &svc, "green", "0/0");
+    let s = service_json(&path);
+    assert!(s["settling"].is_null() && s["canary"].is_null(), "{s:#}");
+    assert_eq!(
+        audit_records(&swarm.state_dir()).last().expect("audit")["outcome"],
+        "rolled_back"
+    );
+    assert_eq!(
+        ledger(&path),
+        [
+            (
+                "fa15001".to_string(),
+                "rolled_back_automatically".to_string()
+            ),
+            (
+                "fa15001".to_string(),
+                "rolled_back_automatically".to_string()
+            ),
+            (GOOD_SHAS[0].to_string(), "live".to_string()),
+        ]
+    );
 }
 
 #[test]
