@@ -26,7 +26,7 @@ fn perr(host: &Host, message: impl Into<String>) -> SwarmError {
 /// Why a canary cannot start here, if it cannot.
 pub fn refusal(percent: Option<u8>, plan: &DeployPlan, status: &ServiceStatus) -> Option<String> {
     percent?;
-    if plan.from_color.is_none() || plan.finish_only || plan.noop {
+    if plan.from_color.is_none() || status.live_color.is_none() || plan.finish_only || plan.noop {
         return Some(
             "a canary needs a live release to share traffic with and a new one to share it; deploy without --canary first"
                 .into(),

@@ -390,7 +390,23 @@ async fn run_locked(
         live_route.as_ref().filter(|p| p.color != to),
         (window.is_zero() && opts.canary.is_none()) || plan.finish_only,
     ) {
-        guard(r, held, service, Step::Watch, opts).await?;
+        // Only the lock is checked here: a cancel ends the watch itself, with the right note
+        // (the new release serves now).
+        if let Err(now) = held.ensure_held(host).await {
+            let e = ReleaseError::LockLost {
+                host: host.name().to_string(),
+                service: service.name.clone(),
+                now,
+                step: Step::Watch.label().to_string(),
+                live_note: format!(
+                    "{} serves and {} keeps its tasks up",
+                    names::color_service(service, to),
+                    names::color_service(service, previous.color)
+                ),
+            };
+            r.fail(Step::Watch, &e);
+            return Err(e);
+        }
         let w = super::watch::Watched {
             proxy: &proxy,
             replicas: n,
