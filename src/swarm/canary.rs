@@ -98,3 +98,73 @@ pub async fn set(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::plan::Action;
+    use crate::state::{Color, ProxyStatus};
+    use std::collections::BTreeMap;
+
+    fn plan(from: Option<Color>, noop: bool) -> DeployPlan {
+        DeployPlan {
+            action: Action::Deploy,
+            host: "mgr".into(),
+            service: "api".into(),
+            from_color: from,
+            from_sha: from.map(|_| "a000001".into()),
+            to_color: Color::Green,
+            to_sha: "a000002".into(),
+            image: "r/api:a000002".into(),
+            reuse_existing: false,
+            noop,
+            finish_only: false,
+            create_proxy: false,
+            proxy_change: None,
+            steps: Vec::new(),
+            image_present: true,
+            note: None,
+        }
+    }
+
+    fn status(proxy_running: bool, drift: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            name: "api".into(),
+            live_color: Some(Color::Blue),
+            live_sha: Some("a000001".into()),
+            proxy: ProxyStatus {
+                exists: true,
+                running: proxy_running,
+                image: None,
+                public_port: None,
+                upstream: None,
+                kind: None,
+                drift: drift.map(str::to_string),
+            },
+            colors: BTreeMap::new(),
+            images: Vec::new(),
+            problems: Vec::new(),
+            traffic: None,
+            canary: None,
+            settling: None,
+        }
+    }
+
+    #[test]
+    fn a_canary_needs_a_live_release_a_new_one_and_a_proxy_that_stays() {
+        let live = Some(Color::Blue);
+        assert_eq!(refusal(None, &plan(None, false), &status(true, None)), None);
+        assert_eq!(
+            refusal(Some(25), &plan(live, false), &status(true, None)),
+            None
+        );
+        for (p, st) in [
+            (plan(None, false), status(true, None)),
+            (plan(live, true), status(true, None)),
+            (plan(live, false), status(false, None)),
+            (plan(live, false), status(true, Some("the proxy runs x"))),
+        ] {
+            assert!(refusal(Some(25), &p, &st).is_some(), "{p:?}");
+        }
+    }
+}
