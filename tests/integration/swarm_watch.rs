@@ -2,7 +2,8 @@
 //! the test bed (test-support/src/swarm.rs; nodes do not matter here): a release whose pages
 //! answer 500 while `/health` stays healthy is rolled back by the watch under keep-alive and
 //! fresh clients, the old color losing no request; a release that passes its window keeps the
-//! old color's replicas up until the window ends, then scales it to 0.
+//! old color's replicas up until the window ends, then scales it to 0; a deckhand SIGKILLed
+//! during the window leaves both colors up and the next deploy settles it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -652,6 +653,234 @@ fn swarm_a_canary_takes_its_share_survives_a_proxy_restart_is_promoted_and_abort
         ]
         .map(|(a, o)| (a.to_string(), o.to_string())),
         "{audit:#?}"
+    );
+    assert_eq!(
+        ledger(&path),
+        [
+            (GOOD_SHAS[0].to_string(), "replaced".to_string()),
+            (GOOD_SHAS[1].to_string(), "live".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn swarm_a_deckhand_killed_during_the_watch_leaves_both_colors_and_the_next_deploy_settles() {
+    let swarm = SwarmCluster::start(1);
+    let svc = TestService::new("swx");
+    svc.push(&GOOD_SHAS[..2]);
+    let (_d, path) = config(&swarm, &svc, "watch = \"60s\"\n");
+    let public = swarm.node_addr(MANAGER, svc.public_port);
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            GOOD_SHAS[0],
+            "--env",
+            "sw",
+            "--yes",
+            "--watch",
+            "0s",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "first deploy: {}\n{}",
+        text(&out),
+        swarm.diagnose()
+    );
+
+    // Users through the kill and the settling deploy: none of it may fail a request.
+    let users = Users::start(public, 2, 4);
+    let mut run = JsonRun::spawn(&path, &["deploy", GOOD_SHAS[1], "--env", "sw", "--yes"]);
+    assert!(
+        run.wait_for_step("watch"),
+        "the watch step was reached\n{}",
+        swarm.diagnose()
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    run.child.kill().expect("SIGKILL deckhand");
+    let (code, t) = run.finish();
+    assert_eq!(code, None, "died by the signal: {t}");
+    let killed_at = Instant::now();
+
+    // Nothing more changed: green serves, blue keeps its replicas, the proxy's file names green.
+    for _ in 0..20 {
+        assert_eq!(get_at(public, "/"), Ok((200, "green".into())));
+    }
+    assert_eq!(
+        replicas(&swarm, &svc, "blue"),
+        "2/2",
+        "{}",
+        swarm.diagnose()
+    );
+    assert_eq!(
+        replicas(&swarm, &svc, "green"),
+        "2/2",
+        "{}",
+        swarm.diagnose()
+    );
+    let out = deckhand(&path, &["status", "--env", "sw", "--output", "json"]);
+    // Both colors healthy is no problem for `status` (exit 5 is for one): exit 0.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = service_json(&path);
+    assert_eq!(
+        s["settling"], "watch interrupted (green serves, blue warm)",
+        "{s:#}"
+    );
+    assert_eq!(s["live_sha"], GOOD_SHAS[1], "{s:#}");
+    let table = deckhand(&path, &["status", "--env", "sw"]);
+    assert_eq!(table.status.code(), Some(0), "{}", text(&table));
+    assert!(
+        text(&table).contains("watch interrupted"),
+        "{}",
+        text(&table)
+    );
+
+    // The killed run's lock is dead, as on a droplet: the next deploy is refused (exit 3,
+    // naming the take-over), touching nothing; with --take-over-stale it settles it.
+    let lock = swarm
+        .state_dir()
+        .join("locks")
+        .join(format!("{}.lock", svc.name));
+    assert!(
+        std::fs::symlink_metadata(&lock).is_ok(),
+        "the killed run's lock is left"
+    );
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            GOOD_SHAS[1],
+            "--env",
+            "sw",
+            "--yes",
+            "--watch",
+            "0s",
+        ],
+    );
+    let out_text = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{out_text}");
+    assert!(
+        out_text.contains("its process is gone") && out_text.contains("--take-over-stale"),
+        "{out_text}"
+    );
+    assert_eq!(
+        replicas(&swarm, &svc, "blue"),
+        "2/2",
+        "{}",
+        swarm.diagnose()
+    );
+    let green_tasks = || {
+        swarm.docker_ok(
+            MANAGER,
+            &[
+                "service",
+                "ps",
+                "-q",
+                "--filter",
+                "desired-state=running",
+                &format!("{}-green", svc.name),
+            ],
+        )
+    };
+    let green_before = green_tasks();
+    let t = Instant::now();
+    let out = deckhand(
+        &path,
+        &[
+            "deploy",
+            GOOD_SHAS[1],
+            "--env",
+            "sw",
+            "--yes",
+            "--watch",
+            "0s",
+            "--take-over-stale",
+        ],
+    );
+    let settled_in = t.elapsed();
+    let out_text = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{out_text}\n{}",
+        swarm.diagnose()
+    );
+    // It finishes what the killed run began: the old color goes, the serving tasks stay.
+    assert!(
+        out_text.contains("stop the other color, which still runs"),
+        "{out_text}"
+    );
+    wait_replicas(&swarm, &svc, "blue", "0/0");
+    assert_eq!(
+        replicas(&swarm, &svc, "green"),
+        "2/2",
+        "{}",
+        swarm.diagnose()
+    );
+    assert_eq!(
+        green_tasks(),
+        green_before,
+        "green's tasks were not replaced"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (seen, connections) = users.finish();
+    for _ in 0..20 {
+        assert_eq!(get_at(public, "/"), Ok((200, "green".into())));
+    }
+    let s = service_json(&path);
+    assert!(s["settling"].is_null(), "{s:#}");
+    assert_eq!(s["live_sha"], GOOD_SHAS[1], "{s:#}");
+    assert!(
+        std::fs::symlink_metadata(&lock).is_err(),
+        "the settling run released the lock"
+    );
+
+    let colors = by_color(&seen);
+    assert!(
+        colors
+            .iter()
+            .all(|(c, (_, failed))| *failed == 0 && (c == "blue" || c == "green")),
+        "every request answered 200 by a color: {colors:?}"
+    );
+    assert_eq!(connections, 4, "a kept-alive connection was closed");
+    let after_kill = seen.iter().filter(|s| s.0 > killed_at).count();
+    assert!(after_kill > 0, "users were served after the kill");
+    eprintln!(
+        "swarm kill during the watch: settled in {:.1} s; answers {colors:?} ({after_kill} after the kill)",
+        settled_in.as_secs_f64()
+    );
+
+    // Audit: the killed deploy's `started` without an end, then the take-over and the settling
+    // deploy's records.
+    let audit = audit_records(&swarm.state_dir());
+    let rows: Vec<(String, String, String)> = audit
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or("").to_string(),
+                r["outcome"].as_str().unwrap_or("").to_string(),
+                r["to_sha"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("deploy", "started", GOOD_SHAS[0]),
+        ("deploy", "success", GOOD_SHAS[0]),
+        ("deploy", "started", GOOD_SHAS[1]),
+        ("take_over_lock", "success", ""),
+        ("deploy", "started", GOOD_SHAS[1]),
+        ("deploy", "success", GOOD_SHAS[1]),
+    ]
+    .map(|(a, o, s)| (a.to_string(), o.to_string(), s.to_string()));
+    assert_eq!(rows, want, "{audit:#?}");
+    assert!(
+        audit[3]["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("took over the dead lock")),
+        "{:#}",
+        audit[3]
     );
     assert_eq!(
         ledger(&path),
