@@ -30,7 +30,13 @@ pub async fn promote(ctx: &Context, args: &ActionArgs) -> Result<i32> {
     let svc = &service;
     for r in join_all(specs.iter().map(|s| async move {
         let h = Host::connect(s).await.map_err(|e| e.to_string())?;
-        let st = read_service(&h, svc).await.map_err(|e| e.to_string());
+        let st = if crate::swarm::is_swarm(&h) {
+            crate::swarm::read_service(&h, svc)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            read_service(&h, svc).await.map_err(|e| e.to_string())
+        };
         h.close().await;
         st.map(|st| (s.name.clone(), st))
     }))

@@ -214,7 +214,7 @@ pub(super) async fn set_restart_policy(
         .map_err(|e| docker_err(host, &format!("set the restart policy of {name}"), e))
 }
 
-pub(super) async fn tail_logs(host: &Host, name: &str) -> String {
+pub(crate) async fn tail_logs(host: &Host, name: &str) -> String {
     let mut stream = host.docker.logs(
         name,
         Some(LogsOptions {

@@ -7,7 +7,8 @@
 //! color's service at the SHA with N replicas (or the kept one scaled up for a rollback) →
 //! wait until N tasks of that spec run (Swarm waits for the image's HEALTHCHECK) and each
 //! answers `/health` from the proxy's container → the proxy has resolved them → switch in
-//! HAProxy's memory and file (one exec) → confirm through the public port → ledger → drain the
+//! HAProxy's memory and file (one exec) → confirm through the public port → ledger → the
+//! watch window (`watch`: the old color's replicas stay up; a breach switches back) → drain the
 //! old color → scale it to zero (its spec is kept for the next rollback) → audit → unlock.
 //! Anything that fails before the switch scales the new color back to zero: the old one
 //! serves untouched.
@@ -27,6 +28,7 @@ use crate::release::ledger::{self, Ending, Ledger};
 use crate::release::lock::{HeldLock, LockRequest};
 use crate::release::plan::{Action, Pinned, Target};
 use crate::release::{ActionOptions, DeployPlan, EventSink, HostOutcome, ReleaseError, Step};
+use crate::state::proxy_conf::Canary;
 use crate::transport::Host;
 
 fn replicas(host: &Host) -> u32 {
@@ -49,6 +51,7 @@ pub async fn plan_on_host(
     service: &Service,
     target: &Target,
     action: Action,
+    canary: Option<u8>,
 ) -> Result<DeployPlan, ReleaseError> {
     let read = read_now(host, service).await?;
     let ledger = ledger_for_plan(
@@ -58,8 +61,14 @@ pub async fn plan_on_host(
         action,
     )?;
     let mut plan = plan_from(host, &read.status, &ledger, service, target, action)?;
+    if let Some(message) = super::canary::refusal(canary, &plan, &read.status) {
+        return Err(ReleaseError::Plan {
+            host: host.name().to_string(),
+            message,
+        });
+    }
     plan.note = Some(format!(
-        "Swarm: {} with {} replica(s) behind {}; no watch window on a Swarm (the old color is scaled to 0 after the drain)",
+        "Swarm: {} with {} replica(s) behind {}; the old color is scaled to 0 after the watch window and the drain",
         names::color_service(service, plan.to_color),
         replicas(host),
         names::proxy_service(service)
@@ -101,11 +110,14 @@ pub async fn run_pinned(
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
         Ok(plan) if plan.noop => record.outcome = AuditOutcome::Noop,
+        Ok(_) if opts.canary.is_some() => record.outcome = AuditOutcome::Canary,
         Ok(_) => record.outcome = AuditOutcome::Success,
         Err(e) => {
             record.outcome = match e {
                 ReleaseError::Aborted { .. } => AuditOutcome::Aborted,
                 ReleaseError::Changed { .. } => AuditOutcome::Refused,
+                ReleaseError::RolledBack { .. } => AuditOutcome::RolledBack,
+                ReleaseError::WatchInterrupted { .. } => AuditOutcome::WatchInterrupted,
                 _ => AuditOutcome::Failed,
             };
             record.error = Some(e.to_string());
@@ -130,7 +142,7 @@ pub async fn run_pinned(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         step_ms: r.steps,
         pulled: false,
-        canary: None,
+        canary: opts.canary,
     })
 }
 
@@ -233,6 +245,14 @@ async fn run_locked(
     }
     let to = plan.to_color;
     let from = plan.from_color;
+    if let Some(message) = super::canary::refusal(opts.canary, &plan, &read.status) {
+        let e = ReleaseError::Plan {
+            host: host.name().to_string(),
+            message,
+        };
+        r.fail(Step::Inspect, &e);
+        return Err(e);
+    }
 
     // Network and proxy: needed before the new color (its health is probed from the proxy).
     guard(r, held, service, Step::Network, opts).await?;
@@ -254,6 +274,19 @@ async fn run_locked(
         .map_err(|e| fail(r, Step::Proxy, e.into()))?;
     r.finish(Step::Proxy, t, "");
 
+    // A deploy of another release during a canary: the canary's color is about to get a new
+    // spec, so the stable color takes all traffic first.
+    if let (Some(k), Some(stable), false) = (&read.status.canary, &live_route, plan.finish_only)
+        && k.sha != plan.to_sha
+    {
+        r.info(format!(
+            "ending the canary of {} ({}): {} takes all traffic",
+            k.sha, k.color, stable.color
+        ));
+        super::proxy::switch(host, service, &proxy, n, stable)
+            .await
+            .map_err(|e| fail(r, Step::Switch, e.into()))?;
+    }
     let color_name = names::color_service(service, to);
     if plan.finish_only {
         // A run cut off after its switch left the old color running: the route is asserted
@@ -272,7 +305,22 @@ async fn run_locked(
         color: to,
         sha: plan.to_sha.clone(),
     };
-    if let Err(e) = super::proxy::switch(host, service, &proxy, n, &route).await {
+    let switched = match (opts.canary, &live_route) {
+        (Some(percent), Some(stable)) => {
+            let k = Canary {
+                color: to,
+                sha: plan.to_sha.clone(),
+                percent,
+            };
+            let set = super::canary::set(host, service, &proxy, n, stable, &k).await;
+            if set.is_err() {
+                let _ = super::proxy::switch(host, service, &proxy, n, stable).await;
+            }
+            set
+        }
+        _ => super::proxy::switch(host, service, &proxy, n, &route).await,
+    };
+    if let Err(e) = switched {
         scale(host, &color_name, 0).await;
         let e = ReleaseError::Switch {
             host: host.name().to_string(),
@@ -311,19 +359,22 @@ async fn run_locked(
         return Err(e);
     }
     r.finish(Step::Confirm, t, "");
-    if !plan.finish_only {
+    let release = ledger::Release {
+        sha: plan.to_sha.clone(),
+        color: to,
+        since: switched_at,
+        by: opts.actor.clone(),
+        action: plan.action.as_str().to_string(),
+        until: None,
+        ended: None,
+        healthy: true,
+        reconciled: false,
+    };
+    // A canary is not live in the ledger: the stable color stays the route until `promote`.
+    let canary_release = opts.canary.is_some().then(|| release.clone());
+    if !plan.finish_only && canary_release.is_none() {
         ledger.went_live(
-            ledger::Release {
-                sha: plan.to_sha.clone(),
-                color: to,
-                since: switched_at,
-                by: opts.actor.clone(),
-                action: plan.action.as_str().to_string(),
-                until: None,
-                ended: None,
-                healthy: true,
-                reconciled: false,
-            },
+            release,
             if plan.action == Action::Rollback {
                 Ending::RolledBack
             } else {
@@ -331,6 +382,60 @@ async fn run_locked(
             },
         );
         save_ledger(r, service, &ledger).await;
+    }
+
+    // The watch window (issue 16): the old color's replicas stay up until it passes.
+    let window = super::watch::window(service, plan.action, opts);
+    if let (Some(previous), false) = (
+        live_route.as_ref().filter(|p| p.color != to),
+        (window.is_zero() && opts.canary.is_none()) || plan.finish_only,
+    ) {
+        // Only the lock is checked here: a cancel ends the watch itself, with the right note
+        // (the new release serves now).
+        if let Err(now) = held.ensure_held(host).await {
+            let e = ReleaseError::LockLost {
+                host: host.name().to_string(),
+                service: service.name.clone(),
+                now,
+                step: Step::Watch.label().to_string(),
+                live_note: format!(
+                    "{} serves and {} keeps its tasks up",
+                    names::color_service(service, to),
+                    names::color_service(service, previous.color)
+                ),
+            };
+            r.fail(Step::Watch, &e);
+            return Err(e);
+        }
+        let w = super::watch::Watched {
+            proxy: &proxy,
+            replicas: n,
+            previous,
+            // A canary is always watched: its point is the comparison.
+            window: if window.is_zero() {
+                service.watch.window.max(Duration::from_secs(1))
+            } else {
+                window
+            },
+            canary: opts.canary,
+        };
+        let watched = super::watch::after_switch(r, service, &plan, &w, opts, record).await;
+        if matches!(watched, Err(ReleaseError::RolledBack { .. })) {
+            // The failed release ended "rolled back automatically"; the one before serves
+            // again, so a later rollback does not go *to* the failed release.
+            match canary_release {
+                Some(rel) => ledger.record_reverted(rel, &now_rfc3339()),
+                None => ledger.switched_back_by_watch(&now_rfc3339()),
+            }
+            save_ledger(r, service, &ledger).await;
+        }
+        watched?;
+        if let Some(p) = opts.canary {
+            r.info(format!(
+                "the canary passed its watch; it stays at {p} % until `deckhand promote` (or `deckhand rollback` to abort)"
+            ));
+            return Ok(plan);
+        }
     }
 
     // Drain the old color, then scale it to zero (spec kept for a rollback).
@@ -464,7 +569,7 @@ fn fail(r: &Recorder<'_>, step: Step, e: ReleaseError) -> ReleaseError {
 }
 
 /// Scales a color's service, keeping the rest of its spec; best effort (logged).
-async fn scale(host: &Host, name: &str, n: u32) {
+pub(super) async fn scale(host: &Host, name: &str, n: u32) {
     let r = match api::spec_of(host, name).await {
         Ok(Some(spec)) => api::apply(host, with_replicas(spec, n)).await,
         Ok(None) => Ok(()),

@@ -12,6 +12,11 @@
 //! before DNS said so costs a connect timeout and a retry on another task of the same color,
 //! not a failed request (measured: a pooled connection to a dead node's task hung a request
 //! past the client's 5 s timeout).
+//!
+//! A canary (issue 16, as issue 13 on a droplet) has both templates enabled, the canary's
+//! servers at weight P and the stable's at 100 − P (each color runs the same number of tasks,
+//! so the canary gets P % of requests), and a `# deckhand-canary:` line; the route line keeps
+//! naming the stable color.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -22,7 +27,7 @@ use super::names;
 use crate::config::Service;
 use crate::state::Color;
 use crate::state::contract::{COLOR_HEADER, PROXY_BACKEND, PROXY_TIMINGS_RING};
-use crate::state::proxy_conf::TIMINGS_RING_BYTES;
+use crate::state::proxy_conf::{Canary, TIMINGS_RING_BYTES};
 
 /// Server slots per color: the replicas plus room for the extra tasks Swarm runs while it
 /// replaces tasks of a failed node.
@@ -40,19 +45,41 @@ pub struct Route {
 /// The whole config; `route` is `None` before the first release (both templates disabled:
 /// the proxy answers 503 until a color is switched in).
 pub fn render(service: &Service, replicas: u32, route: Option<&Route>) -> String {
+    render_with(service, replicas, route, None)
+}
+
+/// The config of a canary: `canary.percent` % of requests to the canary's color, the rest to
+/// `stable`'s.
+pub fn render_canary(service: &Service, replicas: u32, stable: &Route, canary: &Canary) -> String {
+    render_with(service, replicas, Some(stable), Some(canary))
+}
+
+fn render_with(
+    service: &Service,
+    replicas: u32,
+    route: Option<&Route>,
+    canary: Option<&Canary>,
+) -> String {
     let n = slots(replicas);
     let template = |c: Color| {
-        let disabled = if route.is_some_and(|r| r.color == c) {
-            ""
-        } else {
-            " disabled"
+        let state = match canary {
+            Some(k) if k.color == c => format!(" weight {}", k.percent),
+            Some(k) => format!(" weight {}", 100 - k.percent),
+            None if route.is_some_and(|r| r.color == c) => String::new(),
+            None => " disabled".into(),
         };
         format!(
-            "    server-template {c} 1-{n} tasks.{svc}:{port} resolvers swarm resolve-prefer ipv4 init-addr none{disabled}",
+            "    server-template {c} 1-{n} tasks.{svc}:{port} resolvers swarm resolve-prefer ipv4 init-addr none{state}",
             svc = names::color_service(service, c),
             port = service.app_port,
         )
     };
+    let canary_line = canary.map_or(String::new(), |k| {
+        format!(
+            "\n# deckhand-canary: color={} sha={} percent={}",
+            k.color, k.sha, k.percent
+        )
+    });
     let route_line = route.map_or_else(
         || format!("# deckhand-route: service={} color=none", service.name),
         |r| {
@@ -65,7 +92,7 @@ pub fn render(service: &Service, replicas: u32, route: Option<&Route>) -> String
     format!(
         r#"# Written by deckhand (Swarm). Do not edit: every switch rewrites this file and the
 # running proxy's memory together (no reload).
-{route_line}
+{route_line}{canary_line}
 global
     stats socket /run/haproxy/admin.sock mode 600 level admin
     stats timeout 10s
@@ -130,6 +157,28 @@ static ROUTE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^# deckhand-route: service=\S+ color=(blue|green) sha=([0-9A-Za-z_.-]+)\s*$")
         .expect("static regex")
 });
+
+static CANARY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)^# deckhand-canary: color=(blue|green) sha=([0-9A-Za-z_.-]+) percent=(\d+)\s*$",
+    )
+    .expect("static regex")
+});
+
+/// The canary the file says, if one runs.
+pub fn parse_canary(config: &str) -> Option<Canary> {
+    let c = CANARY.captures(config)?;
+    Some(Canary {
+        color: Color::parse(c.get(1)?.as_str())?,
+        sha: c.get(2)?.as_str().to_string(),
+        percent: c
+            .get(3)?
+            .as_str()
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=99).contains(p))?,
+    })
+}
 
 /// The route the file says, if it names one.
 pub fn parse_route(config: &str) -> Option<Route> {
@@ -221,6 +270,12 @@ pub fn serving(stats: &BTreeMap<Color, ColorStats>) -> Option<Color> {
 pub fn switch_commands(to: Color, replicas: u32) -> String {
     let n = slots(replicas);
     let mut cmds = Vec::new();
+    // A canary's weights go back to the file's default (1) for both colors.
+    for c in Color::BOTH {
+        for i in 1..=n {
+            cmds.push(format!("set server {PROXY_BACKEND}/{c}{i} weight 1"));
+        }
+    }
     for i in 1..=n {
         cmds.push(format!("set server {PROXY_BACKEND}/{to}{i} state ready"));
     }
@@ -229,6 +284,24 @@ pub fn switch_commands(to: Color, replicas: u32) -> String {
             "set server {PROXY_BACKEND}/{}{i} state maint",
             to.other()
         ));
+    }
+    cmds.push(stat_command());
+    cmds.join("; ")
+}
+
+/// The runtime commands of a canary: both colors in rotation, the canary's servers at weight
+/// P, the stable's at 100 − P; then the stats.
+pub fn canary_commands(canary: &Canary, replicas: u32) -> String {
+    let n = slots(replicas);
+    let mut cmds = Vec::new();
+    for (c, w) in [
+        (canary.color.other(), 100 - canary.percent),
+        (canary.color, canary.percent),
+    ] {
+        for i in 1..=n {
+            cmds.push(format!("set server {PROXY_BACKEND}/{c}{i} weight {w}"));
+            cmds.push(format!("set server {PROXY_BACKEND}/{c}{i} state ready"));
+        }
     }
     cmds.push(stat_command());
     cmds.join("; ")
@@ -283,6 +356,30 @@ app,BACKEND,0,0,2,2,UP,15,\n";
         assert_eq!(st[&Color::Green].in_rotation, 0);
         assert_eq!(st[&Color::Green].admin_maint, 1);
         assert_eq!(serving(&st), Some(Color::Blue));
+    }
+
+    #[test]
+    fn a_canary_config_weighs_both_templates_and_reads_back() {
+        let s = service();
+        let stable = Route {
+            color: Color::Blue,
+            sha: "a000001".into(),
+        };
+        let k = Canary {
+            color: Color::Green,
+            sha: "a000002".into(),
+            percent: 25,
+        };
+        let cfg = render_canary(&s, 2, &stable, &k);
+        assert!(cfg.contains("server-template green 1-4 tasks.api-green:3000 resolvers swarm resolve-prefer ipv4 init-addr none weight 25\n"), "{cfg}");
+        assert!(cfg.contains("server-template blue 1-4 tasks.api-blue:3000 resolvers swarm resolve-prefer ipv4 init-addr none weight 75\n"), "{cfg}");
+        assert_eq!(parse_canary(&cfg), Some(k.clone()));
+        assert_eq!(parse_route(&cfg), Some(stable.clone()));
+        assert_eq!(parse_canary(&render(&s, 2, Some(&stable))), None);
+        let c = canary_commands(&k, 1);
+        assert!(c.contains("set server app/green3 weight 25; set server app/green3 state ready"));
+        assert!(c.contains("set server app/blue1 weight 75"));
+        assert!(switch_commands(Color::Green, 1).contains("set server app/blue2 weight 1"));
     }
 
     #[test]

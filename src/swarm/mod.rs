@@ -8,10 +8,12 @@
 //! One job per file: `names` (the on-Swarm contract), `spec` (service specs, pure), `haproxy`
 //! (the proxy's config and runtime commands, pure), `api` (Docker calls), `status` (nodes,
 //! replicas, tasks; the `ServiceStatus` the planner reads), `deploy` (plan and run under the
-//! lock), `prune` (the retention rule over the Swarm's releases) and `prune_job` (the job that
-//! applies it on every node).
+//! lock), `watch` (the watch window after the switch, through `release::watch`), `canary`
+//! (weights between the colors), `prune` (the retention rule over the Swarm's releases) and
+//! `prune_job` (the job that applies it on every node).
 
 pub mod api;
+mod canary;
 mod deploy;
 mod error;
 pub mod haproxy;
@@ -23,6 +25,7 @@ pub mod prune_job;
 pub mod shell;
 pub mod spec;
 pub mod status;
+mod watch;
 
 pub use deploy::{plan_on_host, run_pinned};
 pub use error::SwarmError;

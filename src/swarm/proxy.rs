@@ -76,7 +76,7 @@ async fn stats(host: &Host, proxy: &ProxyHandle) -> Result<String, SwarmError> {
 }
 
 /// Addresses Swarm's DNS gives for a color's tasks, as the proxy's container sees them.
-async fn task_addresses(
+pub(super) async fn task_addresses(
     host: &Host,
     proxy: &ProxyHandle,
     service: &Service,
@@ -189,7 +189,7 @@ fn tasks_err(host: &Host, message: impl Into<String>) -> SwarmError {
     }
 }
 
-async fn probe_all(
+pub(super) async fn probe_all(
     host: &Host,
     proxy: &ProxyHandle,
     service: &Service,

@@ -236,11 +236,15 @@ pub async fn read(
         live = haproxy::serving(&haproxy::parse_stat(&out));
     }
     let conf_dir = names::proxy_conf_dir(&host.spec.state_dir, service);
-    let file_route = api::read_conf(host, &conf_dir)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|t| haproxy::parse_route(&t));
+    let file = api::read_conf(host, &conf_dir).await.ok().flatten();
+    let file_route = file.as_deref().and_then(haproxy::parse_route);
+    // A canary (issue 16): the file names it while its color has tasks.
+    let canary = file.as_deref().and_then(haproxy::parse_canary).filter(|k| {
+        colors
+            .get(&k.color)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.desired > 0)
+    });
     let live = live.or(file_route.map(|r| r.color));
 
     let proxy_image = proxy_svc
@@ -334,7 +338,7 @@ pub async fn read(
         images,
         problems: Vec::new(),
         traffic: None,
-        canary: None,
+        canary,
         settling: None,
     };
     status.problems = problems(&swarm, &status);

@@ -27,4 +27,5 @@ mod swarm_cluster;
 mod swarm_matrix;
 mod swarm_ops;
 mod swarm_prune;
+mod swarm_watch;
 mod watch;

@@ -270,21 +270,16 @@ pub(super) async fn plan_one(request: &Request, host: &Host) -> Result<HostPlan,
 /// A Swarm manager (issue 16): releases through `crate::swarm`, the lock as on a droplet.
 async fn plan_swarm(request: &Request, host: &Host) -> Result<HostPlan, ReleaseError> {
     let service = &request.service;
-    let refuse = |what: &str| ReleaseError::Plan {
-        host: host.name().to_string(),
-        message: format!(
-            "{what} is not available on a Swarm environment (see docs/cli.md, \"Swarm\"); deploy and rollback are"
-        ),
-    };
     let plan = |target: Target, action: Action| async move {
-        crate::swarm::plan_on_host(host, service, &target, action)
+        crate::swarm::plan_on_host(host, service, &target, action, request.canary)
             .await
             .map(HostPlan::Release)
     };
     match &request.verb {
-        _ if request.canary.is_some() => Err(refuse("a canary")),
-        Verb::Promote { .. } => Err(refuse("promote")),
-        Verb::Deploy { reference } => plan(Target::Ref(reference.clone()), Action::Deploy).await,
+        // A promote is a deploy of the canary's SHA: a full switch to it (issue 16).
+        Verb::Deploy { reference } | Verb::Promote { reference } => {
+            plan(Target::Ref(reference.clone()), Action::Deploy).await
+        }
         Verb::Redeploy { reference } => {
             plan(Target::Ref(reference.clone()), Action::Redeploy).await
         }

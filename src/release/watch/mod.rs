@@ -117,10 +117,67 @@ pub enum WatchEnd {
     Interrupted(String),
 }
 
+/// What `/health` of the watched color said.
+pub enum HealthSeen {
+    Healthy(String),
+    Unhealthy(String),
+    /// Nothing of that color runs: a breach at once.
+    Gone(String),
+    /// It could not be asked (the manager did not answer): counts neither way.
+    Unknown(String),
+}
+
+/// Where a watch reads (issue 16): the proxy's admin socket and the new color's `/health`. A
+/// droplet's proxy container and published port ([`Droplet`]), or a Swarm proxy task and the
+/// color's tasks as seen from it (`crate::swarm::watch`).
+pub trait WatchTarget {
+    /// Runs `commands` on the proxy's admin socket (through its helper): exit code and output.
+    fn proxy_cli(
+        &self,
+        commands: &str,
+    ) -> impl std::future::Future<Output = Result<(i64, String), String>> + Send;
+    /// One `/health` probe of `color`.
+    fn health(&self, color: Color) -> impl std::future::Future<Output = HealthSeen> + Send;
+}
+
+/// A droplet: the proxy container and the color's container published on the host.
+pub struct Droplet<'a> {
+    pub host: &'a crate::transport::Host,
+    pub service: &'a Service,
+}
+
+impl WatchTarget for Droplet<'_> {
+    async fn proxy_cli(&self, commands: &str) -> Result<(i64, String), String> {
+        proxy_api::cli(self.host, &self.service.proxy_container(), commands)
+            .await
+            .map_err(|e| crate::util::error_chain(&e))
+    }
+
+    async fn health(&self, color: Color) -> HealthSeen {
+        let (running, port) = health_port(self.host, self.service, color).await;
+        match port.filter(|_| running) {
+            Some(p) => {
+                let h = probe_health(
+                    self.host,
+                    p,
+                    &self.service.health_path,
+                    Duration::from_secs(2),
+                )
+                .await;
+                if h.is_healthy() {
+                    HealthSeen::Healthy(h.summary())
+                } else {
+                    HealthSeen::Unhealthy(h.summary())
+                }
+            }
+            None => HealthSeen::Gone("the container is not running".into()),
+        }
+    }
+}
+
 /// One read of the proxy: the host's epoch second and the request lines, per color.
 async fn read(
-    host: &crate::transport::Host,
-    service: &Service,
+    target: &impl WatchTarget,
     since: Option<u64>,
     spec: &WatchSpec<'_>,
 ) -> Result<(u64, Counts, Option<Counts>), String> {
@@ -128,9 +185,7 @@ async fn read(
         "{}; show events {PROXY_TIMINGS_RING}",
         proxy_api::stat_command()
     );
-    let (code, out) = proxy_api::cli(host, &service.proxy_container(), &commands)
-        .await
-        .map_err(|e| crate::util::error_chain(&e))?;
+    let (code, out) = target.proxy_cli(&commands).await?;
     if code != 0 {
         return Err(format!("the proxy's admin socket answered exit {code}"));
     }
@@ -179,8 +234,21 @@ pub(super) async fn watch(
     spec: &WatchSpec<'_>,
     cancel: &CancellationToken,
 ) -> WatchEnd {
+    let target = Droplet {
+        host: r.host,
+        service: spec.service,
+    };
+    watch_via(r, &target, spec, cancel).await
+}
+
+/// [`watch`] through any [`WatchTarget`] (a Swarm's proxy too).
+pub(crate) async fn watch_via(
+    r: &StepRecorder<'_>,
+    target: &impl WatchTarget,
+    spec: &WatchSpec<'_>,
+    cancel: &CancellationToken,
+) -> WatchEnd {
     let host = r.host;
-    let service = spec.service;
     let started = Instant::now();
     let mut since: Option<u64> = None;
     let mut last_ok = Instant::now();
@@ -193,7 +261,7 @@ pub(super) async fn watch(
         if cancel.is_cancelled() {
             return WatchEnd::Interrupted("interrupted by the operator".into());
         }
-        match read(host, service, since, spec).await {
+        match read(target, since, spec).await {
             Ok((now, new, stable)) => {
                 since.get_or_insert(now);
                 last_ok = Instant::now();
@@ -212,22 +280,30 @@ pub(super) async fn watch(
         }
         if last_probe.elapsed() >= Duration::from_secs(1) {
             last_probe = Instant::now();
-            let (running, port) = health_port(host, service, spec.new).await;
-            let report = match port.filter(|_| running) {
-                Some(p) => {
-                    let h =
-                        probe_health(host, p, &service.health_path, Duration::from_secs(2)).await;
-                    let ok = h.is_healthy();
-                    last_health = Some(h.summary());
-                    ok
+            let report = match target.health(spec.new).await {
+                HealthSeen::Healthy(h) => {
+                    last_health = Some(h);
+                    Some(true)
                 }
-                None => {
-                    last_health = Some("the container is not running".into());
+                HealthSeen::Unhealthy(h) => {
+                    last_health = Some(h);
+                    Some(false)
+                }
+                HealthSeen::Gone(h) => {
+                    last_health = Some(h);
                     health_failures = HEALTH_FAILURES;
-                    false
+                    Some(false)
+                }
+                HealthSeen::Unknown(h) => {
+                    tracing::warn!(error = %h, "watch: /health could not be probed");
+                    None
                 }
             };
-            health_failures = if report { 0 } else { health_failures + 1 };
+            match report {
+                Some(true) => health_failures = 0,
+                Some(false) => health_failures += 1,
+                None => {}
+            }
             if health_failures >= HEALTH_FAILURES {
                 let why = format!(
                     "/health failed {health_failures} times in a row ({})",

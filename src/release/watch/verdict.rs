@@ -41,7 +41,7 @@ pub fn counts(lines: &[RequestLine<'_>], color: Color, since: u64) -> Counts {
     let mut paths: BTreeMap<&str, u64> = BTreeMap::new();
     for l in lines
         .iter()
-        .filter(|l| l.ts >= since && Color::parse(l.server) == Some(color))
+        .filter(|l| l.ts >= since && server_color(l.server) == Some(color))
     {
         c.requests += 1;
         *c.statuses.entry(l.status).or_default() += 1;
@@ -66,6 +66,12 @@ pub fn counts(lines: &[RequestLine<'_>], color: Color, since: u64) -> Counts {
     by_count.truncate(SAMPLE_PATHS);
     c.failing_paths = by_count;
     c
+}
+
+/// A log line's server: `green` on a droplet, `green3` (a slot of the color's
+/// `server-template`) on a Swarm.
+fn server_color(server: &str) -> Option<Color> {
+    Color::parse(server.trim_end_matches(|c: char| c.is_ascii_digit()))
 }
 
 /// A path as a client sent it is hostile input: no control characters reach a terminal.
@@ -145,6 +151,19 @@ mod tests {
             min_requests: 20,
             max_p99: Duration::from_millis(500),
         }
+    }
+
+    #[test]
+    fn a_swarm_template_slot_counts_for_its_color() {
+        let lines = [
+            line(100, "green1", 500, 3, "/"),
+            line(100, "green12", 200, 4, "/"),
+            line(100, "blue2", 200, 1, "/"),
+            line(100, "<NOSRV>", 503, 0, "/"),
+        ];
+        let green = counts(&lines, Color::Green, 100);
+        assert_eq!((green.requests, green.status_5xx), (2, 1));
+        assert_eq!(counts(&lines, Color::Blue, 100).requests, 1);
     }
 
     #[test]
