@@ -246,6 +246,7 @@ fn a_rollback_opens_at_most_a_few_ssh_sessions() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(svc.container_state("green").as_deref(), Some("running"));
     let s = sessions(&log);
+    eprintln!("{} ssh sessions ran a command:\n{}", s.len(), s.join("\n"));
     assert!(
         s.len() <= MAX_SHELLS,
         "{} ssh sessions ran a command during one rollback (at most {MAX_SHELLS} expected):\n{}",
