@@ -220,7 +220,7 @@ impl ShellPool {
     /// plain exec.
     async fn acquire(&self) -> Option<Lease<'_>> {
         enum Next {
-            Use(Shell),
+            Use(Box<Shell>),
             Wait,
             Start,
         }
@@ -244,7 +244,7 @@ impl ShellPool {
                     s.stats.dropped += 1;
                 }
                 if let Some(sh) = found {
-                    Next::Use(sh)
+                    Next::Use(Box::new(sh))
                 } else if s.starting > s.waiting {
                     s.waiting += 1;
                     Next::Wait
@@ -257,7 +257,7 @@ impl ShellPool {
                 }
             };
             let shell = match next {
-                Next::Use(sh) => sh,
+                Next::Use(sh) => *sh,
                 Next::Start => {
                     // Counted back even when the caller gives up (its time limit) mid-start.
                     let slot = Slot {

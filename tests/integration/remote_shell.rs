@@ -10,7 +10,7 @@ use crate::harness::*;
 
 async fn connect(sshd: &SshServer) -> (Host, tempfile::TempDir) {
     let svc = TestService::new("rsh");
-    let (dir, path) = ssh_config(&svc, &sshd, "");
+    let (dir, path) = ssh_config(&svc, sshd, "");
     let cfg = deckhand::config::load(&path).expect("config");
     let host = Host::connect(&cfg.env("lab").expect("lab").hosts[0])
         .await
