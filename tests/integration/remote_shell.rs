@@ -254,3 +254,69 @@ fn a_rollback_opens_at_most_a_few_ssh_sessions() {
         s.join("\n")
     );
 }
+
+/// Every `sh` the host runs for deckhand (plain exec or inside a remote shell), logged by a
+/// wrapper first in the session's PATH: its script's name (`$0`) and the script's start.
+fn sh_logging_sshd(dir: &std::path::Path) -> (SshServer, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = dir.join("sh.log");
+    std::fs::write(
+        bin.join("sh"),
+        format!(
+            "#!/bin/sh\nprintf '%s %.30s\\n' \"$3\" \"$(printf '%s' \"$2\" | tr '\\n' ' ')\" >> {}\nexec /bin/sh \"$@\"\n",
+            log.display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(bin.join("sh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let sshd = SshServer::start_with(&format!(
+        "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin\n",
+        bin.display()
+    ));
+    (sshd, log)
+}
+
+/// A `--yes` rollback is planned from the read under its lock: the ledger (and the service)
+/// are read once, not once to plan and again under the lock.
+#[test]
+fn a_yes_rollback_reads_the_ledger_once() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (sshd, log) = sh_logging_sshd(work.path());
+    let svc = TestService::new("rsl");
+    svc.tag_local(&["a000001", "a000002"]);
+    let (_d, path) = ssh_config(&svc, &sshd, "");
+    let cfg = deckhand::config::load(&path).expect("config");
+    svc.lay_out_by_hand(
+        &cfg.services[0],
+        ("blue", "a000002"),
+        Some(("green", "a000001")),
+    );
+    let out = deckhand(
+        &path,
+        &[
+            "rollback", "a000001", "--env", "lab", "--yes", "--output", "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(svc.container_state("green").as_deref(), Some("running"));
+    let ran = sessions(&log);
+    let reads: Vec<&String> = ran
+        .iter()
+        .filter(|l| l.starts_with("deckhand-ledger [ -f"))
+        .collect();
+    assert_eq!(
+        reads.len(),
+        1,
+        "the ledger was read {} times:\n{}",
+        reads.len(),
+        ran.join("\n")
+    );
+    let locks = ran
+        .iter()
+        .filter(|l| l.starts_with("deckhand-lock umask"))
+        .count();
+    assert_eq!(locks, 1, "{}", ran.join("\n"));
+}
