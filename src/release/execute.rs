@@ -999,19 +999,28 @@ async fn drain_and_stop_old(
             format_duration(service.drain)
         ),
     );
-    // The lock check before the stop goes out with the first drain poll; a drain that took
-    // longer than a second is checked for again when it ends.
-    let (d, held_then, ()) = {
+    // The lock check before the stop goes out with the first drain poll, in one remote
+    // command with the ledger write when there is one; a drain that took longer than a second
+    // is checked for again when it ends.
+    let (d, held_then) = {
         let rr: &StepRecorder<'_> = r;
-        tokio::join!(
-            proxy::drain(host, service, old, service.drain),
-            held.ensure_held(host),
-            async {
-                if let Some(l) = ledger {
-                    save_ledger(rr, service, l).await;
-                }
+        tokio::join!(proxy::drain(host, service, old, service.drain), async {
+            let Some(l) = ledger else {
+                return held.ensure_held(host).await;
+            };
+            let (written, lock) =
+                super::batch::ledger_and_check(host, &service.name, l, held).await;
+            if let Err(e) = written {
+                rr.info(format!(
+                        "WARNING: the release ledger could not be written ({e}); the next run reconciles it from what the proxy serves"
+                    ));
             }
-        )
+            match lock.as_deref() {
+                Some("ok") if !held.lost_flag().load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
+                // Lost, or the command did not run: the check on its own says who holds it.
+                _ => held.ensure_held(host).await,
+            }
+        })
     };
     let detail = match (d.measured, d.left) {
         (false, _) => format!(
