@@ -108,7 +108,10 @@ async fn act_with(
         .filter(|h| request.hosts.contains(&h.name))
         .cloned()
         .collect();
+    // With --yes nobody looks between plan and run: plan under the lock, read the host once.
+    let under_lock = args.yes && request.verb.is_release();
     let planned = match runner::connect(&specs).await {
+        Ok(hosts) if under_lock => runner::plan_under_lock(request, hosts).await,
         Ok(hosts) => runner::plan(request, hosts).await,
         Err(e) => Err(e),
     };

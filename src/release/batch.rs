@@ -5,7 +5,9 @@
 //! scripts of `audit` and `lock`, run as shell functions in a subshell each (their `exit`s end
 //! only their own part), their values as positional parameters.
 
+use super::ReleaseError;
 use super::audit::{self, AuditRecord};
+use super::ledger::{self, Ledger};
 use super::lock::HeldLock;
 use crate::transport::Host;
 
@@ -80,4 +82,50 @@ pub(super) async fn audit_and_release(
 ) -> Batched {
     held.stop_heartbeat();
     run(host, record, held.release_call()).await
+}
+
+/// Writes the ledger and checks the lock is still ours, in one remote command (the drain's
+/// bookkeeping: two commands at once would need a second remote shell). The lock part's
+/// answer is `ok` / `lost`, `None` when the command did not run.
+pub(super) async fn ledger_and_check(
+    host: &Host,
+    service: &str,
+    l: &Ledger,
+    held: &HeldLock,
+) -> (Result<(), ReleaseError>, Option<String>) {
+    let (dir, path, body) = match ledger::write_call(host, service, l) {
+        Ok(v) => v,
+        Err(e) => return (Err(e), None),
+    };
+    let (lock_script, lock_path, token) = held.heartbeat_call();
+    let text = format!(
+        "w() (\n{}\n)\nl() (\n{lock_script}\n)\nif w \"$1\" \"$2\"; then echo ledger=ok; else echo ledger=failed; fi\nl \"$3\" \"$4\" </dev/null",
+        ledger::WRITE
+    );
+    match host
+        .exec(
+            "sh",
+            &["-c", &text, "deckhand-batch", &dir, &path, lock_path, token],
+            Some(&body),
+        )
+        .await
+    {
+        Ok(out) => {
+            let stdout = out.stdout_text();
+            let mut lines = stdout.lines().map(str::trim);
+            let written = if lines.next() == Some("ledger=ok") {
+                Ok(())
+            } else {
+                Err(ReleaseError::Ledger {
+                    host: host.name().to_string(),
+                    detail: format!(
+                        "{path} could not be written: {}",
+                        crate::sanitize::host_text(&out.stderr_text())
+                    ),
+                })
+            };
+            (written, lines.next().map(str::to_string))
+        }
+        Err(e) => (Err(e.into()), None),
+    }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::audit::{self, AuditOutcome, AuditRecord};
 use super::ledger::{self, Ending, Ledger};
 use super::lock::{HeldLock, LockRequest};
+use super::locked_plan::LockedRead;
 use super::plan::{Action, DeployPlan, Pinned, Target, plan_deploy, plan_rollback};
 use super::proxy::{self, docker_err};
 use super::steps::StepRecorder;
@@ -176,6 +177,30 @@ pub async fn run_pinned(
         Target::Ref(pinned.to_sha.clone()),
         pinned.action,
         Some(pinned.clone()),
+        None,
+        opts,
+        events,
+    )
+    .await
+}
+
+/// [`run_pinned`] on a host locked and read while planning (`locked_plan`): that read is
+/// the one under the lock, so the host is not read again.
+pub async fn run_pinned_locked(
+    host: Arc<Host>,
+    service: &Service,
+    pinned: &Pinned,
+    locked: LockedRead,
+    opts: &ActionOptions,
+    events: &EventSink,
+) -> Result<HostOutcome, ReleaseError> {
+    run_inner(
+        host,
+        service,
+        Target::Ref(pinned.to_sha.clone()),
+        pinned.action,
+        Some(pinned.clone()),
+        Some(locked),
         opts,
         events,
     )
@@ -191,15 +216,17 @@ pub async fn run(
     opts: &ActionOptions,
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
-    run_inner(host, service, target, action, None, opts, events).await
+    run_inner(host, service, target, action, None, None, opts, events).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_inner(
     host: Arc<Host>,
     service: &Service,
     target: Target,
     action: Action,
     pinned: Option<Pinned>,
+    locked: Option<LockedRead>,
     opts: &ActionOptions,
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
@@ -222,7 +249,26 @@ async fn run_inner(
         wait: opts.lock_wait,
         take_over_stale: opts.take_over_stale,
     };
-    let held = r.take_lock(&host, &service.name, &req).await?;
+    let (held, pre_read) = match locked {
+        Some(l) => {
+            // Taken while planning: the lock step says so, with the time it took then.
+            r.events.emit(Event::StepStarted {
+                host: host.name().to_string(),
+                step: Step::Lock,
+                detail: format!("{} on {}", service.name, host.name()),
+            });
+            r.lock_lost = Some(l.held.lost_flag());
+            r.steps.push((Step::Lock, l.lock_ms));
+            r.events.emit(Event::StepFinished {
+                host: host.name().to_string(),
+                step: Step::Lock,
+                elapsed_ms: l.lock_ms,
+                detail: "taken with the plan".into(),
+            });
+            (l.held, Some((l.status, l.set_aside, l.ledger)))
+        }
+        None => (r.take_lock(&host, &service.name, &req).await?, None),
+    };
     let record_token = held.info.token.clone();
 
     let mut record = AuditRecord::now(
@@ -232,16 +278,18 @@ async fn run_inner(
         &service.name,
         action.as_str(),
     );
-    let result = run_locked(
+    // Boxed: the steps' future is large (a debug build overflowed a test thread's stack).
+    let result = Box::pin(run_locked(
         &mut r,
         &held,
         service,
         &target,
         action,
         pinned.as_ref(),
+        pre_read,
         opts,
         &mut record,
-    )
+    ))
     .await;
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     match &result {
@@ -353,6 +401,21 @@ async fn served_now(host: &Host, service: &Service) -> String {
     }
 }
 
+/// What a run reads once it holds the lock: the service and its ledger (an unreadable one set
+/// aside, which is why the lock must be held), together.
+pub(crate) async fn read_under_lock(
+    host: &Host,
+    service: &Service,
+) -> Result<(ServiceStatus, Option<String>, Ledger), ReleaseError> {
+    let (status, ledger) = tokio::join!(
+        read_service(host, service),
+        ledger::read_for_update(host, &service.name)
+    );
+    let status = status.map_err(|e| docker_err(host, "read the service", e))?;
+    let (ledger, set_aside) = ledger?;
+    Ok((status, set_aside, ledger))
+}
+
 /// Before a step that changes a container or the proxy: the lock must still be ours.
 async fn guard(
     r: &StepRecorder<'_>,
@@ -385,7 +448,7 @@ async fn save_ledger(r: &StepRecorder<'_>, service: &Service, l: &Ledger) {
     }
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -397,19 +460,17 @@ async fn run_locked(
     target: &Target,
     action: Action,
     pinned: Option<&Pinned>,
+    pre_read: Option<(ServiceStatus, Option<String>, Ledger)>,
     opts: &ActionOptions,
     record: &mut AuditRecord,
 ) -> Result<(DeployPlan, bool), ReleaseError> {
     let host = r.host;
     let t = r.start(Step::Inspect, "");
     let read = async {
-        let (status, ledger) = tokio::join!(
-            read_service(host, service),
-            ledger::read_for_update(host, &service.name)
-        );
-        let status = status.map_err(|e| docker_err(host, "read the service", e))?;
-        let (ledger, set_aside) = ledger?;
-        Ok::<_, ReleaseError>((status, set_aside, ledger))
+        match pre_read {
+            Some(v) => Ok(v),
+            None => read_under_lock(host, service).await,
+        }
     };
     let (status, set_aside, mut ledger) = match read.await {
         Ok(v) => v,
@@ -938,19 +999,28 @@ async fn drain_and_stop_old(
             format_duration(service.drain)
         ),
     );
-    // The lock check before the stop goes out with the first drain poll; a drain that took
-    // longer than a second is checked for again when it ends.
-    let (d, held_then, ()) = {
+    // The lock check before the stop goes out with the first drain poll, in one remote
+    // command with the ledger write when there is one; a drain that took longer than a second
+    // is checked for again when it ends.
+    let (d, held_then) = {
         let rr: &StepRecorder<'_> = r;
-        tokio::join!(
-            proxy::drain(host, service, old, service.drain),
-            held.ensure_held(host),
-            async {
-                if let Some(l) = ledger {
-                    save_ledger(rr, service, l).await;
-                }
+        tokio::join!(proxy::drain(host, service, old, service.drain), async {
+            let Some(l) = ledger else {
+                return held.ensure_held(host).await;
+            };
+            let (written, lock) =
+                super::batch::ledger_and_check(host, &service.name, l, held).await;
+            if let Err(e) = written {
+                rr.info(format!(
+                        "WARNING: the release ledger could not be written ({e}); the next run reconciles it from what the proxy serves"
+                    ));
             }
-        )
+            match lock.as_deref() {
+                Some("ok") if !held.lost_flag().load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
+                // Lost, or the command did not run: the check on its own says who holds it.
+                _ => held.ensure_held(host).await,
+            }
+        })
     };
     let detail = match (d.measured, d.left) {
         (false, _) => format!(

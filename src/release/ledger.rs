@@ -323,7 +323,7 @@ fn ledger_path(host: &Host, service: &str) -> (String, String) {
 // temporary file in the same directory, then `mv` (rename), so a reader or a killed writer
 // never sees half a ledger. An unreadable ledger is kept aside, never overwritten silently.
 const READ: &str = r#"[ -f "$1" ] && cat "$1" || true"#;
-const WRITE: &str = r#"umask 077; mkdir -p "$1" && t="$1/.tmp.$$" && if cat > "$t"; then mv -f "$t" "$2"; else rm -f "$t"; exit 1; fi"#;
+pub(super) const WRITE: &str = r#"umask 077; mkdir -p "$1" && t="$1/.tmp.$$" && if cat > "$t"; then mv -f "$t" "$2"; else rm -f "$t"; exit 1; fi"#;
 const SET_ASIDE: &str = r#"[ -f "$1" ] && mv -f "$1" "$1.unreadable.$(date +%s)" || true"#;
 
 /// Reads the service's ledger (empty when there is none yet). An unreadable file is an error
@@ -359,11 +359,21 @@ pub async fn read_for_update(
     }
 }
 
-/// Replaces the service's ledger atomically.
-pub async fn write(host: &Host, service: &str, ledger: &Ledger) -> Result<(), ReleaseError> {
+/// What [`write`] runs ([`WRITE`] with these arguments and this stdin), for `release::batch`.
+pub(super) fn write_call(
+    host: &Host,
+    service: &str,
+    ledger: &Ledger,
+) -> Result<(String, String, Vec<u8>), ReleaseError> {
     let (dir, path) = ledger_path(host, service);
     let body =
         serde_json::to_vec_pretty(ledger).map_err(|e| ReleaseError::Refused(e.to_string()))?;
+    Ok((dir, path, body))
+}
+
+/// Replaces the service's ledger atomically.
+pub async fn write(host: &Host, service: &str, ledger: &Ledger) -> Result<(), ReleaseError> {
+    let (dir, path, body) = write_call(host, service, ledger)?;
     host.exec_ok(
         "sh",
         &["-c", WRITE, "deckhand-ledger", &dir, &path],

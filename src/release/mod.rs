@@ -15,6 +15,7 @@ pub mod execute;
 mod health_wait;
 pub mod ledger;
 pub mod lock;
+pub mod locked_plan;
 pub mod plan;
 pub mod proxy;
 pub mod prune;

@@ -1,6 +1,7 @@
 //! One connected host: Docker client, HTTP to its loopback ports, fixed commands.
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::SystemVersion;
@@ -8,6 +9,7 @@ use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use tokio::io::AsyncWriteExt;
 
 use super::docker_client::PooledSocket;
+use super::remote_shell::{ShellError, ShellPool, ShellStats};
 use super::ssh::SshLink;
 use super::{HttpEndpoint, TransportError};
 use crate::config::{HostSpec, HostTarget};
@@ -63,6 +65,8 @@ pub struct Host {
     /// One HTTP client per (port, timeout), reused with its keep-alive connections: a console
     /// probes the same ports every few seconds.
     http_clients: std::sync::Mutex<std::collections::HashMap<(u16, Duration), HttpEndpoint>>,
+    /// Long-lived shells on an ssh host that run `exec`'s commands (`remote_shell`).
+    shells: Option<Arc<ShellPool>>,
 }
 
 enum Link {
@@ -140,6 +144,7 @@ impl Host {
             socket: spec.docker_socket.clone(),
             detail,
         };
+        let mut shells = None;
         let (docker, link, version) = match &spec.target {
             HostTarget::Local => {
                 let d = Docker::connect_with_unix(
@@ -158,6 +163,8 @@ impl Host {
             }
             HostTarget::Ssh { .. } => {
                 let link = SshLink::connect(spec).await?;
+                // The first remote shell starts beside the /version request (in the background).
+                shells = Some(ShellPool::start(&spec.name, link.session.control_socket()));
                 let local = link
                     .forward_unix(&spec.name, "docker.sock", &spec.docker_socket)
                     .await?;
@@ -175,6 +182,7 @@ impl Host {
                         version: None,
                         link: Link::Ssh(Box::new(link)),
                         http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+                        shells,
                     });
                 }
                 // One round trip for the version (asked without a version prefix, so any
@@ -208,6 +216,7 @@ impl Host {
             version,
             link,
             http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            shells,
         })
     }
 
@@ -322,6 +331,14 @@ impl Host {
                 })
             }
             Link::Ssh(link) => {
+                // One round trip in a long-lived shell; a plain exec when none is free.
+                if let Some(pool) = &self.shells {
+                    match pool.run(program, args, stdin).await {
+                        Ok(out) => return Ok(out),
+                        Err(ShellError::Failed(e)) => return Err(e),
+                        Err(ShellError::NotRun) => pool.count_plain(),
+                    }
+                }
                 let mut cmd = link.session.command(program);
                 cmd.args(args)
                     .stdin(if stdin.is_some() {
@@ -380,6 +397,12 @@ impl Host {
         }
     }
 
+    /// What the host's remote shells did so far (`None` for the local engine).
+    #[doc(hidden)]
+    pub fn shell_stats(&self) -> Option<ShellStats> {
+        self.shells.as_ref().map(|p| p.stats())
+    }
+
     /// Whether the connection still stands: `ConnectionLost` when the ssh master is gone.
     pub async fn check_alive(&self) -> Result<(), TransportError> {
         match &self.link {
@@ -407,6 +430,8 @@ impl Host {
 
     /// Ends the SSH master and removes its sockets. Dropping a `Host` does the same, less politely.
     pub async fn close(self) {
+        // The shells' channels end before the master does.
+        drop(self.shells);
         if let Link::Ssh(link) = self.link {
             link.close().await;
         }

@@ -9,9 +9,11 @@ mod error;
 mod host;
 mod http;
 mod kept;
+mod remote_shell;
 mod ssh;
 
 pub use error::TransportError;
 pub use host::{ExecOutput, Host};
 pub use http::HttpEndpoint;
 pub use kept::{DEFAULT_IDLE as KEEP_CONNECTION_IDLE, disconnect_all, keep_connections};
+pub use remote_shell::{MAX_SHELLS, ShellStats};

@@ -19,6 +19,7 @@ mod logs;
 mod metrics;
 mod proxy;
 mod release;
+mod remote_shell;
 mod runner;
 mod secrets;
 mod status;

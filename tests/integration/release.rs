@@ -541,10 +541,11 @@ fn killing_the_deploy_at_each_step_then_deploying_again_converges() {
         .iter()
         .filter(|r| r["action"] == "deploy" && r["outcome"] != "started")
         .count();
-    // Kills at `lock` and `inspect` come before the `started` record is written.
-    assert_eq!(
-        started,
-        ended + killed - 2,
+    // Kills at `lock` and `inspect` may come before the `started` record is written: a `--yes`
+    // run takes the lock and reads while planning, so those two steps are announced just
+    // before the record and a kill at them lands on either side of it.
+    assert!(
+        (ended + killed - 2..=ended + killed).contains(&started),
         "started {started}, ended {ended}, killed {killed}"
     );
     assert!(audit.iter().any(|r| r["action"] == "unlock"));

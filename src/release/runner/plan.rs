@@ -10,7 +10,8 @@ use thiserror::Error;
 use super::request::{Confirmation, Request, Verb};
 use crate::config::HostSpec;
 use crate::release::execute::plan_on_host;
-use crate::release::lock::{self, LockState};
+use crate::release::lock::{self, LockRequest, LockState};
+use crate::release::locked_plan::{LockedRead, lock_and_plan};
 use crate::release::plan::{Action, Target};
 use crate::release::prune::{self, PrunePlan};
 use crate::release::{DeployPlan, ReleaseError, ledger};
@@ -132,6 +133,8 @@ pub struct Planned {
     pub(super) request: Request,
     pub(super) hosts: Vec<Arc<Host>>,
     pub(super) plans: Vec<HostPlan>,
+    /// Per host, its lock and read when it was planned under the lock ([`plan_under_lock`]).
+    pub(super) locked: Vec<Option<LockedRead>>,
 }
 
 impl Planned {
@@ -152,8 +155,15 @@ impl Planned {
         self.request.confirmation(&self.plans)
     }
 
-    /// Gives the connections back without running (a cancelled confirmation).
+    /// Gives the connections back without running (a cancelled confirmation). A lock taken
+    /// while planning is released in the background (the faces run such plans at once).
     pub fn into_hosts(self) -> Vec<Arc<Host>> {
+        for (host, l) in self.hosts.iter().zip(self.locked) {
+            if let Some(l) = l {
+                let host = host.clone();
+                tokio::spawn(async move { l.release(&host).await });
+            }
+        }
         self.hosts
     }
 }
@@ -188,12 +198,64 @@ pub async fn close(hosts: Vec<Arc<Host>>) {
 /// Plans the request on every host concurrently. `hosts` are the request's hosts, connected,
 /// in its order.
 pub async fn plan(request: Request, hosts: Vec<Arc<Host>>) -> Result<Planned, PlanError> {
-    let results = join_all(hosts.iter().map(|h| plan_one(&request, h))).await;
+    plan_inner(request, hosts, false).await
+}
+
+/// [`plan`] for a run nobody confirms by looking (`--yes`): each host of a release is locked
+/// first and planned from the read under its lock, which the run uses instead of reading the
+/// host again (`release::locked_plan`; the run still compares its plan with this one). A host
+/// whose lock is held is planned as [`plan`] does, and its run waits for the lock.
+pub async fn plan_under_lock(
+    request: Request,
+    hosts: Vec<Arc<Host>>,
+) -> Result<Planned, PlanError> {
+    plan_inner(request, hosts, true).await
+}
+
+async fn plan_inner(
+    request: Request,
+    hosts: Vec<Arc<Host>>,
+    under_lock: bool,
+) -> Result<Planned, PlanError> {
+    // Each host's plan, and its lock and read when it was planned under the lock.
+    let results = join_all(hosts.iter().map(|h| async {
+        if under_lock && let Some((p, l)) = plan_locked(&request, h).await {
+            return Ok((HostPlan::Release(p), Some(l)));
+        }
+        plan_one(&request, h).await.map(|p| (p, None))
+    }))
+    .await;
     let mut plans = Vec::with_capacity(results.len());
+    let mut locked = Vec::with_capacity(results.len());
+    let mut failed = None;
     for r in results {
-        plans.push(r?);
+        match r {
+            Ok((p, l)) => {
+                plans.push(p);
+                locked.push(l);
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+                locked.push(None);
+            }
+        }
     }
-    if let Err(e) = agree(&request, &plans) {
+    let disagree = if failed.is_none() {
+        agree(&request, &plans).err()
+    } else {
+        None
+    };
+    if failed.is_some() || disagree.is_some() {
+        for (h, l) in hosts.iter().zip(locked.drain(..)) {
+            if let Some(l) = l {
+                l.release(h).await;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(e) = disagree {
         close(hosts).await;
         return Err(e);
     }
@@ -201,7 +263,36 @@ pub async fn plan(request: Request, hosts: Vec<Arc<Host>>) -> Result<Planned, Pl
         request,
         hosts,
         plans,
+        locked,
     })
+}
+
+/// A release on a droplet, locked without waiting and planned from the read under the lock.
+async fn plan_locked(request: &Request, host: &Arc<Host>) -> Option<(DeployPlan, LockedRead)> {
+    if crate::swarm::is_swarm(host) || request.take_over_stale || request.read_only.is_some() {
+        return None;
+    }
+    let (target, action) = match &request.verb {
+        Verb::Deploy { reference } | Verb::Promote { reference } => {
+            (Target::Ref(reference.clone()), Action::Deploy)
+        }
+        Verb::Redeploy { reference } => (Target::Ref(reference.clone()), Action::Redeploy),
+        Verb::Rollback { target } => (target.clone(), Action::Rollback),
+        _ => return None,
+    };
+    let what = match &target {
+        Target::Ref(t) => format!("{} {t}", action.as_str()),
+        Target::Previous => format!("{} to previous", action.as_str()),
+    };
+    let req = LockRequest {
+        service: &request.service.name,
+        action: &what,
+        actor: &request.actor,
+        env: &request.env,
+        wait: std::time::Duration::ZERO,
+        take_over_stale: false,
+    };
+    lock_and_plan(host, &request.service, &target, action, &req).await
 }
 
 /// One environment rollback to "previous" goes to one SHA: when the hosts' ledgers name

@@ -10,6 +10,7 @@ use super::plan::{HostPlan, Planned, plan_one};
 use super::report::{HostError, HostReport, HostResult, NotAttempted, RunReport, ServesNow};
 use super::request::{Request, Verb};
 use crate::monitor::notify::Notifier;
+use crate::release::locked_plan::LockedRead;
 use crate::release::plan::Pinned;
 use crate::release::{ActionOptions, Event, EventSink, ReleaseError, Step, execute, lock, prune};
 use crate::state::read_service;
@@ -51,6 +52,7 @@ impl Planned {
             request,
             hosts,
             plans,
+            locked,
         } = self;
         let mut report = RunReport {
             title: request.title(),
@@ -60,7 +62,7 @@ impl Planned {
         };
         let mut stop: Option<NotAttempted> = report.refused.as_ref().map(|_| NotAttempted::Refused);
         let mut last_done: Option<String> = None;
-        for (host, plan) in hosts.iter().zip(&plans) {
+        for ((host, plan), locked) in hosts.iter().zip(&plans).zip(locked) {
             if stop.is_none() && opts.cancel.is_cancelled() {
                 stop = Some(NotAttempted::Cancelled);
                 if let Some(after) = &last_done {
@@ -68,6 +70,9 @@ impl Planned {
                 }
             }
             if let Some(why) = stop {
+                if let Some(l) = locked {
+                    l.release(host).await;
+                }
                 opts.events.emit(Event::Info {
                     host: host.name().to_string(),
                     message: match why {
@@ -84,7 +89,7 @@ impl Planned {
                 });
                 continue;
             }
-            let result = run_host(&request, host, plan, opts).await;
+            let result = run_host(&request, host, plan, locked, opts).await;
             if request.verb.is_release() {
                 notify(&opts.notifier, &request, host.name(), &result).await;
             }
@@ -113,6 +118,7 @@ async fn run_host(
     request: &Request,
     host: &Arc<Host>,
     plan: &HostPlan,
+    locked: Option<LockedRead>,
     opts: &RunOptions,
 ) -> HostResult {
     let failed = |e: HostError| HostResult::Failed { error: Arc::new(e) };
@@ -125,7 +131,7 @@ async fn run_host(
                 PinMode::Confirmed => p.pin(),
                 PinMode::TargetOnly => p.pin().target_only(),
             };
-            release(request, host, &pin, opts).await
+            release(request, host, &pin, locked, opts).await
         }
         (Verb::Prune { keep }, _) => {
             if let Err(e) = confirmed_still_holds(request, host, plan, &opts.events).await {
@@ -192,6 +198,7 @@ async fn release(
     request: &Request,
     host: &Arc<Host>,
     pin: &Pinned,
+    locked: Option<LockedRead>,
     opts: &RunOptions,
 ) -> HostResult {
     let mut action_opts = ActionOptions {
@@ -217,7 +224,21 @@ async fn release(
             execute::run_pinned(host.clone(), service, pin, &o, &opts.events).await
         }
     };
-    let mut done = run_once(action_opts.clone()).await;
+    let mut done = match locked {
+        // Boxed: a release's future is large, and the console runs it on a small stack.
+        Some(l) => {
+            Box::pin(execute::run_pinned_locked(
+                host.clone(),
+                service,
+                pin,
+                l,
+                &action_opts,
+                &opts.events,
+            ))
+            .await
+        }
+        None => run_once(action_opts.clone()).await,
+    };
     if let Err(ReleaseError::Locked {
         takeover_possible: true,
         holder,
