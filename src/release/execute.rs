@@ -204,12 +204,7 @@ async fn run_inner(
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
     let started = Instant::now();
-    let mut r = StepRecorder {
-        host: &host,
-        events,
-        steps: Vec::new(),
-        lock_lost: None,
-    };
+    let mut r = StepRecorder::new(&host, events);
     let what = match &target {
         Target::Ref(t) => format!("{} {t}", action.as_str()),
         Target::Previous => format!("{} to previous", action.as_str()),

@@ -177,6 +177,7 @@ pub async fn run_on_host(
             step,
             elapsed_ms: ms(t),
             detail,
+            trips: None,
         });
     };
     let t = begin(Step::Lock, service.name.clone());

@@ -10,8 +10,10 @@ mod host;
 mod http;
 mod kept;
 mod ssh;
+pub mod trips;
 
 pub use error::TransportError;
 pub use host::{ExecOutput, Host};
 pub use http::HttpEndpoint;
 pub use kept::{DEFAULT_IDLE as KEEP_CONNECTION_IDLE, disconnect_all, keep_connections};
+pub use trips::{TripCount, TripKind};

@@ -19,6 +19,7 @@ mod logs;
 mod metrics;
 mod proxy;
 mod release;
+mod round_trips;
 mod runner;
 mod secrets;
 mod status;
