@@ -281,6 +281,7 @@ fn spawn_printer(format: OutputFormat) -> (EventSink, tokio::task::JoinHandle<()
                     step,
                     elapsed_ms,
                     detail,
+                    ..
                 } => format!(
                     "[{host}] ✓ {} ({}){}",
                     step.label(),

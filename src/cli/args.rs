@@ -61,7 +61,12 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// What every host of the environment runs: colors, live one, images, health
-    Status,
+    Status {
+        /// Also print, on stderr, each host's connect time and the round trips of its read
+        /// (sequential, and the operations by kind)
+        #[arg(long)]
+        timings: bool,
+    },
     /// Deploy a git SHA or image tag, blue/green, host by host
     Deploy {
         /// Git SHA (7-40 hex) or image tag

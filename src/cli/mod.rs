@@ -104,11 +104,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         _ => {}
     }
-    if let Some(idle) = cli.global.keep_connection
-        && !idle.is_zero()
-    {
-        crate::transport::keep_connections(idle);
-    }
     let ctx = match Context::load(&cli.global) {
         Ok(c) => c,
         Err(e) => {
@@ -116,11 +111,17 @@ pub async fn run(cli: Cli) -> Result<i32> {
             return Ok(crate::exit::USAGE);
         }
     };
+    // The flag (or DECKHAND_KEEP_CONNECTION) over the environment's `ssh.persist`; `=0` is off.
+    if let Some(idle) = cli.global.keep_connection.or(ctx.env.ssh_persist)
+        && !idle.is_zero()
+    {
+        crate::transport::keep_connections(idle);
+    }
     let Some(command) = cli.command else {
-        return status::run(&ctx).await;
+        return status::run(&ctx, false).await;
     };
     match command {
-        Command::Status => status::run(&ctx).await,
+        Command::Status { timings } => status::run(&ctx, timings).await,
         Command::Deploy {
             reference,
             force,

@@ -5,11 +5,23 @@ use color_eyre::eyre::Result;
 use super::output::Table;
 use super::{Context, OutputFormat};
 use crate::exit;
-use crate::state::{Color, EnvStatus, HostStatus, ServiceStatus, read_env};
+use crate::state::{Color, EnvStatus, HostStatus, ServiceStatus, read_env_timed};
 use crate::util::{format_age, format_bytes};
 
-pub async fn run(ctx: &Context) -> Result<i32> {
-    let status = read_env(&ctx.env, &ctx.services).await;
+pub async fn run(ctx: &Context, timings: bool) -> Result<i32> {
+    let (status, cost) = read_env_timed(&ctx.env, &ctx.services).await;
+    if timings {
+        // On stderr: the table and the documented JSON on stdout stay as they are.
+        for (h, t) in status.hosts.iter().zip(&cost) {
+            match t {
+                Some(t) => eprintln!(
+                    "{}: read in {} ms (connect {} ms), {}",
+                    h.name, h.read_ms, t.connect_ms, t.trips
+                ),
+                None => eprintln!("{}: unreachable after {} ms", h.name, h.read_ms),
+            }
+        }
+    }
     match ctx.global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         // Labels, health answers and errors are the hosts' words: shown, never emitted raw.

@@ -98,6 +98,55 @@ known_hosts = "/tmp/kh"
 "#;
 
     #[test]
+    fn ssh_persist_is_read_per_environment_over_the_global_one() {
+        let text = format!(
+            "{GOOD}\n[ssh]\npersist = \"10m\"\n\n[env.prod]\nhosts = [\"deploy@203.0.113.20\"]\nssh = {{ persist = \"off\" }}\n\n[env.ci]\nhosts = [\"ci-1\"]\nssh = {{ persist = \"90s\" }}\n"
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(
+            c.env("dev").expect("dev").ssh_persist,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(c.env("prod").expect("prod").ssh_persist, None);
+        assert_eq!(
+            c.env("ci").expect("ci").ssh_persist,
+            Some(Duration::from_secs(90))
+        );
+        // Not set anywhere: nothing is kept.
+        assert_eq!(
+            parse(GOOD)
+                .expect("valid")
+                .env("dev")
+                .expect("dev")
+                .ssh_persist,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_ssh_persist_names_the_file_line_and_field() {
+        for (value, why) in [("forever", "not a duration"), ("48h", "outside 1s to 24h")] {
+            let text = format!("{GOOD}\n[ssh]\npersist = \"{value}\"\n");
+            let e = parse(&text).expect_err(value).to_string();
+            let line = text
+                .lines()
+                .position(|l| l.starts_with("persist"))
+                .expect("line")
+                + 1;
+            assert!(e.contains(&format!("deckhand.toml:{line}")), "{e}");
+            assert!(e.contains("ssh.persist"), "{e}");
+            assert!(e.contains(why), "{e}");
+        }
+        let text =
+            format!("{GOOD}\n[env.ci]\nhosts = [\"ci-1\"]\nssh = {{ persist = \"soon\" }}\n");
+        let e = parse(&text).expect_err("bad").to_string();
+        assert!(e.contains("env.ci.ssh.persist"), "{e}");
+        let text = format!("{GOOD}\n[ssh]\nkeep = \"1m\"\n");
+        let e = parse(&text).expect_err("unknown key").to_string();
+        assert!(e.contains("keep"), "{e}");
+    }
+
+    #[test]
     fn the_design_example_loads_with_defaults() {
         let c = parse(GOOD).expect("valid");
         let api = c.service("api").expect("api");

@@ -93,6 +93,10 @@ pub struct Environment {
     pub read_only: bool,
     pub hosts: Vec<HostSpec>,
     pub alerts: AlertThresholds,
+    /// `ssh.persist`: keep each host's ssh master this long idle after a CLI call, for the
+    /// next call to ride (`None`: close it at exit). `--keep-connection` and
+    /// `DECKHAND_KEEP_CONNECTION` override it.
+    pub ssh_persist: Option<Duration>,
 }
 
 /// The spec's alert rules, configurable per environment (`[env.NAME.alerts]`).

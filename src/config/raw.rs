@@ -14,6 +14,16 @@ pub struct RawConfig {
     pub service: Vec<Spanned<RawService>>,
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<RawEnv>>,
+    /// `[ssh]`: how deckhand's CLI holds its ssh connections (every environment).
+    pub ssh: Option<RawSsh>,
+}
+
+/// `[ssh]` or `[env.NAME.ssh]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// Keep each host's ssh master for this idle time after a CLI call (`"10m"`; `"off"`).
+    pub persist: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -67,6 +77,8 @@ pub struct RawEnv {
     pub alerts: Option<Spanned<RawAlerts>>,
     /// A Docker Swarm reached through one manager (issue 16), instead of hosts.
     pub swarm: Option<Spanned<RawSwarm>>,
+    /// Overrides `[ssh]` for this environment.
+    pub ssh: Option<RawSsh>,
 }
 
 /// `swarm = { manager = "...", ... }`: the manager deckhand reaches over SSH, and how many

@@ -65,6 +65,9 @@ pub enum Event {
         step: Step,
         elapsed_ms: u64,
         detail: String,
+        /// The step's remote operations and sequential round trips (st, issue 14).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trips: Option<crate::transport::TripCount>,
     },
     StepFailed {
         host: String,

@@ -231,12 +231,7 @@ async fn run_inner(
     events: &EventSink,
 ) -> Result<HostOutcome, ReleaseError> {
     let started = Instant::now();
-    let mut r = StepRecorder {
-        host: &host,
-        events,
-        steps: Vec::new(),
-        lock_lost: None,
-    };
+    let mut r = StepRecorder::new(&host, events);
     let what = match &target {
         Target::Ref(t) => format!("{} {t}", action.as_str()),
         Target::Previous => format!("{} to previous", action.as_str()),
@@ -264,6 +259,8 @@ async fn run_inner(
                 step: Step::Lock,
                 elapsed_ms: l.lock_ms,
                 detail: "taken with the plan".into(),
+                // Its round trips were the plan's (counted there).
+                trips: None,
             });
             (l.held, Some((l.status, l.set_aside, l.ledger)))
         }

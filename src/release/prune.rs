@@ -180,6 +180,7 @@ pub async fn run_on_host(
             step,
             elapsed_ms: ms(t),
             detail,
+            trips: None,
         });
     };
     let t = begin(Step::Lock, service.name.clone());

@@ -12,6 +12,9 @@ pub(crate) struct StepRecorder<'a> {
     pub(crate) steps: Vec<(Step, u64)>,
     /// Set by the lock's heartbeat when the lock is no longer ours (waits look at it).
     pub(crate) lock_lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The host's round trips when each step in progress started (st, issue 14); steps can
+    /// overlap, so per step.
+    trips_at_start: std::sync::Mutex<Vec<(Step, crate::transport::TripCount)>>,
 }
 
 impl<'a> StepRecorder<'a> {
@@ -21,6 +24,7 @@ impl<'a> StepRecorder<'a> {
             events,
             steps: Vec::new(),
             lock_lost: None,
+            trips_at_start: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -49,6 +53,10 @@ impl<'a> StepRecorder<'a> {
     }
 
     pub(crate) fn start(&self, step: Step, detail: impl Into<String>) -> Instant {
+        if let Ok(mut at) = self.trips_at_start.lock() {
+            at.retain(|(s, _)| *s != step);
+            at.push((step, self.host.trips()));
+        }
         self.events.emit(Event::StepStarted {
             host: self.host.name().to_string(),
             step,
@@ -60,11 +68,18 @@ impl<'a> StepRecorder<'a> {
     pub(crate) fn finish(&mut self, step: Step, started: Instant, detail: impl Into<String>) {
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.steps.push((step, ms));
+        let began = self.trips_at_start.lock().ok().and_then(|mut at| {
+            let i = at.iter().position(|(s, _)| *s == step)?;
+            Some(at.swap_remove(i).1)
+        });
+        let trips = began.map(|b| self.host.trips().since(&b));
+        tracing::debug!(host = %self.host.name(), ?step, elapsed_ms = ms, ?trips, "step finished");
         self.events.emit(Event::StepFinished {
             host: self.host.name().to_string(),
             step,
             elapsed_ms: ms,
             detail: detail.into(),
+            trips,
         });
     }
 

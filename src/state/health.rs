@@ -154,7 +154,10 @@ pub async fn probe_health(host: &Host, port: u16, path: &str, timeout: Duration)
         Ok(e) => e,
         Err(e) => return HealthReport::failed(ms(), e.to_string()),
     };
-    let resp = match endpoint.client.get(endpoint.url(path)).send().await {
+    let trip = endpoint.trip();
+    let sent = endpoint.client.get(endpoint.url(path)).send().await;
+    trip.end();
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => return HealthReport::failed(ms(), describe_request_error(&e, port, timeout)),
     };

@@ -17,7 +17,8 @@ pub use model::{
     ProxyKind, ProxyStatus, ServiceStatus,
 };
 pub use read::{
-    parse_df, parse_meminfo, read_env, read_file_from_container as read_file_from_container_pub,
-    read_host, read_service, status_of_host,
+    ReadTimings, parse_df, parse_meminfo, read_env, read_env_timed,
+    read_file_from_container as read_file_from_container_pub, read_host, read_service,
+    status_of_host, status_of_host_timed,
 };
 pub use traffic::{ColorTraffic, ServiceTraffic, read_traffic};

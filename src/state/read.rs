@@ -17,7 +17,7 @@ use super::{
     ServiceStatus, ServiceTraffic, image_tag, is_protected_tag, probe_health, proxy_conf,
 };
 use crate::config::{Environment, HostSpec, Service};
-use crate::transport::Host;
+use crate::transport::{Host, TripCount};
 
 /// How long one `/health` probe may take during a status read.
 const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -25,33 +25,80 @@ const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Reads every host of an environment concurrently; a slow or dead host only delays its own row
 /// (each connect is bounded by the host's connect timeout).
 pub async fn read_env(env: &Environment, services: &[Service]) -> EnvStatus {
-    let hosts = join_all(env.hosts.iter().map(|h| status_of_host(h, services))).await;
-    EnvStatus {
-        env: env.name.clone(),
-        hosts,
-    }
+    read_env_timed(env, services).await.0
+}
+
+/// [`read_env`], with how long each host's connect took and its round trips (`None` for a
+/// host that could not be reached), in the hosts' order.
+pub async fn read_env_timed(
+    env: &Environment,
+    services: &[Service],
+) -> (EnvStatus, Vec<Option<ReadTimings>>) {
+    let (hosts, timings) = join_all(env.hosts.iter().map(|h| status_of_host_timed(h, services)))
+        .await
+        .into_iter()
+        .unzip();
+    (
+        EnvStatus {
+            env: env.name.clone(),
+            hosts,
+        },
+        timings,
+    )
+}
+
+/// What one host's status read cost: the connect (ssh handshake and forward) and the remote
+/// operations of the whole read (see [`crate::transport::trips`]).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ReadTimings {
+    pub connect_ms: u64,
+    pub trips: TripCount,
 }
 
 /// Connects, reads and disconnects one host. Never fails: an unreachable host is a row too.
+///
+/// The reads go out as soon as the ssh link stands, beside the connect's `/version` request
+/// ([`Host::connect_early`]); whether the engine answered decides if the host is reachable.
 pub async fn status_of_host(spec: &HostSpec, services: &[Service]) -> HostStatus {
+    status_of_host_timed(spec, services).await.0
+}
+
+/// [`status_of_host`] with its timings (`None` when the host could not be reached).
+pub async fn status_of_host_timed(
+    spec: &HostSpec,
+    services: &[Service],
+) -> (HostStatus, Option<ReadTimings>) {
     let started = Instant::now();
-    match Host::connect(spec).await {
-        Ok(host) => {
-            let mut status = read_host(&host, services).await;
-            host.close().await;
-            status.read_ms = elapsed_ms(started);
-            status
-        }
-        Err(e) => HostStatus {
-            name: spec.name.clone(),
-            reachable: false,
-            error: Some(e.to_string()),
-            facts: None,
-            services: Vec::new(),
-            read_ms: elapsed_ms(started),
-            swarm: None,
-        },
-    }
+    let unreachable = |e: crate::transport::TransportError, started: Instant| HostStatus {
+        name: spec.name.clone(),
+        reachable: false,
+        error: Some(e.to_string()),
+        facts: None,
+        services: Vec::new(),
+        read_ms: elapsed_ms(started),
+        swarm: None,
+    };
+    let host = match Host::connect_early(spec).await {
+        Ok(h) => h,
+        Err(e) => return (unreachable(e, started), None),
+    };
+    let connected_ms = elapsed_ms(started);
+    let (ready, status) = tokio::join!(host.ready(), read_host(&host, services));
+    let trips = host.trips();
+    host.close().await;
+    let mut status = match ready {
+        Ok(()) => status,
+        Err(e) => return (unreachable(e, started), None),
+    };
+    status.read_ms = elapsed_ms(started);
+    tracing::debug!(host = %spec.name, connect_ms = connected_ms, read_ms = status.read_ms, %trips, "status read");
+    (
+        status,
+        Some(ReadTimings {
+            connect_ms: connected_ms,
+            trips,
+        }),
+    )
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
@@ -290,7 +337,9 @@ async fn inspect_color(
 /// The color the proxy answers with right now (its `X-Deckhand-Color` header), if it answers.
 async fn served_color(host: &Host, port: u16, path: &str) -> Option<Color> {
     let endpoint = host.http(port, HEALTH_PROBE_TIMEOUT).await.ok()?;
+    let trip = endpoint.trip();
     let resp = endpoint.client.get(endpoint.url(path)).send().await.ok()?;
+    trip.end();
     let header = resp
         .headers()
         .get(super::contract::COLOR_HEADER)?
@@ -617,13 +666,8 @@ pub(crate) async fn read_facts(host: &Host) -> HostFacts {
                 .map(|o| o.stdout_text())
         }
     };
-    // The connect read the version, except through a kept master: then it is asked here.
-    let version = async {
-        match &host.version {
-            Some(v) => Some(v.clone()),
-            None => host.docker.version().await.ok(),
-        }
-    };
+    // The connect's own `/version` request (it runs beside these reads).
+    let version = host.engine_version();
     let (version, info, text) =
         tokio::join!(version, host.docker.info(), run_facts(DEFAULT_DOCKER_ROOT));
     if let Some(v) = version {

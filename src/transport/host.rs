@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::SystemVersion;
-use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
+use bollard::{API_DEFAULT_VERSION, Docker};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
-use super::docker_client::PooledSocket;
+use super::docker_client::{Api, PooledSocket, negotiated};
 use super::remote_shell::{ShellError, ShellPool, ShellStats};
 use super::ssh::SshLink;
+use super::trips::{TripCount, TripKind, Trips};
 use super::{HttpEndpoint, TransportError};
 use crate::config::{HostSpec, HostTarget};
 
@@ -32,21 +34,10 @@ pub const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
 /// a status read sends at once (inspect of both colors and the proxy, its config file, the
 /// images, the engine's info, the traffic exec), so none of them waits for a new channel.
 const WARM_CONNECTIONS: usize = 7;
-
-/// The API version both sides speak: the engine's, unless it is newer than bollard's.
-fn negotiated(server: Option<&str>) -> ClientVersion {
-    let parse = |v: &str| {
-        let (a, b) = v.split_once('.')?;
-        Some(ClientVersion {
-            major_version: a.trim().parse().ok()?,
-            minor_version: b.trim().parse().ok()?,
-        })
-    };
-    match server.and_then(parse) {
-        Some(v) if v < *API_DEFAULT_VERSION => v,
-        _ => *API_DEFAULT_VERSION,
-    }
-}
+/// After [`Host::connect_early`] the reads open their own connections as they go out; the
+/// requests that wait for the API version (a write such as the traffic read's exec) find
+/// these open instead of opening a channel then.
+const WARM_FOR_WRITES: usize = 2;
 
 fn command_timeout() -> Duration {
     std::env::var(COMMAND_TIMEOUT_ENV)
@@ -59,14 +50,36 @@ fn command_timeout() -> Duration {
 pub struct Host {
     pub spec: HostSpec,
     pub docker: Docker,
-    /// The engine's `/version` answer from the connect (read once, reused by host facts).
-    pub version: Option<SystemVersion>,
     link: Link,
     /// One HTTP client per (port, timeout), reused with its keep-alive connections: a console
     /// probes the same ports every few seconds.
     http_clients: std::sync::Mutex<std::collections::HashMap<(u16, Duration), HttpEndpoint>>,
     /// Long-lived shells on an ssh host that run `exec`'s commands (`remote_shell`).
     shells: Option<Arc<ShellPool>>,
+    /// Every remote operation of this host (see `trips`).
+    trips: Trips,
+    engine: Engine,
+}
+
+/// The engine's `/version`: read once per connection (host facts show it).
+enum Engine {
+    Local(Box<Option<SystemVersion>>),
+    Ssh {
+        /// `None` until the connect's `/version` request has answered (or failed).
+        version: watch::Receiver<Option<Result<SystemVersion, String>>>,
+        /// Through a kept master the API version was known from the last time.
+        cached_api: bool,
+        _fetch: AbortOnDrop,
+    },
+}
+
+/// The connect's `/version` request runs beside the first reads; it dies with its host.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 enum Link {
@@ -127,8 +140,27 @@ impl Host {
     /// Connects within the host's connect timeout (ssh handshake, forward, first Docker call),
     /// so a dead host costs a bounded wait and its own error.
     pub async fn connect(spec: &HostSpec) -> Result<Self, TransportError> {
+        Self::bounded_connect(spec, true).await
+    }
+
+    /// Like [`connect`](Self::connect), but returns once the ssh link and the Docker forward
+    /// stand, without waiting for the engine's first answer: reads sent at once go out beside
+    /// the connect's `/version` request (one round trip less). Whether the engine answers is
+    /// [`ready`](Self::ready), which the caller must ask before trusting its reads' errors.
+    pub async fn connect_early(spec: &HostSpec) -> Result<Self, TransportError> {
+        Self::bounded_connect(spec, false).await
+    }
+
+    async fn bounded_connect(spec: &HostSpec, wait: bool) -> Result<Self, TransportError> {
         let budget = spec.connect_timeout + Duration::from_secs(5);
-        match tokio::time::timeout(budget, Self::connect_inner(spec)).await {
+        let connect = async {
+            let host = Self::connect_inner(spec, wait).await?;
+            if wait {
+                host.ready().await?;
+            }
+            Ok(host)
+        };
+        match tokio::time::timeout(budget, connect).await {
             Ok(r) => r,
             Err(_) => Err(TransportError::Timeout {
                 host: spec.name.clone(),
@@ -138,14 +170,21 @@ impl Host {
         }
     }
 
-    async fn connect_inner(spec: &HostSpec) -> Result<Self, TransportError> {
-        let docker_err = |detail: String| TransportError::Docker {
+    fn docker_error(spec: &HostSpec, detail: String) -> TransportError {
+        TransportError::Docker {
             host: spec.name.clone(),
             socket: spec.docker_socket.clone(),
             detail,
-        };
+        }
+    }
+
+    /// `warm`: open the connections a first burst of reads needs beside `/version` (a caller
+    /// that waits for the version); a caller that reads at once opens them with its reads.
+    async fn connect_inner(spec: &HostSpec, warm: bool) -> Result<Self, TransportError> {
+        let docker_err = |detail: String| Self::docker_error(spec, detail);
+        let trips = Trips::new();
         let mut shells = None;
-        let (docker, link, version) = match &spec.target {
+        let (docker, link, engine) = match &spec.target {
             HostTarget::Local => {
                 let d = Docker::connect_with_unix(
                     &spec.docker_socket,
@@ -159,7 +198,7 @@ impl Host {
                     .await
                     .map_err(|e| docker_err(crate::util::error_chain(&e)))?;
                 let version = d.version().await.ok();
-                (d, Link::Local, version)
+                (d, Link::Local, Engine::Local(Box::new(version)))
             }
             HostTarget::Ssh { .. } => {
                 let link = SshLink::connect(spec).await?;
@@ -168,56 +207,93 @@ impl Host {
                 let local = link
                     .forward_unix(&spec.name, "docker.sock", &spec.docker_socket)
                     .await?;
-                let pool = PooledSocket::new(&local);
+                let pool = PooledSocket::new(&local, trips.clone());
                 let kept_dir = link.kept.as_ref().map(|(d, _)| d.clone());
-                // Through a kept master the version negotiated last time is known: the first
-                // reads go out at once (the engine's own version comes with the host facts).
-                if let Some(api) = kept_dir.as_deref().and_then(super::kept::cached_api) {
-                    let d = pool
-                        .docker(DOCKER_REQUEST_TIMEOUT_SECS, &negotiated(Some(&api)))
-                        .map_err(|e| docker_err(e.to_string()))?;
-                    return Ok(Self {
-                        spec: spec.clone(),
-                        docker: d,
-                        version: None,
-                        link: Link::Ssh(Box::new(link)),
-                        http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
-                        shells,
-                    });
-                }
-                // One round trip for the version (asked without a version prefix, so any
-                // engine answers), while the connections the first reads need are opened
-                // beside it. A server that refuses stream-local forwarding is noticed here.
-                let (version, ()) = tokio::join!(pool.get("/version"), pool.warm(WARM_CONNECTIONS));
-                let version = match version {
-                    Ok((200, body)) => serde_json::from_slice::<SystemVersion>(&body)
-                        .map_err(|e| docker_err(format!("unreadable /version answer: {e}")))?,
-                    Ok((code, body)) => {
-                        return Err(docker_err(format!(
-                            "/version answered {code}: {}",
-                            crate::sanitize::host_text(&String::from_utf8_lossy(&body))
-                        )));
-                    }
-                    Err(e) => return Err(docker_err(e)),
-                };
-                let api = negotiated(version.api_version.as_deref());
-                if let Some(dir) = &kept_dir {
-                    super::kept::cache_api(dir, &api.to_string());
+                // Through a kept master the version negotiated last time is known: every
+                // request goes out at once with it.
+                let cached = kept_dir.as_deref().and_then(super::kept::cached_api);
+                if let Some(api) = &cached {
+                    pool.settle_api(Api::Known(negotiated(Some(api))));
                 }
                 let d = pool
-                    .docker(DOCKER_REQUEST_TIMEOUT_SECS, &api)
+                    .docker(DOCKER_REQUEST_TIMEOUT_SECS)
                     .map_err(|e| docker_err(e.to_string()))?;
-                (d, Link::Ssh(Box::new(link)), Some(version))
+                let (tx, rx) = watch::channel(None);
+                let warm = match (&cached, warm) {
+                    (Some(_), _) => 0,
+                    (None, true) => WARM_CONNECTIONS,
+                    (None, false) => WARM_FOR_WRITES,
+                };
+                let fetch = tokio::spawn(fetch_version(
+                    pool.clone(),
+                    warm,
+                    kept_dir.filter(|_| cached.is_none()),
+                    tx,
+                ));
+                let engine = Engine::Ssh {
+                    version: rx,
+                    cached_api: cached.is_some(),
+                    _fetch: AbortOnDrop(fetch),
+                };
+                (d, Link::Ssh(Box::new(link)), engine)
             }
         };
         Ok(Self {
             spec: spec.clone(),
             docker,
-            version,
             link,
             http_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             shells,
+            trips,
+            engine,
         })
+    }
+
+    /// Whether the engine answers through the forward (a server that refuses stream-local
+    /// forwarding, or a wrong `docker_socket`, is noticed here). [`connect`](Self::connect)
+    /// has asked already; after [`connect_early`](Self::connect_early) it waits for the
+    /// connect's `/version` request.
+    pub async fn ready(&self) -> Result<(), TransportError> {
+        match &self.engine {
+            Engine::Local(_) => Ok(()),
+            Engine::Ssh {
+                cached_api: true, ..
+            } => Ok(()),
+            Engine::Ssh { version, .. } => {
+                let mut rx = version.clone();
+                match rx.wait_for(Option::is_some).await.as_deref() {
+                    Ok(Some(Ok(_))) => Ok(()),
+                    Ok(Some(Err(e))) => Err(Self::docker_error(&self.spec, e.clone())),
+                    _ => Err(Self::docker_error(
+                        &self.spec,
+                        "the connect's /version request was cancelled".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The engine's `/version` answer, read once per connection.
+    pub async fn engine_version(&self) -> Option<SystemVersion> {
+        match &self.engine {
+            Engine::Local(v) => v.as_ref().clone(),
+            Engine::Ssh { version, .. } => {
+                let mut rx = version.clone();
+                let v = rx.wait_for(Option::is_some).await.ok()?;
+                v.as_ref()?.as_ref().ok().cloned()
+            }
+        }
+    }
+
+    /// The remote operations of this host so far (see [`TripCount`]); the difference of two
+    /// snapshots is the cost of the work in between.
+    pub fn trips(&self) -> TripCount {
+        self.trips.snapshot()
+    }
+
+    /// Counts one remote operation that starts now (it ends when the guard is dropped).
+    pub fn trip(&self, kind: TripKind, opens_channel: bool) -> super::trips::Trip {
+        self.trips.begin(kind, opens_channel)
     }
 
     pub fn name(&self) -> &str {
@@ -243,10 +319,13 @@ impl Host {
             return Ok(e);
         }
         let endpoint = match &self.link {
-            Link::Local => HttpEndpoint::direct(port, timeout).map_err(build_err)?,
+            Link::Local => {
+                HttpEndpoint::direct(port, timeout, self.trips.clone()).map_err(build_err)?
+            }
             Link::Ssh(link) => {
                 let sock = link.forward_tcp(&self.spec.name, port).await?;
-                HttpEndpoint::via_unix_socket(&sock, port, timeout).map_err(build_err)?
+                HttpEndpoint::via_unix_socket(&sock, port, timeout, self.trips.clone())
+                    .map_err(build_err)?
             }
         };
         if let Ok(mut m) = self.http_clients.lock() {
@@ -277,7 +356,12 @@ impl Host {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, TransportError> {
-        match tokio::time::timeout(limit, self.exec_unbounded(program, args, stdin)).await {
+        // Round-trip accounting: a plain ssh command opens a session channel first, a command
+        // in a remote shell does not (`exec_unbounded` says which).
+        let mut trip = self.trip(TripKind::Command, false);
+        match tokio::time::timeout(limit, self.exec_unbounded(program, args, stdin, &mut trip))
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(TransportError::CommandTimeout {
                 host: self.spec.name.clone(),
@@ -296,6 +380,7 @@ impl Host {
         program: &str,
         args: &[&str],
         stdin: Option<&[u8]>,
+        trip: &mut super::trips::Trip,
     ) -> Result<ExecOutput, TransportError> {
         let err = |detail: String| TransportError::Exec {
             host: self.spec.name.clone(),
@@ -339,6 +424,7 @@ impl Host {
                         Err(ShellError::NotRun) => pool.count_plain(),
                     }
                 }
+                trip.opened_channel();
                 let mut cmd = link.session.command(program);
                 cmd.args(args)
                     .stdin(if stdin.is_some() {
@@ -436,4 +522,37 @@ impl Host {
             link.close().await;
         }
     }
+}
+
+/// The connect's `/version` request (and, for a caller that waits for it, the warm
+/// connections beside it). Its answer settles the API version if no read has yet.
+async fn fetch_version(
+    pool: PooledSocket,
+    warm: usize,
+    kept_dir: Option<std::path::PathBuf>,
+    tx: watch::Sender<Option<Result<SystemVersion, String>>>,
+) {
+    let warming = pool.warm(warm);
+    // Asked without a version prefix, so any engine answers.
+    let (version, ()) = tokio::join!(pool.get("/version"), warming);
+    let outcome = match version {
+        Ok((200, body)) => serde_json::from_slice::<SystemVersion>(&body)
+            .map_err(|e| format!("unreadable /version answer: {e}")),
+        Ok((code, body)) => Err(format!(
+            "/version answered {code}: {}",
+            crate::sanitize::host_text(&String::from_utf8_lossy(&body))
+        )),
+        Err(e) => Err(e),
+    };
+    match &outcome {
+        Ok(v) => {
+            let api = negotiated(v.api_version.as_deref());
+            pool.settle_api(Api::Known(api));
+            if let Some(dir) = &kept_dir {
+                super::kept::cache_api(dir, &api.to_string());
+            }
+        }
+        Err(e) => pool.settle_api(Api::Failed(e.clone())),
+    }
+    let _ = tx.send(Some(outcome));
 }

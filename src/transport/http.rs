@@ -1,4 +1,8 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use super::trips::{Trip, TripKind, Trips};
 
 /// An HTTP service on a host's loopback, reachable from here: directly for `local`, through a
 /// forwarded unix socket for SSH hosts (the URL's authority is then only cosmetic).
@@ -6,10 +10,15 @@ use std::time::Duration;
 pub struct HttpEndpoint {
     pub client: reqwest::Client,
     pub base_url: String,
+    /// The host's round-trip counters, and whether no request has been made yet (the first
+    /// opens the connection: through a forward, a new ssh channel).
+    trips: Trips,
+    unused: Arc<AtomicBool>,
+    forwarded: bool,
 }
 
 impl HttpEndpoint {
-    pub(crate) fn direct(port: u16, timeout: Duration) -> reqwest::Result<Self> {
+    pub(crate) fn direct(port: u16, timeout: Duration, trips: Trips) -> reqwest::Result<Self> {
         Ok(Self {
             client: reqwest::Client::builder()
                 .timeout(timeout)
@@ -21,6 +30,9 @@ impl HttpEndpoint {
                 .tls_certs_only([])
                 .build()?,
             base_url: format!("http://127.0.0.1:{port}"),
+            trips,
+            unused: Arc::new(AtomicBool::new(true)),
+            forwarded: false,
         })
     }
 
@@ -28,6 +40,7 @@ impl HttpEndpoint {
         socket: &std::path::Path,
         port: u16,
         timeout: Duration,
+        trips: Trips,
     ) -> reqwest::Result<Self> {
         Ok(Self {
             client: reqwest::Client::builder()
@@ -38,7 +51,18 @@ impl HttpEndpoint {
                 .tls_certs_only([])
                 .build()?,
             base_url: format!("http://127.0.0.1:{port}"),
+            trips,
+            unused: Arc::new(AtomicBool::new(true)),
+            forwarded: true,
         })
+    }
+
+    /// Counts one request to this endpoint in the host's round trips; hold the guard until
+    /// the answer is in. The first request of an endpoint is taken to open its connection
+    /// (later ones ride reqwest's keep-alive; one closed meanwhile is not seen here).
+    pub fn trip(&self) -> Trip {
+        let first = self.unused.swap(false, Ordering::Relaxed);
+        self.trips.begin(TripKind::Http, first && self.forwarded)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -11,9 +11,11 @@ mod http;
 mod kept;
 mod remote_shell;
 mod ssh;
+pub mod trips;
 
 pub use error::TransportError;
 pub use host::{ExecOutput, Host};
 pub use http::HttpEndpoint;
 pub use kept::{DEFAULT_IDLE as KEEP_CONNECTION_IDLE, disconnect_all, keep_connections};
 pub use remote_shell::{MAX_SHELLS, ShellStats};
+pub use trips::{TripCount, TripKind};

@@ -122,6 +122,7 @@ impl Progress {
                 step,
                 elapsed_ms,
                 detail,
+                ..
             } => {
                 if let Some(row) = self.open_row(&host, step) {
                     row.state = StepState::Done;

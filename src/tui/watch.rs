@@ -49,6 +49,18 @@ const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// for all the others and time out, then retry together. The wait for a turn is not timed.
 const FULL_READS_AT_ONCE: usize = 8;
 static FULL_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(FULL_READS_AT_ONCE);
+/// ssh handshakes at once across the console's hosts: fifty starting together (the console's
+/// start, a network blip) each wait for all the others' key exchanges and pass their connect
+/// timeout, then retry together. The wait for a turn is not part of the connect timeout.
+const CONNECTS_AT_ONCE: usize = 8;
+static CONNECTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONNECTS_AT_ONCE);
+/// Monitoring cycles at once across hosts (each is a few remote commands and Docker's stats);
+/// the wait for a turn is not timed either.
+const MONITORS_AT_ONCE: usize = 8;
+static MONITORS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MONITORS_AT_ONCE);
+/// A full read that failed is tried again after this, doubled per failure in a row: a host
+/// that is slow because the machine is busy must not add a full read every 2 s to the load.
+const FAILED_READ_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 type EventStream<'a> =
     Pin<Box<dyn Stream<Item = Result<EventMessage, bollard::errors::Error>> + Send + 'a>>;
@@ -108,7 +120,10 @@ pub async fn watch_host(
         let _ = tx.send(host_msg(epoch, &name, HostUpdate::Connecting));
         let connected = tokio::select! {
             () = cancel.cancelled() => return,
-            r = Host::connect(&spec) => r,
+            r = async {
+                let _turn = CONNECTS.acquire().await;
+                Host::connect(&spec).await
+            } => r,
         };
         let host = match connected {
             Ok(h) => Arc::new(h),
@@ -171,12 +186,13 @@ struct Watch<'a> {
     dirty: BTreeSet<String>,
 }
 
-/// A fixed offset per host name below `min(interval, 5 s)`.
+/// A fixed offset per host name below the interval: hosts connected together run their cycles
+/// spread over the whole interval, not in a burst.
 fn spread(name: &str, interval: Duration) -> Duration {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut h);
-    let span = interval.min(Duration::from_secs(5)).as_millis().max(1);
+    let span = interval.as_millis().max(1);
     let ms = u128::from(h.finish()) % span;
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
@@ -187,6 +203,16 @@ async fn bounded<T>(cancel: &CancellationToken, fut: impl Future<Output = T>) ->
     tokio::select! {
         () = cancel.cancelled() => None,
         r = tokio::time::timeout(READ_TIMEOUT, fut) => Some(r.ok()),
+    }
+}
+
+/// When to read again after `failures` failed full reads in a row (none: the poll interval).
+fn retry_after(failures: u32) -> Duration {
+    let doubled = POLL_EVERY.saturating_mul(1u32 << failures.min(8));
+    if failures == 0 {
+        POLL_EVERY
+    } else {
+        doubled.min(FAILED_READ_BACKOFF_MAX)
     }
 }
 
@@ -228,7 +254,7 @@ impl<'a> Watch<'a> {
         let mut next_health = Instant::now() + HEALTH_EVERY;
         let mut health_job: Option<Job<'a>> = None;
         let mut monitor_job: Option<Job<'a>> = None;
-        // Hosts connected together spread their cycles (up to 5 s apart), not all at once.
+        // Hosts connected together spread their cycles over the interval, not all at once.
         let mut next_monitor = Instant::now() + spread(self.name(), self.thresholds.interval);
         loop {
             if Instant::now() >= next_full {
@@ -262,7 +288,7 @@ impl<'a> Watch<'a> {
                     + if stream.is_some() && self.failures == 0 && whole && !swarm {
                         RESYNC_EVERY
                     } else {
-                        POLL_EVERY
+                        retry_after(self.failures)
                     };
             }
             if Instant::now() >= next_monitor && monitor_job.is_none() {
@@ -404,7 +430,7 @@ impl<'a> Watch<'a> {
                         host: self.name().to_string(),
                         secs: READ_TIMEOUT.as_secs(),
                     }),
-                    retry_in: POLL_EVERY,
+                    retry_in: retry_after(self.failures),
                 });
             }
         }
@@ -583,6 +609,8 @@ impl<'a> Watch<'a> {
         let mut monitor = std::mem::take(&mut self.monitor);
         let notifier = self.notifier.clone();
         Some(Box::pin(async move {
+            // Held for the whole cycle; its own time limits start once it has a turn.
+            let _turn = MONITORS.acquire().await;
             let reads = async {
                 tokio::join!(
                     join_all(proxied.iter().map(|s| read_traffic(host, s))),
@@ -684,5 +712,34 @@ impl<'a> Watch<'a> {
             self.alerts_view = Some(monitor_view(&m, self.thresholds, chrono::Utc::now()));
         }
         self.send(Some(BTreeSet::new()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_reads_back_off_to_a_ceiling() {
+        assert_eq!(retry_after(0), POLL_EVERY);
+        assert_eq!(retry_after(1), POLL_EVERY * 2);
+        assert_eq!(retry_after(2), POLL_EVERY * 4);
+        assert_eq!(retry_after(9), FAILED_READ_BACKOFF_MAX);
+        assert_eq!(retry_after(u32::MAX), FAILED_READ_BACKOFF_MAX);
+    }
+
+    #[test]
+    fn fifty_hosts_spread_their_cycles_over_the_interval() {
+        let interval = Duration::from_secs(15);
+        let offsets: Vec<Duration> = (1..=50)
+            .map(|i| spread(&format!("h{i:02}"), interval))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < interval));
+        // Not bunched in the first seconds: a third or more start after 5 s.
+        let late = offsets
+            .iter()
+            .filter(|o| **o >= Duration::from_secs(5))
+            .count();
+        assert!(late >= 17, "{late} of 50 after 5 s: {offsets:?}");
     }
 }

@@ -1143,3 +1143,115 @@ impl Drop for SmallDisk {
 
 /// A multi-node Docker Swarm of private engines (issue 16): see [`swarm::SwarmCluster`].
 pub mod swarm;
+
+/// A TCP relay on loopback that delays every byte by `delay` each way (RTT = 2 × delay), as
+/// scripts/bench_lib.py's `LatencyRelay` does for the benchmarks: for tests in which the
+/// link's round trips, not local work, must decide the order of events (round-trip counts).
+pub struct LatencyRelay {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LatencyRelay {
+    pub fn start(target: u16, delay: Duration) -> LatencyRelay {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("relay addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    if let (Ok(from), Ok(to)) = (from, to) {
+                        relay_one_way(from, to, delay);
+                    }
+                }
+            }
+        });
+        LatencyRelay { port, stop }
+    }
+}
+
+/// Reads as bytes come and writes each chunk `delay` after it was read (the delays of
+/// consecutive chunks overlap, as on a link: the relay adds latency, not a bandwidth limit).
+fn relay_one_way(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send((Instant::now() + delay, Vec::new()));
+                    break;
+                }
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        while let Ok((due, bytes)) = rx.recv() {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if bytes.is_empty() {
+                let _ = to.shutdown(std::net::Shutdown::Write);
+                break;
+            }
+            if to.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl Drop for LatencyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl SshServer {
+    /// The host's entry as [`SshServer::host_toml`] writes it, reached through another port
+    /// (a relay in front of this sshd), whose host key is trusted as well.
+    pub fn host_toml_via(&self, env: &str, name: &str, port: u16) -> String {
+        let known = std::fs::read_to_string(&self.known_hosts).expect("known_hosts");
+        let key = known
+            .lines()
+            .next()
+            .and_then(|l| l.split_once(' '))
+            .map(|(_, k)| k.to_string())
+            .expect("a host key line");
+        let line = format!("[127.0.0.1]:{port} {key}\n");
+        if !known.contains(&line) {
+            std::fs::write(&self.known_hosts, format!("{known}{line}")).expect("known_hosts");
+        }
+        self.host_toml(env, name).replace(
+            &format!("port = {}\n", self.port),
+            &format!("port = {port}\n"),
+        )
+    }
+}

@@ -201,3 +201,51 @@ async fn a_stale_or_foreign_control_socket_is_not_trusted() {
         "no master kept in an open directory"
     );
 }
+
+/// `[ssh] persist` keeps the master as the flag does; the flag (`=0`) turns it off for a call,
+/// an environment's own `ssh.persist = "off"` wins over the global one, and a bad value is a
+/// config error with its line (exit 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_persist_in_the_config_keeps_the_master_and_the_flag_overrides_it() {
+    let b = bed("kmcfg");
+    let base = std::fs::read_to_string(&b.path).expect("config");
+    let write = |extra: &str| std::fs::write(&b.path, format!("{base}\n{extra}")).expect("write");
+
+    // The flag says off: nothing kept although the config says keep.
+    write("[ssh]\npersist = \"5m\"\n");
+    b.status(Some("0"));
+    assert!(b.masters().is_empty(), "--keep-connection=0 wins");
+    // The config alone keeps it, and the next call rides it.
+    b.status(None);
+    let first = b.masters();
+    assert_eq!(first.len(), 1, "ssh.persist kept the master: {first:?}");
+    b.status(None);
+    assert_eq!(b.masters(), first, "the next call rode it");
+    let out = b.run(&["disconnect"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    wait_until("disconnected", Duration::from_secs(10), || {
+        b.masters().is_empty()
+    });
+
+    // The environment's own setting wins over [ssh].
+    let lab_off = base.replace(
+        "[[env.lab.host]]",
+        "[env.lab.ssh]\npersist = \"off\"\n\n[[env.lab.host]]",
+    );
+    std::fs::write(&b.path, format!("{lab_off}\n[ssh]\npersist = \"5m\"\n")).expect("write");
+    b.status(None);
+    assert!(b.masters().is_empty(), "env.lab.ssh.persist = off wins");
+
+    // A bad value: the file, the line and the field; exit 2, nothing connected.
+    write("[ssh]\npersist = \"a while\"\n");
+    let out = b.run(&["status", "--env", "lab"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = text(&out);
+    let line = format!("{base}\n[ssh]\npersist = \"a while\"\n")
+        .lines()
+        .position(|l| l.starts_with("persist"))
+        .expect("line")
+        + 1;
+    assert!(err.contains(&format!(":{line}: `ssh.persist`")), "{err}");
+    assert!(b.masters().is_empty());
+}

@@ -20,6 +20,7 @@ mod metrics;
 mod proxy;
 mod release;
 mod remote_shell;
+mod round_trips;
 mod runner;
 mod secrets;
 mod status;

@@ -103,6 +103,7 @@ fn confirming_starts_the_action_and_shows_progress() {
             step: Step::Lock,
             elapsed_ms: 5,
             detail: String::new(),
+            trips: None,
         },
     });
     app.on_msg(Msg::Action {

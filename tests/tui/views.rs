@@ -313,6 +313,7 @@ fn step_done(app: &mut App, id: u64, step: Step, ms: u64, detail: &str) {
             step,
             elapsed_ms: ms,
             detail: detail.into(),
+            trips: None,
         },
     );
 }

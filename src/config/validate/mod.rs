@@ -15,7 +15,7 @@ mod swarm;
 use super::ConfigError;
 use super::load::line_col;
 use super::model::{AlertThresholds, Config, Defaults, Environment, Service};
-use super::raw::{RawAlerts, RawConfig, RawEnv, RawService};
+use super::raw::{RawAlerts, RawConfig, RawEnv, RawService, RawSsh};
 use crate::util::parse_duration;
 use hosts::{HostDefaults, expand_home};
 
@@ -150,6 +150,7 @@ impl Validator<'_> {
                 "add e.g. `[env.dev]` with `hosts = [\"local\"]`",
             ));
         }
+        let persist = self.ssh_persist(raw.ssh.as_ref(), "ssh.persist")?;
         let mut envs = BTreeMap::new();
         for (name, env) in raw.env {
             let ctx = HostDefaults {
@@ -157,7 +158,14 @@ impl Validator<'_> {
                 docker_socket: default_socket.as_deref(),
                 state_dir: default_state_dir.as_deref(),
             };
-            let e = self.environment(&name, &env, &ctx)?;
+            let mut e = self.environment(&name, &env, &ctx)?;
+            e.ssh_persist = match self.ssh_persist(
+                env.get_ref().ssh.as_ref(),
+                &format!("env.{name}.ssh.persist"),
+            )? {
+                Some(own) => own,
+                None => persist.flatten(),
+            };
             envs.insert(name, e);
         }
         Ok(Config {
@@ -177,6 +185,28 @@ impl Validator<'_> {
                 "write a duration such as \"500ms\", \"30s\", \"5m\"",
             )
         })
+    }
+
+    /// `persist = "10m"` (an idle time of 1 s to 24 h) or `"off"`: `Some(None)` for off,
+    /// `None` when not set.
+    fn ssh_persist(
+        &self,
+        ssh: Option<&RawSsh>,
+        field: &str,
+    ) -> Result<Option<Option<Duration>>, ConfigError> {
+        let Some(v) = ssh.and_then(|s| s.persist.as_ref()) else {
+            return Ok(None);
+        };
+        let text = v.get_ref().trim();
+        if matches!(text, "off" | "no" | "false" | "0") {
+            return Ok(Some(None));
+        }
+        let fix = "write an idle time such as \"10m\" or \"1h\" (1s to 24h), or \"off\"";
+        let d = parse_duration(text).map_err(|m| self.invalid(v, field, m, fix))?;
+        if d < Duration::from_secs(1) || d > Duration::from_secs(24 * 3600) {
+            return Err(self.invalid(v, field, format!("{text} is outside 1s to 24h"), fix));
+        }
+        Ok(Some(Some(d)))
     }
 
     fn port(&self, p: &Spanned<i64>, field: &str) -> Result<u16, ConfigError> {
@@ -447,6 +477,7 @@ impl Validator<'_> {
             read_only: r.read_only,
             hosts,
             alerts,
+            ssh_persist: None,
         })
     }
 

@@ -401,6 +401,7 @@ async fn unlock(
         step: Step::Unlock,
         elapsed_ms: duration_ms,
         detail: String::new(),
+        trips: None,
     });
     HostResult::Done {
         summary: format!("{name}: lock removed (was: {})", state.holder()),

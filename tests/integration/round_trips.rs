@@ -1,0 +1,163 @@
+//! Round trips as a structure, not a time (issue 14): how many remote waits come one after
+//! another in a connect and in a status read over ssh, counted by the host's own accounting
+//! (`deckhand::transport::trips`). A slower link multiplies exactly this number.
+//!
+//! The ssh connection goes through a relay that adds 50 ms each way (RTT 100 ms, well above Docker's own answer times here), so the order in which
+//! operations end is the order a real link gives them (on bare loopback local work decides
+//! it, and an operation may seem to wait for one it never needed). Nothing here is timed.
+
+use deckhand::config;
+use deckhand::state::{Color, status_of_host_timed};
+use deckhand::transport::Host;
+
+use crate::harness::*;
+
+struct Bed {
+    svc: TestService,
+    _sshd: SshServer,
+    _relay: LatencyRelay,
+    _dir: tempfile::TempDir,
+    cfg: config::Config,
+}
+
+fn bed(prefix: &str) -> Bed {
+    let svc = TestService::new(prefix);
+    svc.tag_local(&["a000001", "a000002"]);
+    let sshd = SshServer::start();
+    let relay = LatencyRelay::start(sshd.port, std::time::Duration::from_millis(50));
+    let (dir, path) = write_config(&format!(
+        "{}\n[env.dev]\nhosts = [\"local\"]\n\n{}",
+        svc.service_toml(""),
+        sshd.host_toml_via("lab", "lab-1", relay.port)
+    ));
+    let cfg = config::load(&path).expect("config");
+    svc.lay_out_by_hand(
+        &cfg.services[0],
+        ("blue", "a000002"),
+        Some(("green", "a000001")),
+    );
+    Bed {
+        svc,
+        _sshd: sshd,
+        _relay: relay,
+        _dir: dir,
+        cfg,
+    }
+}
+
+/// The ssh handshake, then at most four round trips one after another: the inspects go out
+/// with the connect's `/version` on new channels (2), then `/health` on a new forward (2);
+/// the proxy's traffic exec is made beside them (2) and started (1). Before, the inspects
+/// waited for `/version` (2 + 1 + 2 = 5) and the host facts' command started only after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_of_one_host_waits_at_most_four_round_trips_after_the_handshake() {
+    let Bed { cfg, .. } = &bed("rtst");
+    let spec = &cfg.env("lab").expect("lab").hosts[0];
+    let (status, timings) = status_of_host_timed(spec, &cfg.services).await;
+    assert!(status.reachable, "{:?}", status.error);
+    assert_eq!(status.error, None);
+    // Everything a status reads is still read.
+    let s = &status.services[0];
+    assert_eq!(s.live_color, Some(Color::Blue));
+    let blue = s.color(Color::Blue).expect("blue");
+    assert!(
+        blue.health.as_ref().is_some_and(|h| h.is_healthy()),
+        "{blue:?}"
+    );
+    assert!(s.traffic.is_some(), "the proxy's traffic is read");
+    assert!(s.proxy.upstream.is_some(), "the proxy's config is read");
+    assert!(!s.images.is_empty());
+    let facts = status.facts.as_ref().expect("facts");
+    assert!(facts.docker_version.is_some(), "{facts:?}");
+    assert!(facts.mem_total_bytes.is_some(), "{facts:?}");
+    assert!(facts.disk_root.is_some(), "{facts:?}");
+
+    let t = timings.expect("timings of a reachable host").trips;
+    eprintln!("status of one host: {t}");
+    assert!(
+        t.sequential <= 4,
+        "a status read waits {} round trips one after another (at most 4): {t}",
+        t.sequential
+    );
+    // Counted, not skipped: the inspects, images, archive, exec, /version; the facts' command;
+    // the /health probe.
+    assert!(t.docker >= 6, "{t}");
+    assert_eq!(t.commands, 1, "host facts are one command: {t}");
+    assert_eq!(t.http, 1, "one running color probed: {t}");
+}
+
+/// A connect costs the handshake and nothing the first read must wait for: a read sent right
+/// after it goes out beside the connect's `/version` (at most 2 round trips: a new channel and
+/// the request). Before, the connect waited for `/version` first (2, then the read's 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_right_after_the_connect_does_not_wait_for_the_version() {
+    let Bed { cfg, svc, .. } = &bed("rtcon");
+    let spec = &cfg.env("lab").expect("lab").hosts[0];
+    let host = Host::connect_early(spec).await.expect("connect");
+    let ins = host
+        .docker
+        .inspect_container(&format!("{}-blue", svc.name), None)
+        .await
+        .expect("inspect");
+    assert_eq!(ins.state.and_then(|s| s.running), Some(true));
+    host.ready().await.expect("the engine answered");
+    let t = host.trips();
+    eprintln!("connect and one inspect: {t}");
+    assert!(
+        t.sequential <= 2,
+        "connect + first read: {} sequential round trips (at most 2): {t}",
+        t.sequential
+    );
+    // The version is still read, once, and known to the host facts.
+    let v = host.engine_version().await.expect("engine version");
+    assert!(v.api_version.is_some());
+    // A write waits for the version (it is never sent unversioned): still one request.
+    let before = host.trips();
+    let _ = host
+        .docker
+        .create_exec(
+            &format!("{}-blue", svc.name),
+            bollard::models::ExecConfig {
+                cmd: Some(vec!["true".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create exec");
+    assert_eq!(host.trips().since(&before).docker, 1);
+    host.close().await;
+
+    // The waiting connect (release steps, the console) still answers only once the engine
+    // has, and its first read then finds a warm connection: 2 + 1.
+    let host = Host::connect(spec).await.expect("connect");
+    let _ = host
+        .docker
+        .inspect_container(&format!("{}-blue", svc.name), None)
+        .await
+        .expect("inspect");
+    let t = host.trips();
+    assert!(t.sequential <= 3, "{t}");
+    assert_eq!(t.channels, 8, "/version and seven warm connections: {t}");
+    host.close().await;
+}
+
+/// A wrong Docker socket is still a clear "cannot reach Docker" for the host, not a row of
+/// read errors, although the reads went out before the engine answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_through_a_wrong_docker_socket_says_so() {
+    let svc = TestService::new("rtsock");
+    let sshd = SshServer::start();
+    let text = format!(
+        "{}\n[env.dev]\nhosts = [\"local\"]\n\n{}docker_socket = \"/nonexistent/docker.sock\"\n",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1")
+    );
+    let (_dir, path) = write_config(&text);
+    let cfg = config::load(&path).expect("config");
+    let spec = &cfg.env("lab").expect("lab").hosts[0];
+    let (status, timings) = status_of_host_timed(spec, &cfg.services).await;
+    assert!(!status.reachable);
+    assert!(timings.is_none());
+    let e = status.error.expect("error");
+    assert!(e.contains("/nonexistent/docker.sock"), "{e}");
+}
