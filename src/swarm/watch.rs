@@ -14,7 +14,7 @@ use crate::release::plan::{Action, DeployPlan};
 use crate::release::steps::StepRecorder;
 use crate::release::watch::{
     Evidence, HealthSeen, WatchEnd, WatchSpec, WatchTarget, mark_rolled_back_automatically,
-    watch_via,
+    passed_note, watch_via,
 };
 use crate::release::{ActionOptions, ReleaseError, Step};
 use crate::state::Color;
@@ -112,19 +112,7 @@ pub async fn after_switch(
     };
     match watch_via(r, &target, &spec, &opts.cancel).await {
         WatchEnd::Passed { new, stable } => {
-            let stable = stable.map_or(String::new(), |s| {
-                format!("; stable {} requests, {} 5xx", s.requests, s.status_5xx)
-            });
-            r.finish(
-                Step::Watch,
-                t,
-                format!(
-                    "passed: {} requests, {} 5xx, p99 {}{stable}",
-                    new.requests,
-                    new.status_5xx,
-                    new.p99_ms.map_or("-".into(), |p| format!("{p} ms"))
-                ),
-            );
+            r.finish(Step::Watch, t, passed_note(&new, stable.as_ref()));
             Ok(())
         }
         WatchEnd::Breached(mut ev) => {

@@ -8,7 +8,7 @@ use super::super::execute::ActionOptions;
 use super::super::plan::DeployPlan;
 use super::super::steps::StepRecorder;
 use super::super::{ReleaseError, Step, container, proxy};
-use super::{WatchEnd, WatchSpec, attach_logs, mark_rolled_back_automatically, watch};
+use super::{WatchEnd, WatchSpec, attach_logs, mark_rolled_back_automatically, passed_note, watch};
 use crate::config::Service;
 use crate::state::contract::app_container;
 use crate::state::proxy_conf::ProxyRoute;
@@ -72,19 +72,7 @@ pub(in crate::release) async fn after_switch(
     };
     match watch(r, &spec, &opts.cancel).await {
         WatchEnd::Passed { new, stable } => {
-            let stable = stable.map_or(String::new(), |s| {
-                format!("; stable {} requests, {} 5xx", s.requests, s.status_5xx)
-            });
-            r.finish(
-                Step::Watch,
-                t,
-                format!(
-                    "passed: {} requests, {} 5xx, p99 {}{stable}",
-                    new.requests,
-                    new.status_5xx,
-                    new.p99_ms.map_or("-".into(), |p| format!("{p} ms"))
-                ),
-            );
+            r.finish(Step::Watch, t, passed_note(&new, stable.as_ref()));
             Ok(())
         }
         WatchEnd::Breached(mut ev) => {

@@ -369,6 +369,19 @@ pub(super) async fn attach_logs(
 }
 
 /// One line for a `Watch` event (both faces print it).
+/// The watch step's closing line after a window that passed (droplets and Swarm alike).
+pub fn passed_note(new: &Counts, stable: Option<&Counts>) -> String {
+    let stable = stable.map_or(String::new(), |s| {
+        format!("; stable {} requests, {} 5xx", s.requests, s.status_5xx)
+    });
+    format!(
+        "passed: {} requests, {} 5xx, p99 {}{stable}",
+        new.requests,
+        new.status_5xx,
+        new.p99_ms.map_or("-".into(), |p| format!("{p} ms"))
+    )
+}
+
 pub fn describe_event(e: &Event) -> String {
     let Event::Watch {
         host,
