@@ -455,7 +455,36 @@ async fn run_locked(
         scale(host, &names::color_service(service, old), 0).await;
         r.finish(Step::StopOld, t, "scaled to 0, spec kept");
     }
+    if service.auto_prune && plan.action != Action::Rollback {
+        auto_prune(r, held, service).await;
+    }
     Ok(plan)
+}
+
+/// `auto_prune` after a deploy, as on droplets: the retention rule applied on every node under
+/// the deploy's lock. A prune that fails is a warning: the release serves either way.
+async fn auto_prune(r: &mut Recorder<'_>, held: &HeldLock, service: &Service) {
+    let (host, events) = (r.host, r.events);
+    let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
+    let pruned = async {
+        let plan = super::prune::plan_on_host(host, service, service.keep_images).await?;
+        held.ensure_held(host)
+            .await
+            .map_err(|now| ReleaseError::Refused(format!("the lock is no longer ours ({now})")))?;
+        super::prune::run(host, service, &plan, events).await
+    }
+    .await;
+    match pruned {
+        Ok((removed, _)) => r.finish(
+            Step::Prune,
+            t,
+            format!("removed {} image(s) across the nodes", removed.len()),
+        ),
+        Err(e) => {
+            r.info(format!("WARNING: auto-prune failed: {e}"));
+            r.finish(Step::Prune, t, "failed");
+        }
+    }
 }
 
 /// The target color at the SHA with N replicas, then healthy; scaled back to 0 on failure.

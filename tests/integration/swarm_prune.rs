@@ -234,3 +234,42 @@ fn swarm_prune_removes_old_images_on_every_node_keeps_what_is_in_use_and_reports
         "the manager was pruned to the live, the rollback target and one more: {left:?}\n{report}"
     );
 }
+
+/// `auto_prune = true` on a Swarm prunes after each deploy, as on droplets (before: the Swarm
+/// deploy ignored it and every release stayed on the nodes).
+#[test]
+fn swarm_auto_prune_after_a_deploy_keeps_only_the_retained_releases() {
+    let swarm = SwarmCluster::start(1);
+    let svc = TestService::new("swap");
+    let shas = &GOOD_SHAS[..4];
+    svc.push(shas);
+    let (_d, path) = swarm_config(&svc, &swarm, 1);
+    let text_of = std::fs::read_to_string(&path).expect("config");
+    let with_prune = text_of.replacen(
+        "drain = \"10s\"\n",
+        "drain = \"10s\"\nauto_prune = true\nkeep_images = 1\n",
+        1,
+    );
+    assert_ne!(with_prune, text_of, "the service table was not found");
+    std::fs::write(&path, with_prune).expect("config");
+    for sha in &shas[..3] {
+        deploy_ok(&path, &swarm, &["deploy", sha], sha);
+    }
+    let last = deckhand(&path, &["deploy", shas[3], "--env", "lab", "--yes"]);
+    let last_out = text(&last);
+    assert_eq!(last.status.code(), Some(0), "{last_out}");
+    assert!(last_out.contains("prune"), "no prune step: {last_out}");
+    // Both colors' releases (the live one and the rollback target, whose color is scaled to 0
+    // with its spec kept) and the one most recent release besides them, as on droplets.
+    let want: BTreeSet<String> = shas[1..].iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        node_tags(&swarm, MANAGER, &svc.repo),
+        want,
+        "{last_out}\n{}",
+        images_everywhere(&swarm, &svc.repo)
+    );
+    let out = deckhand(&path, &["rollback", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (_, v) = status_json(&path);
+    assert_eq!(v["hosts"][0]["services"][0]["live_sha"], shas[2], "{v:#}");
+}
