@@ -30,6 +30,20 @@ fn config(swarm: &SwarmCluster, svc: &TestService, extra: &str) -> (tempfile::Te
     ))
 }
 
+/// The first release, GOOD_SHAS[0], deployed with `extra` flags; it must succeed.
+fn first_deploy(swarm: &SwarmCluster, path: &std::path::Path, extra: &[&str]) {
+    let mut args = vec!["deploy", GOOD_SHAS[0], "--env", "sw", "--yes"];
+    args.extend_from_slice(extra);
+    let out = deckhand(path, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "first deploy: {}\n{}",
+        text(&out),
+        swarm.diagnose()
+    );
+}
+
 /// Clients on pages (`/` and `/version`, not `/health`) recording every answer: `fresh`
 /// threads open a connection per request, `kept` threads keep one open (reopened only after
 /// a failure, which is recorded).
@@ -203,14 +217,7 @@ fn swarm_a_release_that_fails_its_pages_is_rolled_back_by_the_watch_under_load()
     svc.push(&[GOOD_SHAS[0], "fa15001"]);
     let (_d, path) = config(&swarm, &svc, "watch_min_requests = 20\n");
     let public = swarm.node_addr(MANAGER, svc.public_port);
-    let out = deckhand(&path, &["deploy", GOOD_SHAS[0], "--env", "sw", "--yes"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "first deploy: {}\n{}",
-        text(&out),
-        swarm.diagnose()
-    );
+    first_deploy(&swarm, &path, &[]);
     let hook = Webhook::start();
 
     let users = Users::start(public, 2, 4);
@@ -389,14 +396,7 @@ fn swarm_a_release_that_passes_its_window_keeps_the_old_replicas_up_until_it_end
     // The service's own window (no --watch): 8 s.
     let (_d, path) = config(&swarm, &svc, "watch = \"8s\"\n");
     let public = swarm.node_addr(MANAGER, svc.public_port);
-    let out = deckhand(&path, &["deploy", GOOD_SHAS[0], "--env", "sw", "--yes"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "first deploy: {}\n{}",
-        text(&out),
-        swarm.diagnose()
-    );
+    first_deploy(&swarm, &path, &[]);
 
     let users = Users::start(public, 2, 4);
     let deploy = {
@@ -491,14 +491,7 @@ fn swarm_a_canary_takes_its_share_survives_a_proxy_restart_is_promoted_and_abort
     svc.push(&GOOD_SHAS[..3]);
     let (_d, path) = config(&swarm, &svc, "");
     let public = swarm.node_addr(MANAGER, svc.public_port);
-    let out = deckhand(&path, &["deploy", GOOD_SHAS[0], "--env", "sw", "--yes"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "first deploy: {}\n{}",
-        text(&out),
-        swarm.diagnose()
-    );
+    first_deploy(&swarm, &path, &[]);
     // Users all along: nothing below may fail a request or close a kept-alive connection.
     let users = Users::start(public, 1, 3);
 
@@ -670,25 +663,7 @@ fn swarm_a_deckhand_killed_during_the_watch_leaves_both_colors_and_the_next_depl
     svc.push(&GOOD_SHAS[..2]);
     let (_d, path) = config(&swarm, &svc, "watch = \"60s\"\n");
     let public = swarm.node_addr(MANAGER, svc.public_port);
-    let out = deckhand(
-        &path,
-        &[
-            "deploy",
-            GOOD_SHAS[0],
-            "--env",
-            "sw",
-            "--yes",
-            "--watch",
-            "0s",
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "first deploy: {}\n{}",
-        text(&out),
-        swarm.diagnose()
-    );
+    first_deploy(&swarm, &path, &["--watch", "0s"]);
 
     // Users through the kill and the settling deploy: none of it may fail a request.
     let users = Users::start(public, 2, 4);
