@@ -254,6 +254,8 @@ impl PooledSocket {
     /// One request, counted.
     async fn send(&self, req: hyper::Request<Body>) -> Result<hyper::Response<Incoming>, String> {
         let mut trip = self.trips.begin(TripKind::Docker, false);
+        let what = format!("{} {}", req.method(), req.uri().path());
+        let started = std::time::Instant::now();
         let resp = self
             .client
             .request(req)
@@ -265,6 +267,7 @@ impl PooledSocket {
             trip.opened_channel();
         }
         trip.end();
+        tracing::debug!(request = %what, ms = started.elapsed().as_millis() as u64, "docker request");
         resp
     }
 

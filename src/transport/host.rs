@@ -359,20 +359,33 @@ impl Host {
         // Round-trip accounting: a plain ssh command opens a session channel first, a command
         // in a remote shell does not (`exec_unbounded` says which).
         let mut trip = self.trip(TripKind::Command, false);
-        match tokio::time::timeout(limit, self.exec_unbounded(program, args, stdin, &mut trip))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(TransportError::CommandTimeout {
-                host: self.spec.name.clone(),
-                // The script's name ($0), not its text: `sh -c <script> deckhand-lock …`.
-                program: match args {
-                    ["-c", _, name, ..] => format!("{program} ({name})"),
-                    _ => program.to_string(),
-                },
-                after: crate::util::format_duration(limit),
-            }),
-        }
+        // The script's name ($0), not its text: `sh -c <script> deckhand-lock …`.
+        let what = || match args {
+            ["-c", _, name, ..] => format!("{program} ({name})"),
+            _ => program.to_string(),
+        };
+        let started = std::time::Instant::now();
+        let r =
+            match tokio::time::timeout(limit, self.exec_unbounded(program, args, stdin, &mut trip))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(TransportError::CommandTimeout {
+                    host: self.spec.name.clone(),
+                    program: what(),
+                    after: crate::util::format_duration(limit),
+                }),
+            };
+        // The debug log shows every remote command and what it waited, so a slow step can be
+        // taken apart on a real link.
+        tracing::debug!(
+            host = %self.spec.name,
+            command = %what(),
+            ms = started.elapsed().as_millis() as u64,
+            ok = r.is_ok(),
+            "remote command"
+        );
+        r
     }
 
     async fn exec_unbounded(
