@@ -110,7 +110,12 @@ async fn act_with(
         .collect();
     // With --yes nobody looks between plan and run: plan under the lock, read the host once.
     let under_lock = args.yes && request.verb.is_release();
-    let planned = match runner::connect(&specs).await {
+    let connected = if under_lock {
+        runner::connect_for_lock(&specs).await
+    } else {
+        runner::connect(&specs).await
+    };
+    let planned = match connected {
         Ok(hosts) if under_lock => runner::plan_under_lock(request, hosts).await,
         Ok(hosts) => runner::plan(request, hosts).await,
         Err(e) => Err(e),

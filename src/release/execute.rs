@@ -23,6 +23,7 @@ use super::{
 };
 use crate::config::Service;
 use crate::state::contract::app_container;
+use crate::state::proxy_api;
 use crate::state::proxy_conf::ProxyRoute;
 use crate::state::{Color, ServiceStatus, read_service};
 use crate::transport::Host;
@@ -57,6 +58,10 @@ pub struct HostOutcome {
     pub pulled: bool,
     /// The share it was deployed with when it is a canary (issue 13).
     pub canary: Option<u8>,
+    /// The service read back at the end of the run, beside its audit record (`None`: not
+    /// read; the runner reads it).
+    #[serde(skip)]
+    pub after: Option<Result<ServiceStatus, String>>,
 }
 
 /// Deploys `tag` on one host.
@@ -310,7 +315,20 @@ async fn run_inner(
     let t = r.start(Step::Audit, record.outcome.to_string());
     // The end record and the unlock in one remote command; each part that did not get done
     // is done again on its own, through a new connection when this one broke.
-    let batched = super::batch::audit_and_release(&host, &record, &held).await;
+    // What serves now is read back beside it when the run got through (the runner reports
+    // it; after a failure the runner reads it itself).
+    let (batched, after) = if result.is_ok() {
+        let (b, st) = tokio::join!(
+            super::batch::audit_and_release(&host, &record, &held),
+            crate::state::read_serving(&host, service)
+        );
+        (b, Some(st.map_err(|e| crate::util::error_chain(&e))))
+    } else {
+        (
+            super::batch::audit_and_release(&host, &record, &held).await,
+            None,
+        )
+    };
     if !batched.audited {
         let retry_here = batched.lock.is_some();
         let done_here = retry_here && audit::append(&host, &record).await.is_ok();
@@ -377,6 +395,7 @@ async fn run_inner(
         step_ms: r.steps,
         pulled,
         canary: opts.canary,
+        after,
     })
 }
 
@@ -597,6 +616,8 @@ async fn run_locked(
     let mut restarts_before: Option<i64> = None;
     let mut new_addr: Option<String> = None;
     let mut proxy_seen = None;
+    let mut prepared_switch = None;
+    let previous = previous_route(&plan);
 
     let pre_switch = async {
         if !plan.reuse_existing {
@@ -668,14 +689,39 @@ async fn run_locked(
         // the proven container's restart policy (from now on Docker restarts it after a crash
         // or reboot), and a first request through the public port, whose kept-alive
         // connection the confirm then reuses.
+        // The execs of the switch and of the drain's first read are created here too (that
+        // runs nothing): each is then one round trip instead of two.
         let proxy_name = service.proxy_container();
-        let (held_now, policy, (), seen) = tokio::join!(
+        let prepare = async {
+            let route = ProxyRoute {
+                color: plan.to_color,
+                sha: plan.to_sha.clone(),
+            };
+            let canary_switch = opts.canary.is_some() && previous.is_some();
+            let switch = async {
+                match &new_addr {
+                    Some(addr) if !canary_switch => {
+                        proxy::prepare_switch(host, service, &route, addr).await
+                    }
+                    _ => None,
+                }
+            };
+            let drain = async {
+                if plan.from_color.is_some() {
+                    proxy_api::prepare_cli(host, &proxy_name, &proxy_api::stat_command()).await;
+                }
+            };
+            tokio::join!(switch, drain).0
+        };
+        let (held_now, policy, (), seen, prepared) = tokio::join!(
             guard(r, held, service, Step::Proxy),
             container::set_restart_policy(host, &new_name, RestartPolicyNameEnum::UNLESS_STOPPED),
             proxy::open_public(host, service),
             host.docker.inspect_container(&proxy_name, None),
+            prepare,
         );
         proxy_seen = Some(seen);
+        prepared_switch = prepared;
         held_now?;
         policy?;
         Ok::<(), ReleaseError>(())
@@ -727,7 +773,6 @@ async fn run_locked(
         color: plan.to_color,
         sha: plan.to_sha.clone(),
     };
-    let previous = previous_route(&plan);
     let t = r.start(Step::Proxy, service.proxy_container());
     let seen = match proxy_seen.take() {
         Some(seen) => seen,
@@ -793,7 +838,17 @@ async fn run_locked(
                 })
         }
         _ if proxy_started => Ok(()),
-        _ => proxy::switch_at(host, service, &route, previous.as_ref(), new_addr.clone()).await,
+        _ => {
+            proxy::switch_at(
+                host,
+                service,
+                &route,
+                previous.as_ref(),
+                new_addr.clone(),
+                prepared_switch.take(),
+            )
+            .await
+        }
     };
     if let Err(e) = switched {
         r.fail(Step::Switch, &e);
@@ -1045,7 +1100,12 @@ async fn drain_and_stop_old(
         return;
     }
     let t = r.start(Step::StopOld, old_name.clone());
-    match container::stop(host, &old_name, service).await {
+    // The read of what serves after the run (beside its audit record) starts this exec.
+    let (stopped, ()) = tokio::join!(
+        container::stop(host, &old_name, service),
+        crate::state::prepare_traffic_read(host, service)
+    );
+    match stopped {
         Ok(()) => r.finish(Step::StopOld, t, "kept stopped for rollback"),
         Err(e) => {
             // The new release serves; a stuck old container is worth a warning, not a failure.

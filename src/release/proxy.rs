@@ -135,6 +135,11 @@ pub async fn ensure_proxy_seen(
         }) => None,
         Err(e) => return Err(docker_err(host, "inspect the proxy", e)),
     };
+    if running != Some(true) || change.is_some() {
+        // Execs created in the container that is about to be replaced or started must not be
+        // taken for reads of the new one.
+        host.spare_execs.forget(&name);
+    }
     match running {
         Some(_) if change.is_some() => {
             replace_proxy(host, service, route, change.unwrap_or_default(), events).await?;
@@ -362,7 +367,37 @@ pub async fn switch(
     route: &ProxyRoute,
     previous: Option<&ProxyRoute>,
 ) -> Result<(), ReleaseError> {
-    switch_at(host, service, route, previous, None).await
+    switch_at(host, service, route, previous, None, None).await
+}
+
+/// A switch's exec, created before the switch (beside the lock check after the health wait):
+/// the switch is then one round trip. Nothing runs until [`switch_at`] starts it.
+pub struct PreparedSwitch {
+    exec: proxy_api::Prepared,
+    cmd: Vec<String>,
+}
+
+/// The words of the exec that moves the live color to `route` (`deckhand-proxy apply`).
+fn apply_cmd(service: &Service, route: &ProxyRoute, addr: Option<&str>) -> Vec<String> {
+    let commands = proxy_api::switch_commands(route.color, addr, service.app_port);
+    let conf = proxy_conf::render(service, route);
+    vec![PROXY_HELPER.to_string(), "apply".into(), conf, commands]
+}
+
+/// Creates the exec of the switch to `route` at `addr` in the running proxy. `None` if it
+/// cannot be created now: the switch then creates its own.
+pub async fn prepare_switch(
+    host: &Host,
+    service: &Service,
+    route: &ProxyRoute,
+    addr: &str,
+) -> Option<PreparedSwitch> {
+    let cmd = apply_cmd(service, route, Some(addr));
+    let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let exec = proxy_api::prepare(host, &service.proxy_container(), &words)
+        .await
+        .ok()?;
+    Some(PreparedSwitch { exec, cmd })
 }
 
 /// [`switch`] with the new color's address already known (from its last inspect), which saves
@@ -373,8 +408,9 @@ pub async fn switch_at(
     route: &ProxyRoute,
     previous: Option<&ProxyRoute>,
     addr: Option<String>,
+    prepared: Option<PreparedSwitch>,
 ) -> Result<(), ReleaseError> {
-    let detail = match apply_at(host, service, route, addr).await {
+    let detail = match apply_at(host, service, route, addr, prepared).await {
         Ok(()) => return Ok(()),
         Err(d) => d,
     };
@@ -399,7 +435,7 @@ pub async fn switch_at(
 }
 
 async fn apply(host: &Host, service: &Service, route: &ProxyRoute) -> Result<(), String> {
-    apply_at(host, service, route, None).await
+    apply_at(host, service, route, None, None).await
 }
 
 async fn apply_at(
@@ -407,20 +443,28 @@ async fn apply_at(
     service: &Service,
     route: &ProxyRoute,
     addr: Option<String>,
+    prepared: Option<PreparedSwitch>,
 ) -> Result<(), String> {
     let addr = match addr {
         Some(a) => Some(a),
         None => container_addr(host, service, route.color).await,
     };
-    let commands = proxy_api::switch_commands(route.color, addr.as_deref(), service.app_port);
-    let conf = proxy_conf::render(service, route);
-    let (code, out) = proxy_api::exec(
-        host,
-        &service.proxy_container(),
-        &[PROXY_HELPER, "apply", &conf, &commands],
-    )
-    .await
-    .map_err(|e| crate::util::error_chain(&e))?;
+    let cmd = apply_cmd(service, route, addr.as_deref());
+    let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let container = service.proxy_container();
+    let ran = match prepared.filter(|p| p.cmd == cmd) {
+        // `apply` sets the same state however often it runs, so a prepared exec that could
+        // not be started (the proxy was restarted since) is simply made again.
+        Some(p) => match proxy_api::start(host, p.exec).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::debug!(host = host.name(), error = %e, "the prepared switch could not be started");
+                proxy_api::exec(host, &container, &words).await
+            }
+        },
+        None => proxy_api::exec(host, &container, &words).await,
+    };
+    let (code, out) = ran.map_err(|e| crate::util::error_chain(&e))?;
     let stats = proxy_api::parse_show_stat(&out);
     match (code, proxy_api::serving_color(&stats)) {
         (0, Some(c)) if c == route.color => Ok(()),
@@ -511,11 +555,9 @@ pub async fn drain(host: &Host, service: &Service, old: Color, timeout: Duration
 /// that [`confirm`] then reuses (no new channel and connection after the switch).
 pub async fn open_public(host: &Host, service: &Service) {
     if let Ok(endpoint) = host.http(service.public_port, CONFIRM_TIMEOUT).await {
-        let _ = endpoint
-            .client
-            .get(endpoint.url(&service.health_path))
-            .send()
-            .await;
+        let trip = endpoint.trip();
+        let _ = endpoint.get(&service.health_path).send().await;
+        trip.end();
     }
 }
 
@@ -536,12 +578,10 @@ pub async fn confirm(
     let deadline = tokio::time::Instant::now() + within;
     let mut last;
     loop {
-        match endpoint
-            .client
-            .get(endpoint.url(&service.health_path))
-            .send()
-            .await
-        {
+        let trip = endpoint.trip();
+        let sent = endpoint.get(&service.health_path).send().await;
+        trip.end();
+        match sent {
             Ok(resp) => {
                 let seen = resp
                     .headers()

@@ -155,7 +155,7 @@ pub async fn probe_health(host: &Host, port: u16, path: &str, timeout: Duration)
         Err(e) => return HealthReport::failed(ms(), e.to_string()),
     };
     let trip = endpoint.trip();
-    let sent = endpoint.client.get(endpoint.url(path)).send().await;
+    let sent = endpoint.get(path).send().await;
     trip.end();
     let resp = match sent {
         Ok(r) => r,

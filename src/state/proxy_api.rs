@@ -20,31 +20,76 @@ const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 const EXIT_WRAPPER: &str = r#""$@"; printf '\n# deckhand-exit=%s\n' "$?""#;
 const EXIT_MARKER: &[u8] = b"\n# deckhand-exit=";
 
-/// Runs a command inside a container; returns its exit code and combined output.
-pub async fn exec(
+/// An exec created and not started yet (see [`prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    id: String,
+}
+
+fn wrapped<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut w = vec!["sh", "-c", EXIT_WRAPPER, "deckhand-exec"];
+    w.extend_from_slice(cmd);
+    w
+}
+
+/// Creates the exec of `cmd` in `container` without starting it: nothing runs until
+/// [`start`]. A caller that knows its next command creates it beside a step it waits for
+/// anyway, and the command then costs one round trip instead of two.
+pub async fn prepare(
     host: &Host,
     container: &str,
     cmd: &[&str],
-) -> Result<(i64, String), bollard::errors::Error> {
-    let mut wrapped = vec!["sh", "-c", EXIT_WRAPPER, "deckhand-exec"];
-    wrapped.extend_from_slice(cmd);
+) -> Result<Prepared, bollard::errors::Error> {
     let exec = host
         .docker
         .create_exec(
             container,
             ExecConfig {
-                cmd: Some(wrapped.iter().map(|s| (*s).to_string()).collect()),
+                cmd: Some(wrapped(cmd).iter().map(|s| (*s).to_string()).collect()),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 ..Default::default()
             },
         )
         .await?;
+    Ok(Prepared { id: exec.id })
+}
+
+/// Creates a read-only `cmd` in `container` for the next caller of [`exec`] with the same
+/// command (`transport::SpareExecs`). Never for a command that changes anything: whoever asks
+/// next runs it. A failure only means the next read creates its own.
+pub async fn prepare_spare(host: &Host, container: &str, cmd: &[&str]) {
+    if let Ok(p) = prepare(host, container, cmd).await {
+        host.spare_execs.put(container, cmd, p.id);
+    }
+}
+
+/// Runs a command inside a container; returns its exit code and combined output. A spare
+/// created for the same command ([`prepare_spare`]) is started instead of a new exec.
+pub async fn exec(
+    host: &Host,
+    container: &str,
+    cmd: &[&str],
+) -> Result<(i64, String), bollard::errors::Error> {
+    if let Some(id) = host.spare_execs.take(container, cmd) {
+        match start(host, Prepared { id }).await {
+            Ok(r) => return Ok(r),
+            // Its container was replaced or stopped since (Docker forgets the exec): a
+            // read-only command, so it is simply run again in a new exec.
+            Err(e) => tracing::debug!(host = host.name(), container, error = %e, "a spare exec could not be started"),
+        }
+    }
+    let p = prepare(host, container, cmd).await?;
+    start(host, p).await
+}
+
+/// Starts a prepared exec; returns its exit code and combined output.
+pub async fn start(host: &Host, p: Prepared) -> Result<(i64, String), bollard::errors::Error> {
     let mut bytes = Vec::new();
     let mut cut = false;
     if let StartExecResults::Attached { mut output, .. } = host
         .docker
-        .start_exec(&exec.id, Some(StartExecOptions::default()))
+        .start_exec(&p.id, Some(StartExecOptions::default()))
         .await?
     {
         while let Some(Ok(chunk)) = output.next().await {
@@ -63,7 +108,7 @@ pub async fn exec(
     // No marker (output cut, no shell in the image, the exec failed to start): ask Docker.
     let code = host
         .docker
-        .inspect_exec(&exec.id)
+        .inspect_exec(&p.id)
         .await?
         .exit_code
         .unwrap_or(-1);
@@ -87,6 +132,11 @@ pub async fn cli(
     commands: &str,
 ) -> Result<(i64, String), bollard::errors::Error> {
     exec(host, proxy, &[PROXY_HELPER, "cli", commands]).await
+}
+
+/// [`prepare_spare`] for the read-only runtime commands `commands` (a `show ...`).
+pub async fn prepare_cli(host: &Host, proxy: &str, commands: &str) {
+    prepare_spare(host, proxy, &[PROXY_HELPER, "cli", commands]).await;
 }
 
 /// One server line of `show stat` (CSV), the fields deckhand uses.

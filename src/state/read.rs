@@ -151,6 +151,25 @@ pub async fn read_service(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
+    read_scoped(host, service, true).await
+}
+
+/// What serves, read as [`read_service`] does but without the image list and the `/health`
+/// probes (its `images` are empty, its colors carry no health, and it names no problems): the
+/// read back after a release, beside its audit record. Those two are the reads that cost the
+/// engine most and, for the probes, a round trip more.
+pub async fn read_serving(
+    host: &Host,
+    service: &Service,
+) -> Result<ServiceStatus, bollard::errors::Error> {
+    read_scoped(host, service, false).await
+}
+
+async fn read_scoped(
+    host: &Host,
+    service: &Service,
+    full: bool,
+) -> Result<ServiceStatus, bollard::errors::Error> {
     // A Swarm manager (issue 16): the colors are Swarm services, read by `crate::swarm`; so
     // the monitor, prune and "serves now" see the Swarm as the release engine does.
     if crate::swarm::is_swarm(host) {
@@ -167,6 +186,7 @@ pub async fn read_service(
         }
         let probes: Vec<(Color, u16)> = colors
             .iter()
+            .filter(|_| full)
             .filter_map(|(c, s)| {
                 s.as_ref()
                     .filter(|s| s.state == ContainerState::Running)
@@ -184,10 +204,17 @@ pub async fn read_service(
         }
         Ok::<_, bollard::errors::Error>(colors)
     };
+    let images = async {
+        if full {
+            list_images(host, service).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
     let (colors, proxy, images) = tokio::join!(
         colors_and_health,
         read_proxy_and_served(host, service),
-        list_images(host, service),
+        images,
     );
     let (colors, (proxy, served, traffic)) = (colors?, proxy?);
     let images = images_of(service, images?, &colors);
@@ -235,6 +262,9 @@ pub async fn read_service(
         settling: None,
     };
     status.settling = status.compute_settling();
+    if !full {
+        return Ok(status);
+    }
     status.problems = problems(&status);
     status.problems.extend(divergence);
     // HAProxy answered but routes to no single color (a switch left half-way by hand).
@@ -338,7 +368,7 @@ async fn inspect_color(
 async fn served_color(host: &Host, port: u16, path: &str) -> Option<Color> {
     let endpoint = host.http(port, HEALTH_PROBE_TIMEOUT).await.ok()?;
     let trip = endpoint.trip();
-    let resp = endpoint.client.get(endpoint.url(path)).send().await.ok()?;
+    let resp = endpoint.get(path).send().await.ok()?;
     trip.end();
     let header = resp
         .headers()

@@ -63,12 +63,22 @@ impl ServiceTraffic {
     }
 }
 
-/// Reads the traffic of a service from its running proxy: one exec.
-pub async fn read_traffic(host: &Host, service: &Service) -> Result<ServiceTraffic, String> {
-    let commands = format!(
+fn read_commands() -> String {
+    format!(
         "{}; show events {PROXY_TIMINGS_RING}",
         proxy_api::stat_command()
-    );
+    )
+}
+
+/// Creates the exec of the next [`read_traffic`] of `service` ahead of it (it runs nothing;
+/// see `proxy_api::prepare_spare`).
+pub async fn prepare_traffic_read(host: &Host, service: &Service) {
+    proxy_api::prepare_cli(host, &service.proxy_container(), &read_commands()).await;
+}
+
+/// Reads the traffic of a service from its running proxy: one exec.
+pub async fn read_traffic(host: &Host, service: &Service) -> Result<ServiceTraffic, String> {
+    let commands = read_commands();
     let (code, out) = proxy_api::cli(host, &service.proxy_container(), &commands)
         .await
         .map_err(|e| crate::util::error_chain(&e))?;

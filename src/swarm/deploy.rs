@@ -143,6 +143,7 @@ pub async fn run_pinned(
         step_ms: r.steps,
         pulled: false,
         canary: opts.canary,
+        after: None,
     })
 }
 

@@ -51,14 +51,16 @@ pub struct Host {
     pub spec: HostSpec,
     pub docker: Docker,
     link: Link,
-    /// One HTTP client per (port, timeout), reused with its keep-alive connections: a console
-    /// probes the same ports every few seconds.
-    http_clients: std::sync::Mutex<std::collections::HashMap<(u16, Duration), HttpEndpoint>>,
+    /// One HTTP client per port, reused with its keep-alive connections: a console probes the
+    /// same ports every few seconds, and a release's read after its health wait.
+    http_clients: std::sync::Mutex<std::collections::HashMap<u16, HttpEndpoint>>,
     /// Long-lived shells on an ssh host that run `exec`'s commands (`remote_shell`).
     shells: Option<Arc<ShellPool>>,
     /// Every remote operation of this host (see `trips`).
     trips: Trips,
     engine: Engine,
+    /// Docker execs created ahead of the read that starts them (`spare_execs`).
+    pub spare_execs: super::SpareExecs,
 }
 
 /// The engine's `/version`: read once per connection (host facts show it).
@@ -140,7 +142,7 @@ impl Host {
     /// Connects within the host's connect timeout (ssh handshake, forward, first Docker call),
     /// so a dead host costs a bounded wait and its own error.
     pub async fn connect(spec: &HostSpec) -> Result<Self, TransportError> {
-        Self::bounded_connect(spec, true).await
+        Self::bounded_connect(spec, true, true).await
     }
 
     /// Like [`connect`](Self::connect), but returns once the ssh link and the Docker forward
@@ -148,13 +150,24 @@ impl Host {
     /// the connect's `/version` request (one round trip less). Whether the engine answers is
     /// [`ready`](Self::ready), which the caller must ask before trusting its reads' errors.
     pub async fn connect_early(spec: &HostSpec) -> Result<Self, TransportError> {
-        Self::bounded_connect(spec, false).await
+        Self::bounded_connect(spec, false, false).await
     }
 
-    async fn bounded_connect(spec: &HostSpec, wait: bool) -> Result<Self, TransportError> {
+    /// Like [`connect_early`](Self::connect_early), for a caller whose first operation is a
+    /// remote command (a release takes its lock first): the Docker connections its reads
+    /// need next are opened beside `/version` while that command runs.
+    pub async fn connect_for_command(spec: &HostSpec) -> Result<Self, TransportError> {
+        Self::bounded_connect(spec, false, true).await
+    }
+
+    async fn bounded_connect(
+        spec: &HostSpec,
+        wait: bool,
+        warm: bool,
+    ) -> Result<Self, TransportError> {
         let budget = spec.connect_timeout + Duration::from_secs(5);
         let connect = async {
-            let host = Self::connect_inner(spec, wait).await?;
+            let host = Self::connect_inner(spec, warm).await?;
             if wait {
                 host.ready().await?;
             }
@@ -246,6 +259,7 @@ impl Host {
             shells,
             trips,
             engine,
+            spare_execs: Default::default(),
         })
     }
 
@@ -314,7 +328,7 @@ impl Host {
             .http_clients
             .lock()
             .ok()
-            .and_then(|m| m.get(&(port, timeout)).cloned())
+            .and_then(|m| m.get(&port).map(|e| e.with_timeout(timeout)))
         {
             return Ok(e);
         }
@@ -329,7 +343,7 @@ impl Host {
             }
         };
         if let Ok(mut m) = self.http_clients.lock() {
-            m.insert((port, timeout), endpoint.clone());
+            m.insert(port, endpoint.clone());
         }
         Ok(endpoint)
     }
@@ -529,6 +543,22 @@ impl Host {
 
     /// Ends the SSH master and removes its sockets. Dropping a `Host` does the same, less politely.
     pub async fn close(self) {
+        // A spare exec nobody started (a release that failed before its read) would stay in
+        // Docker's memory as long as its container lives: started detached, it runs its
+        // read-only command and is gone.
+        let spares = self.spare_execs.take_all();
+        if !spares.is_empty() {
+            let opts = bollard::exec::StartExecOptions {
+                detach: true,
+                ..Default::default()
+            };
+            let start_all = futures_util::future::join_all(
+                spares
+                    .iter()
+                    .map(|id| self.docker.start_exec(id, Some(opts))),
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(5), start_all).await;
+        }
         // The shells' channels end before the master does.
         drop(self.shells);
         if let Link::Ssh(link) = self.link {

@@ -6,9 +6,15 @@ use super::trips::{Trip, TripKind, Trips};
 
 /// An HTTP service on a host's loopback, reachable from here: directly for `local`, through a
 /// forwarded unix socket for SSH hosts (the URL's authority is then only cosmetic).
+///
+/// One client (and so one set of kept-alive connections) per port, whatever the time limit a
+/// caller asks for: the limit is each request's ([`get`](Self::get)). Over ssh every new
+/// connection is a new channel, one round trip before its first request, so the read after a
+/// release reuses the connection its health wait opened.
 #[derive(Debug, Clone)]
 pub struct HttpEndpoint {
-    pub client: reqwest::Client,
+    client: reqwest::Client,
+    timeout: Duration,
     pub base_url: String,
     /// The host's round-trip counters, and whether no request has been made yet (the first
     /// opens the connection: through a forward, a new ssh channel).
@@ -21,7 +27,6 @@ impl HttpEndpoint {
     pub(crate) fn direct(port: u16, timeout: Duration, trips: Trips) -> reqwest::Result<Self> {
         Ok(Self {
             client: reqwest::Client::builder()
-                .timeout(timeout)
                 .connect_timeout(timeout)
                 .no_proxy()
                 // Plain HTTP on loopback: no TLS roots to load (the platform verifier reads the
@@ -29,6 +34,7 @@ impl HttpEndpoint {
                 // client per host).
                 .tls_certs_only([])
                 .build()?,
+            timeout,
             base_url: format!("http://127.0.0.1:{port}"),
             trips,
             unused: Arc::new(AtomicBool::new(true)),
@@ -44,12 +50,12 @@ impl HttpEndpoint {
     ) -> reqwest::Result<Self> {
         Ok(Self {
             client: reqwest::Client::builder()
-                .timeout(timeout)
                 .connect_timeout(timeout)
                 .no_proxy()
                 .unix_socket(socket)
                 .tls_certs_only([])
                 .build()?,
+            timeout,
             base_url: format!("http://127.0.0.1:{port}"),
             trips,
             unused: Arc::new(AtomicBool::new(true)),
@@ -67,5 +73,18 @@ impl HttpEndpoint {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// A GET of `path`, bounded by this endpoint's time limit.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).timeout(self.timeout)
+    }
+
+    /// The same connections with another time limit.
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..self.clone()
+        }
     }
 }

@@ -10,6 +10,7 @@ mod host;
 mod http;
 mod kept;
 mod remote_shell;
+mod spare_execs;
 mod ssh;
 pub mod trips;
 
@@ -18,4 +19,5 @@ pub use host::{ExecOutput, Host};
 pub use http::HttpEndpoint;
 pub use kept::{DEFAULT_IDLE as KEEP_CONNECTION_IDLE, disconnect_all, keep_connections};
 pub use remote_shell::{MAX_SHELLS, ShellStats};
+pub use spare_execs::SpareExecs;
 pub use trips::{TripCount, TripKind};

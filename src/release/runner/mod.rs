@@ -8,7 +8,9 @@ mod report;
 mod request;
 mod run;
 
-pub use plan::{HostPlan, PlanError, Planned, close, connect, plan, plan_under_lock};
+pub use plan::{
+    HostPlan, PlanError, Planned, close, connect, connect_for_lock, plan, plan_under_lock,
+};
 pub use report::{HostError, HostReport, HostResult, NotAttempted, RunReport, ServesNow};
 pub use request::{Confirmation, EnvInfo, Request, Verb};
 pub use run::{PinMode, RunOptions, TakeOverOffer, outcome_message};

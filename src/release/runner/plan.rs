@@ -171,6 +171,20 @@ impl Planned {
 /// Connects to every host of the request at once; all must answer before anything changes.
 pub async fn connect(specs: &[HostSpec]) -> Result<Vec<Arc<Host>>, PlanError> {
     let results = join_all(specs.iter().map(Host::connect)).await;
+    collect_connected(results).await
+}
+
+/// [`connect`] for [`plan_under_lock`], which takes each host's lock while the Docker engine
+/// is asked whether it answers (one round trip or two less over a slow link): the ssh link
+/// must stand here, the engine's answer is checked there.
+pub async fn connect_for_lock(specs: &[HostSpec]) -> Result<Vec<Arc<Host>>, PlanError> {
+    let results = join_all(specs.iter().map(Host::connect_for_command)).await;
+    collect_connected(results).await
+}
+
+async fn collect_connected(
+    results: Vec<Result<Host, TransportError>>,
+) -> Result<Vec<Arc<Host>>, PlanError> {
     let mut hosts = Vec::new();
     let mut failures = Vec::new();
     for r in results {
@@ -217,10 +231,21 @@ async fn plan_inner(
     hosts: Vec<Arc<Host>>,
     under_lock: bool,
 ) -> Result<Planned, PlanError> {
-    // Each host's plan, and its lock and read when it was planned under the lock.
+    // Each host's plan, and its lock and read when it was planned under the lock. Under the
+    // lock the engine's first answer comes in beside the lock (`connect_for_lock`); a host
+    // whose engine does not answer is unreachable, and its lock is given back.
     let results = join_all(hosts.iter().map(|h| async {
-        if under_lock && let Some((p, l)) = plan_locked(&request, h).await {
-            return Ok((HostPlan::Release(p), Some(l)));
+        if under_lock {
+            let (ready, locked) = tokio::join!(h.ready(), plan_locked(&request, h));
+            if let Err(e) = ready {
+                if let Some((_, l)) = locked {
+                    l.release(h).await;
+                }
+                return Err(PlanError::Unreachable { failures: vec![e] });
+            }
+            if let Some((p, l)) = locked {
+                return Ok((HostPlan::Release(p), Some(l)));
+            }
         }
         plan_one(&request, h).await.map(|p| (p, None))
     }))
@@ -228,17 +253,28 @@ async fn plan_inner(
     let mut plans = Vec::with_capacity(results.len());
     let mut locked = Vec::with_capacity(results.len());
     let mut failed = None;
+    // Every unreachable host is named, as `connect` does.
+    let mut unreachable = Vec::new();
     for r in results {
         match r {
             Ok((p, l)) => {
                 plans.push(p);
                 locked.push(l);
             }
+            Err(PlanError::Unreachable { failures }) => {
+                unreachable.extend(failures);
+                locked.push(None);
+            }
             Err(e) => {
                 failed.get_or_insert(e);
                 locked.push(None);
             }
         }
+    }
+    if !unreachable.is_empty() {
+        failed = Some(PlanError::Unreachable {
+            failures: unreachable,
+        });
     }
     let disagree = if failed.is_none() {
         agree(&request, &plans).err()

@@ -13,7 +13,7 @@ use crate::monitor::notify::Notifier;
 use crate::release::locked_plan::LockedRead;
 use crate::release::plan::Pinned;
 use crate::release::{ActionOptions, Event, EventSink, ReleaseError, Step, execute, lock, prune};
-use crate::state::read_service;
+use crate::state::read_serving;
 use crate::transport::Host;
 use crate::util::format_bytes;
 
@@ -104,7 +104,32 @@ impl Planned {
             });
         }
         if request.verb.is_release() && report.refused.is_none() {
-            let now = join_all(hosts.iter().map(|h| serves_now(h, &request))).await;
+            // The host that ran last was read back as its run ended (beside its audit
+            // record); every other host is read now, an earlier one may have changed since.
+            let last = report
+                .hosts
+                .iter()
+                .rposition(|h| !matches!(h.result, HostResult::NotAttempted { .. }));
+            let read_back = last.and_then(|i| match &mut report.hosts[i].result {
+                HostResult::Done {
+                    outcome: Some(o), ..
+                } => o.after.take().map(|a| (i, a)),
+                _ => None,
+            });
+            let request = &request;
+            let now = join_all(hosts.iter().enumerate().map(|(i, h)| {
+                let read_back = match &read_back {
+                    Some((at, a)) if *at == i => Some(a.clone()),
+                    _ => None,
+                };
+                async move {
+                    match read_back {
+                        Some(a) => serves_from(a),
+                        None => serves_now(h, request).await,
+                    }
+                }
+            }))
+            .await;
             for (r, s) in report.hosts.iter_mut().zip(now) {
                 r.serves_now = Some(s);
             }
@@ -416,10 +441,14 @@ async fn serves_now(host: &Host, request: &Request) -> ServesNow {
             .await
             .map_err(|e| e.to_string())
     } else {
-        read_service(host, &request.service)
+        read_serving(host, &request.service)
             .await
             .map_err(|e| crate::util::error_chain(&e))
     };
+    serves_from(read)
+}
+
+fn serves_from(read: Result<crate::state::ServiceStatus, String>) -> ServesNow {
     match read {
         Ok(s) => match s.live_color {
             Some(color) => ServesNow::Release {
