@@ -17,6 +17,7 @@ struct Bed {
     _sshd: SshServer,
     _relay: LatencyRelay,
     _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
     cfg: config::Config,
 }
 
@@ -41,6 +42,7 @@ fn bed(prefix: &str) -> Bed {
         _sshd: sshd,
         _relay: relay,
         _dir: dir,
+        path,
         cfg,
     }
 }
@@ -188,4 +190,48 @@ async fn a_status_through_a_wrong_docker_socket_says_so() {
     assert!(timings.is_none());
     let e = status.error.expect("error");
     assert!(e.contains("/nonexistent/docker.sock"), "{e}");
+}
+
+/// A rollback over the slow link, step by step: the switch and the drain's first read are one
+/// round trip each (their execs were created beside the lock check after the health wait;
+/// before, each was a create and then a start), the read of what serves now goes out beside
+/// the audit record, and no exec is left behind in the proxy (an exec created and never
+/// started stays in Docker's memory as long as the proxy lives).
+#[test]
+fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behind() {
+    let Bed { svc, path, .. } = &bed("rtrb");
+    let out = deckhand(
+        path,
+        &["rollback", "--env", "lab", "--yes", "--output", "json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let steps: std::collections::HashMap<String, serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "step_finished")
+            .filter_map(|e| Some((e["step"].as_str()?.to_string(), e["trips"].clone())))
+            .collect();
+    let seq = |step: &str| {
+        steps
+            .get(step)
+            .and_then(|t| t["sequential"].as_u64())
+            .unwrap_or_else(|| panic!("no round trips for {step}: {}", text(&out)))
+    };
+    assert_eq!(seq("switch"), 1, "{}", text(&out));
+    assert_eq!(seq("drain"), 1, "{}", text(&out));
+    // The end record and the unlock (one command) beside the read of what serves: inspects,
+    // the proxy's config and its traffic through the exec made during the stop. A channel
+    // more when the pool had fewer idle connections than the read sends at once.
+    assert!(seq("audit") <= 2, "{}", text(&out));
+    let audit = &steps["audit"];
+    assert!(audit["docker"].as_u64() >= Some(3), "the read back goes with it: {audit}");
+    assert_eq!(svc.container_state("green").as_deref(), Some("running"));
+    let execs = docker_ok(&[
+        "inspect",
+        &format!("{}-proxy", svc.name),
+        "--format",
+        "{{json .ExecIDs}}",
+    ]);
+    assert_eq!(execs.trim(), "null", "execs never started are left in the proxy");
 }
