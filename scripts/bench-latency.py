@@ -10,7 +10,7 @@ of the rollback (from its step_finished events). A warm `status` (a kept ssh mas
 `--keep-connection`) is measured too when the binary has that flag.
 
     python3 scripts/bench-latency.py [--runs 5] [--rtts 0,50,150] [--binary PATH]...
-                                     [--skip-rollback]
+                                     [--skip-rollback] [--warm-rollback]
 
 With several --binary (e.g. a build of the commit before a change and one after), each round
 runs every binary, so they are compared under the same load.
@@ -91,10 +91,19 @@ def steps_of(stdout):
     return steps
 
 
-def has_flag(binary, flag):
+def has_flag(binary, flag, verb="status"):
     p = subprocess.run([binary, "--help"], capture_output=True, text=True)
-    q = subprocess.run([binary, "status", "--help"], capture_output=True, text=True)
+    q = subprocess.run([binary, verb, "--help"], capture_output=True, text=True)
     return flag in p.stdout + q.stdout
+
+
+def health_sequential(stdout):
+    """The health step's own sequential round trips (its polls: the app's start, not the
+    link's cost), to take out of a rollback's counted total."""
+    for e in b.events(stdout):
+        if e.get("event") == "step_finished" and e.get("step") == "health":
+            return (e.get("trips") or {}).get("sequential", 0)
+    return 0
 
 
 def main():
@@ -106,6 +115,8 @@ def main():
                          "interleaved rounds, e.g. before and after a change); default "
                          "target/release/deckhand")
     ap.add_argument("--skip-rollback", action="store_true")
+    ap.add_argument("--warm-rollback", action="store_true",
+                    help="also a rollback through a kept ssh master (--keep-connection)")
     a = ap.parse_args()
     binaries = a.binary or [b.BIN]
     for binary in binaries:
@@ -118,6 +129,8 @@ def main():
     # A binary with `status --timings` also says how many round trips it counted one after
     # another (its own accounting, printed on stderr): shown beside the derived figure.
     counts = {bn: has_flag(bn, "--timings") for bn in binaries}
+    # And a rollback with --timings its whole run's (connect to the read after it).
+    rb_counts = {bn: has_flag(bn, "--timings", "rollback") for bn in binaries}
 
     work = tempfile.mkdtemp(prefix="dhlat")
     name = f"benchlat{os.getpid() % 10000}"
@@ -147,12 +160,13 @@ def main():
         return timed([binary, "--config", cfg, *args], env=env, must=must)
 
     def table():
-        return {k: {r: [] for r in rtts} for k in ("status", "warm", "rollback")}
+        return {k: {r: [] for r in rtts} for k in ("status", "warm", "rollback", "warm_rollback")}
 
     res = {bn: table() for bn in binaries}
     ref = {k: {r: [] for r in rtts} for k in ("docker", "ssh")}
     steps = {bn: {r: [] for r in rtts} for bn in binaries}
     counted = {bn: {r: [] for r in rtts} for bn in binaries}
+    rb_counted = {bn: {r: [] for r in rtts} for bn in binaries}
     first = binaries[0]
     try:
         dh(first, "deploy", "a000001", "--env", "rtt0", "--yes")
@@ -179,14 +193,26 @@ def main():
                                                    "--keep-connection=2m", "--output", "json",
                                                    must=False)[0])
                     if not a.skip_rollback:
+                        extra = ["--timings"] if rb_counts[bn] else []
                         dt, p = dh(bn, "rollback", "--env", f"rtt{r}", "--yes", "--output", "json",
-                                   must=False)
+                                   *extra, must=False)
                         if dt is not None:
                             res[bn]["rollback"][r].append(dt)
                             steps[bn][r].append(steps_of(p.stdout))
+                            m = re.search(r"(\d+) sequential round trips", p.stderr)
+                            if m:
+                                rb_counted[bn][r].append(int(m.group(1))
+                                                         - health_sequential(p.stdout))
                         # Back to a000002 on the fast path: every rollback starts from one place.
                         dh(first, "deploy", "a000002", "--env", "rtt0", "--yes", "--lock-wait",
                            "60s", must=False)
+                        if a.warm_rollback and warm[bn]:
+                            # The master kept by the warm status above.
+                            add(res[bn]["warm_rollback"][r], dh(
+                                bn, "rollback", "--env", f"rtt{r}", "--yes", "--output", "json",
+                                "--keep-connection=2m", must=False)[0])
+                            dh(first, "deploy", "a000002", "--env", "rtt0", "--yes",
+                               "--lock-wait", "60s", must=False)
             print(f"round {i + 1}/{a.runs} done", file=sys.stderr)
     finally:
         for bn in binaries:
@@ -225,6 +251,11 @@ def main():
             print(f"| {label}: `status`, kept master | " + " | ".join(cell(med["warm"], r) for r in rtts) + " |")
         if not a.skip_rollback:
             print(f"| {label}: `rollback` (cached) | " + " | ".join(cell(med["rollback"], r) for r in rtts) + " |")
+            if a.warm_rollback and warm[bn]:
+                print(f"| {label}: `rollback`, kept master | " + " | ".join(cell(med["warm_rollback"], r) for r in rtts) + " |")
+            if rb_counts[bn] and all(rb_counted[bn][r] for r in rtts):
+                print(f"| {label}: `rollback`, counted sequential RT beyond the health wait (--timings) | "
+                      + " | ".join(f"{b.median(rb_counted[bn][r]):.0f}" for r in rtts) + " |")
     for bn in binaries:
         label, med = os.path.basename(bn), meds[bn]
         for r in rtts[1:]:
@@ -233,6 +264,9 @@ def main():
                 line += f", warm status / docker ps {med['warm'][r] / rmed['docker'][r]:.2f}x"
             if not a.skip_rollback:
                 line += f", rollback - rollback at RTT 0: {med['rollback'][r] - med['rollback'][0]:.0f} ms"
+                if a.warm_rollback and warm[bn]:
+                    line += (", kept master: "
+                             f"{med['warm_rollback'][r] - med['warm_rollback'][0]:.0f} ms")
             print(line, end="")
         print()
     if a.skip_rollback:

@@ -191,6 +191,12 @@ async fn act_with(
     drop(opts);
     let _ = printer.await;
     print_report(ctx, &report, release);
+    if args.timings {
+        // On stderr, after everything else: the JSON events on stdout stay as they are.
+        for (host, trips) in &report.trips {
+            eprintln!("{host}: {trips}");
+        }
+    }
     Ok(report.exit_code())
 }
 

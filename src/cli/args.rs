@@ -269,6 +269,10 @@ pub struct ActionArgs {
     /// Take over a stale lock (no heartbeat, or its process is gone); audited with whose it was
     #[arg(long)]
     pub take_over_stale: bool,
+    /// Also print, on stderr, each host's round trips over the whole run (connect, plan,
+    /// steps, the read after it): sequential, and the operations by kind
+    #[arg(long)]
+    pub timings: bool,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

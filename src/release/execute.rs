@@ -672,25 +672,28 @@ async fn run_locked(
 
         let timeout = opts.health_timeout.unwrap_or(service.health_timeout);
         let t = r.start(Step::Health, format!("within {}", format_duration(timeout)));
-        new_addr = health_wait::wait_healthy(
-            r,
-            service,
-            &plan,
-            timeout,
-            opts,
-            &live_note,
-            restarts_before,
-        )
-        .await
-        .inspect_err(|e| r.fail(Step::Health, e))?;
+        // The kept-alive connection through the public port that the confirm reuses after
+        // the switch is opened while the new color starts (a new channel and a request: off
+        // the path the release waits on). HAProxy keeps it open for 65 s.
+        let (healthy, ()) = tokio::join!(
+            health_wait::wait_healthy(
+                r,
+                service,
+                &plan,
+                timeout,
+                opts,
+                &live_note,
+                restarts_before,
+            ),
+            proxy::open_public(host, service)
+        );
+        new_addr = healthy.inspect_err(|e| r.fail(Step::Health, e))?;
         r.finish(Step::Health, t, "");
         check_cancel(opts, host, &live_note)?;
         // The lock check before the proxy step, beside what changes nothing anyone else owns:
         // the proven container's restart policy (from now on Docker restarts it after a crash
-        // or reboot), and a first request through the public port, whose kept-alive
-        // connection the confirm then reuses.
-        // The execs of the switch and of the drain's first read are created here too (that
-        // runs nothing): each is then one round trip instead of two.
+        // or reboot). The execs of the switch and of the drain's first read are created here
+        // too (that runs nothing): each is then one round trip instead of two.
         let proxy_name = service.proxy_container();
         let prepare = async {
             let route = ProxyRoute {
@@ -713,10 +716,9 @@ async fn run_locked(
             };
             tokio::join!(switch, drain).0
         };
-        let (held_now, policy, (), seen, prepared) = tokio::join!(
+        let (held_now, policy, seen, prepared) = tokio::join!(
             guard(r, held, service, Step::Proxy),
             container::set_restart_policy(host, &new_name, RestartPolicyNameEnum::UNLESS_STOPPED),
-            proxy::open_public(host, service),
             host.docker.inspect_container(&proxy_name, None),
             prepare,
         );

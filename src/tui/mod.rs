@@ -322,6 +322,7 @@ impl Runtime {
                         None => {
                             drop(etx);
                             RunReport {
+                                trips: Vec::new(),
                                 title: request.title(),
                                 equivalent: request.equivalent(),
                                 refused: Some("the confirmed plan is gone; plan again".into()),

@@ -288,6 +288,7 @@ pub fn typed(app: &mut App, text: &str) {
 /// The runner's report of a run that did everything on dev-1.
 pub fn report_done(summary: &str) -> std::sync::Arc<RunReport> {
     std::sync::Arc::new(RunReport {
+        trips: Vec::new(),
         title: "Roll back api in dev".into(),
         equivalent: "deckhand rollback --env dev --service api".into(),
         refused: None,
@@ -306,6 +307,7 @@ pub fn report_done(summary: &str) -> std::sync::Arc<RunReport> {
 /// The runner's report of a run that failed on dev-1 (dev-2 not attempted).
 pub fn report_failed(e: deckhand::release::ReleaseError) -> std::sync::Arc<RunReport> {
     std::sync::Arc::new(RunReport {
+        trips: Vec::new(),
         title: "Roll back api in dev".into(),
         equivalent: "deckhand rollback --env dev --service api".into(),
         refused: None,

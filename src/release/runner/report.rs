@@ -153,6 +153,9 @@ pub struct RunReport {
     /// Why nothing ran at all.
     pub refused: Option<String>,
     pub hosts: Vec<HostReport>,
+    /// Each host's remote operations over the whole run, from its connect to the read after
+    /// it (`deckhand deploy|rollback --timings`).
+    pub trips: Vec<(String, crate::transport::TripCount)>,
 }
 
 impl RunReport {
@@ -280,6 +283,7 @@ mod tests {
 
     fn report(hosts: Vec<HostReport>) -> RunReport {
         RunReport {
+            trips: Vec::new(),
             title: "t".into(),
             equivalent: "e".into(),
             refused: None,

@@ -59,6 +59,7 @@ impl Planned {
             equivalent: request.equivalent(),
             refused: request.read_only.clone(),
             hosts: Vec::with_capacity(hosts.len()),
+            trips: Vec::new(),
         };
         let mut stop: Option<NotAttempted> = report.refused.as_ref().map(|_| NotAttempted::Refused);
         let mut last_done: Option<String> = None;
@@ -134,6 +135,10 @@ impl Planned {
                 r.serves_now = Some(s);
             }
         }
+        report.trips = hosts
+            .iter()
+            .map(|h| (h.name().to_string(), h.trips()))
+            .collect();
         super::plan::close(hosts).await;
         report
     }
