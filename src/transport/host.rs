@@ -167,7 +167,7 @@ impl Host {
     ) -> Result<Self, TransportError> {
         let budget = spec.connect_timeout + Duration::from_secs(5);
         let connect = async {
-            let host = Self::connect_inner(spec, warm).await?;
+            let host = Self::connect_inner(spec, warm, warm && !wait).await?;
             if wait {
                 host.ready().await?;
             }
@@ -193,7 +193,13 @@ impl Host {
 
     /// `warm`: open the connections a first burst of reads needs beside `/version` (a caller
     /// that waits for the version); a caller that reads at once opens them with its reads.
-    async fn connect_inner(spec: &HostSpec, warm: bool) -> Result<Self, TransportError> {
+    /// `command_first`: the caller's first operation is a remote command, during which the
+    /// warm connections open even when the API version is known (a kept master).
+    async fn connect_inner(
+        spec: &HostSpec,
+        warm: bool,
+        command_first: bool,
+    ) -> Result<Self, TransportError> {
         let docker_err = |detail: String| Self::docker_error(spec, detail);
         let trips = Trips::new();
         let mut shells = None;
@@ -233,6 +239,7 @@ impl Host {
                     .map_err(|e| docker_err(e.to_string()))?;
                 let (tx, rx) = watch::channel(None);
                 let warm = match (&cached, warm) {
+                    (Some(_), _) if command_first => WARM_CONNECTIONS,
                     (Some(_), _) => 0,
                     (None, true) => WARM_CONNECTIONS,
                     (None, false) => WARM_FOR_WRITES,
