@@ -360,6 +360,28 @@ async fn a_master_killed_mid_command_is_an_error_not_a_hang() {
     assert!(host.check_alive().await.is_err());
 }
 
+/// The master killed while the first command waits for its shell's start: the line was sent,
+/// so the command may have run; an error, at once, not a plain exec that could run it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_while_the_first_command_waits_for_the_start_is_an_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let slow =
+        "#!/bin/sh\ncase \"$2\" in \"IFS= read -r n\"*) sleep 5;; esac\nexec /bin/sh \"$@\"\n";
+    let sshd = sshd_with_wrappers(work.path(), &[("sh", slow.to_string())]);
+    let (host, _d) = connect(&sshd).await;
+    let pid = master_pid(&host);
+    let t = Instant::now();
+    let (r, ()) = tokio::join!(host.exec("echo", &["first"], None), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        signal(pid, "KILL");
+    });
+    let e = r.expect_err("the master is gone");
+    assert!(matches!(e, TransportError::Exec { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!((stats.commands, stats.plain), (0, 0), "{stats:?}");
+}
+
 /// Every session channel sshd runs a command for (one line each), through a ForceCommand that
 /// logs and then runs what the client asked for.
 fn counting_sshd(dir: &std::path::Path) -> (SshServer, std::path::PathBuf) {
