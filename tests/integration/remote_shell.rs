@@ -240,6 +240,22 @@ async fn the_first_command_goes_out_before_the_shell_is_ready() {
         "both ran in the one shell: {stats:?}"
     );
     host.close().await;
+    // A first command that is not there is the error a plain exec gives, and the shell goes on.
+    let (host, _d) = connect(&sshd).await;
+    let e = host
+        .exec_within(
+            Duration::from_secs(15),
+            "deckhand-no-such-program",
+            &[],
+            None,
+        )
+        .await
+        .expect_err("not found");
+    assert!(e.to_string().contains("remote command not found"), "{e}");
+    let out = host.exec("echo", &["next"], None).await.expect("echo");
+    assert_eq!(out.stdout_text(), "next\n");
+    assert_eq!(host.shell_stats().map(|s| s.started), Some(1));
+    host.close().await;
 }
 
 /// A host without a working `base64`: the driver says so and exits before it reads the first
