@@ -222,7 +222,11 @@ impl Host {
             HostTarget::Ssh { .. } => {
                 let link = SshLink::connect(spec).await?;
                 // The first remote shell starts beside the /version request (in the background).
-                shells = Some(ShellPool::start(&spec.name, link.session.control_socket()));
+                shells = Some(ShellPool::start(
+                    &spec.name,
+                    link.session.control_socket(),
+                    trips.clone(),
+                ));
                 let local = link
                     .forward_unix(&spec.name, "docker.sock", &spec.docker_socket)
                     .await?;
@@ -378,7 +382,8 @@ impl Host {
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, TransportError> {
         // Round-trip accounting: a plain ssh command opens a session channel first, a command
-        // in a remote shell does not (`exec_unbounded` says which).
+        // in a remote shell does not unless it opened or waited for the shell's channel
+        // (`exec_unbounded` and `remote_shell` say which).
         let mut trip = self.trip(TripKind::Command, false);
         // The script's name ($0), not its text: `sh -c <script> deckhand-lock …`.
         let what = || match args {
@@ -452,7 +457,7 @@ impl Host {
             Link::Ssh(link) => {
                 // One round trip in a long-lived shell; a plain exec when none is free.
                 if let Some(pool) = &self.shells {
-                    match pool.run(program, args, stdin).await {
+                    match pool.run(program, args, stdin, trip).await {
                         Ok(out) => return Ok(out),
                         Err(ShellError::Failed(e)) => return Err(e),
                         Err(ShellError::NotRun) => pool.count_plain(),

@@ -11,28 +11,49 @@
 //! stderr that carry a random per-shell nonce, the sequence number and the exit status. The
 //! nonce reaches the host on stdin, not on a command line, so output cannot fake a marker.
 //!
+//! A shell's first command does not wait for the driver's `ready`: its line goes out as soon
+//! as the channel stands, right behind the nonce (the driver reads stdin a line at a time, so
+//! it waits in the pipe while the login shell's rc files run and `base64` is checked), and the
+//! answer's framing finds its output after whatever came first. That first command costs the
+//! channel's opening and its own round trip, not a third for `ready`. A host without `base64`
+//! answers `nobase64` and exits before it reads the command's line: that command never ran and
+//! goes through a plain exec, as does every later one. Output that ends before `ready` on a
+//! channel that closed in order (its exit status came) proves the same; a channel cut before
+//! `ready` (the master gone) may have run it, and is an error.
+//!
 //! Every property of a plain exec holds: the caller's time limit (a command that runs past it
-//! drops its shell, which ends that channel; the next command uses or starts another), the
-//! output cap, the exit status, stderr kept apart, a command that cannot be found. A command
-//! that arrives only partly (deckhand killed while sending it) is never run: the driver runs a
-//! line only once it has all of it. Concurrent callers each get their own shell (up to
-//! [`MAX_SHELLS`]), then fall back to plain exec, as does a host without `base64`.
+//! drops its shell, which ends that channel; the next command uses or starts another; a first
+//! command dropped while its shell started ends that shell too, so no later command reads its
+//! answer), the output cap, the exit status, stderr kept apart, a command that cannot be
+//! found. A command that arrives only partly (deckhand killed while sending it) is never run:
+//! the driver runs a line only once it has all of it. Concurrent callers each get their own
+//! shell (up to [`MAX_SHELLS`]), then fall back to plain exec, as does a host without `base64`.
+//!
+//! Round trips (`trips`): a command in a shell is one; one that opened its shell's channel
+//! counts that channel too; one that found its shell's channel still opening (the one started
+//! at connect) follows that opening in the chain: it waited for it, although the channel is
+//! counted in no operation (it is opened whether or not a command comes).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use openssh::{Session, Stdio};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use super::TransportError;
-use super::host::{ExecOutput, MAX_COMMAND_OUTPUT};
+use super::host::ExecOutput;
+use super::trips::{Trip, Trips};
+
+mod frame;
+use frame::{command_line, find, nonce, read_frame};
 
 /// Shells kept per host: a release has at most this many remote commands in flight at once
 /// (a step's check beside the ledger write, the lock heartbeat).
 pub const MAX_SHELLS: usize = 3;
 
-/// How long a shell may take to start (the login shell's rc files run first).
+/// How long a shell's channel may take to open (its first command then bounds the rest).
 const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Larger input goes through a plain exec: the driver reads its line a byte at a time.
@@ -79,6 +100,8 @@ struct State {
 
 pub(crate) struct ShellPool {
     host: String,
+    /// The host's round-trip counters: where in the chain a shell's channel stood open.
+    trips: Trips,
     /// A handle on the host's master (resumed from its control socket: it never stops the
     /// master when dropped), owned here so a shell's channel can outlive one call.
     session: Arc<Session>,
@@ -87,12 +110,39 @@ pub(crate) struct ShellPool {
 }
 
 struct Shell {
-    _child: openssh::Child<Arc<Session>>,
+    /// Taken only to learn how a shell that never said `ready` ended.
+    child: Option<openssh::Child<Arc<Session>>>,
     stdin: openssh::ChildStdin,
     stdout: openssh::ChildStdout,
     stderr: openssh::ChildStderr,
     nonce: String,
     seq: u64,
+    /// The driver said `ready` (until then its first command's line may already wait in its
+    /// stdin, and stdout starts with the login scripts' noise).
+    ready: bool,
+    /// Bytes read from stdout that belong to the next command's frame (read with `ready`).
+    carry: Vec<u8>,
+    /// When its channel stood open, and the round-trip chain by then (see `trips`).
+    opened_at: Instant,
+    open_depth: u64,
+}
+
+/// How a shell's start went, from its stdout.
+enum Start {
+    Ready,
+    /// `base64 -d` does not work: the driver exited without reading a command line.
+    NoBase64,
+    /// Its stdout ended without either answer.
+    Ended,
+}
+
+/// An idle shell's channel, looked at without waiting.
+enum Idle {
+    Alive,
+    /// Its channel ended (a cut link, a killed master).
+    Dead,
+    /// It ended (or will) without ever taking a command: no shell works on this host.
+    NoShell,
 }
 
 /// A shell taken from the pool for one command; dropped without [`ShellPool::give_back`] (a
@@ -154,9 +204,10 @@ pub(crate) enum ShellError {
 impl ShellPool {
     /// A pool for the host behind `control_socket`, with its first shell starting in the
     /// background (the connect does not wait for it; the first command does, if it must).
-    pub(crate) fn start(host: &str, control_socket: &Path) -> Arc<Self> {
+    pub(crate) fn start(host: &str, control_socket: &Path, trips: Trips) -> Arc<Self> {
         let pool = Arc::new(Self {
             host: host.to_string(),
+            trips,
             session: Arc::new(Session::resume_mux(control_socket.into(), None)),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
@@ -190,6 +241,14 @@ impl ShellPool {
         }
     }
 
+    /// No shell works on this host: every later command is a plain exec.
+    fn no_shell(&self, why: &str) {
+        tracing::info!(host = %self.host, %why, "no remote shell; commands run as plain ssh commands");
+        if let Ok(mut s) = self.state.lock() {
+            s.unusable = true;
+        }
+    }
+
     /// Records a finished start: `keep` puts the shell in the idle list (else the caller uses it).
     fn started(&self, shell: Option<Shell>, keep: bool) -> Option<Shell> {
         let mut s = self.state.lock().ok()?;
@@ -216,9 +275,9 @@ impl ShellPool {
     }
 
     /// A shell of its own for one command: an idle one, one that is starting (when no other
-    /// caller waits for it), or a new one while fewer than [`MAX_SHELLS`] live. `None`: use a
-    /// plain exec.
-    async fn acquire(&self) -> Option<Lease<'_>> {
+    /// caller waits for it), or a new one while fewer than [`MAX_SHELLS`] live, and whether
+    /// this caller opened its channel. `None`: use a plain exec.
+    async fn acquire(&self) -> Option<(Lease<'_>, bool)> {
         enum Next {
             Use(Box<Shell>),
             Wait,
@@ -235,13 +294,21 @@ impl ShellPool {
                 }
                 let mut found = None;
                 while let Some(mut sh) = s.idle.pop() {
-                    if sh.is_alive() {
+                    let idle = sh.check_idle();
+                    if matches!(idle, Idle::Alive) {
                         found = Some(sh);
                         break;
                     }
-                    // Its channel ended while it was idle (a cut link, a killed master).
+                    // Its channel ended while it was idle (a cut link, a killed master), or
+                    // it never became a shell.
                     s.live -= 1;
                     s.stats.dropped += 1;
+                    if matches!(idle, Idle::NoShell) {
+                        drop(s);
+                        self.no_shell("the remote shell ended before it was ready");
+                        self.changed.notify_waiters();
+                        return None;
+                    }
                 }
                 if let Some(sh) = found {
                     Next::Use(Box::new(sh))
@@ -256,8 +323,8 @@ impl ShellPool {
                     return None;
                 }
             };
-            let shell = match next {
-                Next::Use(sh) => *sh,
+            let (shell, opened) = match next {
+                Next::Use(sh) => (*sh, false),
                 Next::Start => {
                     // Counted back even when the caller gives up (its time limit) mid-start.
                     let slot = Slot {
@@ -266,7 +333,7 @@ impl ShellPool {
                     };
                     let sh = self.spawn_shell().await;
                     slot.done();
-                    self.started(sh, false)?
+                    (self.started(sh, false)?, true)
                 }
                 Next::Wait => {
                     let _slot = Slot {
@@ -277,10 +344,13 @@ impl ShellPool {
                     continue;
                 }
             };
-            return Some(Lease {
-                pool: self,
-                shell: Some(shell),
-            });
+            return Some((
+                Lease {
+                    pool: self,
+                    shell: Some(shell),
+                },
+                opened,
+            ));
         }
     }
 
@@ -293,8 +363,10 @@ impl ShellPool {
         }
     }
 
+    /// Opens a shell's channel and sends its nonce; its `ready` is read with its first answer.
     async fn spawn_shell(&self) -> Option<Shell> {
-        let started = tokio::time::timeout(START_LIMIT, Shell::spawn(&self.session)).await;
+        let depth = self.trips.snapshot().sequential;
+        let started = tokio::time::timeout(START_LIMIT, Shell::open(&self.session, depth)).await;
         match started.unwrap_or_else(|_| Err("it did not start in time".into())) {
             Ok(sh) => Some(sh),
             Err(why) => {
@@ -304,28 +376,62 @@ impl ShellPool {
         }
     }
 
-    /// Runs `program args` with `stdin` in a shell of the pool.
+    /// Runs `program args` with `stdin` in a shell of the pool; `trip` is its round trip.
     pub(crate) async fn run(
         &self,
         program: &str,
         args: &[&str],
         stdin: Option<&[u8]>,
+        trip: &mut Trip,
     ) -> Result<ExecOutput, ShellError> {
         if stdin.is_some_and(|d| d.len() > MAX_INLINE_STDIN) {
             return Err(ShellError::NotRun);
         }
-        let Some(mut lease) = self.acquire().await else {
+        let began = Instant::now();
+        let Some((mut lease, opened)) = self.acquire().await else {
             return Err(ShellError::NotRun);
         };
         let Some(shell) = lease.shell.as_mut() else {
             return Err(ShellError::NotRun);
         };
+        if opened {
+            trip.opened_channel();
+        } else if shell.opened_at > began {
+            // It waited for the channel the connect began to open.
+            trip.follows(shell.open_depth);
+        }
         let line = command_line(shell.seq, program, args, stdin);
         if shell.stdin.write_all(line.as_bytes()).await.is_err()
             || shell.stdin.flush().await.is_err()
         {
             // A line that did not get out whole is never run by the driver.
             return Err(ShellError::NotRun);
+        }
+        if !shell.ready {
+            // The line went out behind the nonce; the driver's answer to that comes first.
+            match shell.confirm().await {
+                Ok(Start::Ready) => {}
+                Ok(Start::NoBase64) => {
+                    // The driver exited before it read the line.
+                    self.no_shell("`base64 -d` does not work on the host");
+                    trip.waited();
+                    return Err(ShellError::NotRun);
+                }
+                Ok(Start::Ended) => {
+                    if shell.ended_in_order().await {
+                        // All of its output came, without `ready`: it never read the line.
+                        self.no_shell("the remote shell ended at start");
+                        trip.waited();
+                        return Err(ShellError::NotRun);
+                    }
+                    drop(lease);
+                    return Err(self.lost(program, "the remote shell ended at start").await);
+                }
+                Err(e) => {
+                    drop(lease);
+                    return Err(self.lost(program, e).await);
+                }
+            }
         }
         let result = shell.answer().await;
         match result {
@@ -345,14 +451,19 @@ impl ShellPool {
             }
             Err(e) => {
                 drop(lease);
-                // The master gone is reported as a plain exec through it would be.
-                let detail = match self.session.check().await {
-                    Err(gone) => crate::util::error_chain(&gone),
-                    Ok(()) => format!("the remote shell ended before the command did: {e}"),
-                };
-                Err(ShellError::Failed(self.exec_error(program, detail)))
+                Err(self.lost(program, e).await)
             }
         }
+    }
+
+    /// A command whose shell ended before its answer: it may have run.
+    async fn lost(&self, program: &str, why: impl std::fmt::Display) -> ShellError {
+        // The master gone is reported as a plain exec through it would be.
+        let detail = match self.session.check().await {
+            Err(gone) => crate::util::error_chain(&gone),
+            Ok(()) => format!("the remote shell ended before the command did: {why}"),
+        };
+        ShellError::Failed(self.exec_error(program, detail))
     }
 
     fn exec_error(&self, program: &str, detail: String) -> TransportError {
@@ -370,7 +481,9 @@ fn is_not_found(stderr: &[u8]) -> bool {
 }
 
 impl Shell {
-    async fn spawn(session: &Arc<Session>) -> Result<Shell, String> {
+    /// Opens the channel and sends the nonce, without waiting for the driver's answer.
+    /// `depth`: the round-trip chain when the opening began.
+    async fn open(session: &Arc<Session>, depth: u64) -> Result<Shell, String> {
         let mut child = Session::arc_command(session.clone(), "sh")
             .arg("-c")
             .arg(DRIVER)
@@ -380,7 +493,7 @@ impl Shell {
             .spawn()
             .await
             .map_err(|e| crate::util::error_chain(&e))?;
-        let (Some(mut stdin), Some(mut stdout), Some(stderr)) = (
+        let (Some(mut stdin), Some(stdout), Some(stderr)) = (
             child.stdin().take(),
             child.stdout().take(),
             child.stderr().take(),
@@ -393,57 +506,94 @@ impl Shell {
             .await
             .map_err(|e| e.to_string())?;
         stdin.flush().await.map_err(|e| e.to_string())?;
-        // Whatever a login script prints comes before the answer.
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stdout.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("the shell ended at start".into());
-            }
-            seen.extend_from_slice(&chunk[..n]);
-            if find(&seen, format!("{nonce}:ready\n").as_bytes()).is_some() {
-                break;
-            }
-            if find(&seen, format!("{nonce}:nobase64\n").as_bytes()).is_some() {
-                return Err("`base64 -d` does not work on the host".into());
-            }
-            if seen.len() > 1024 * 1024 {
-                return Err("the shell printed too much at start".into());
-            }
-        }
         Ok(Shell {
-            _child: child,
+            child: Some(child),
             stdin,
             stdout,
             stderr,
             nonce,
             seq: 0,
+            ready: false,
+            carry: Vec::new(),
+            opened_at: Instant::now(),
+            open_depth: depth + 1,
         })
     }
 
-    /// Whether the channel still stands: an idle shell prints nothing, so a pipe that is
-    /// readable now has ended (or carries stray bytes of an earlier command's child, dropped).
-    fn is_alive(&mut self) -> bool {
+    /// Looks for the driver's answer to the nonce in what stdout gave so far; whatever a
+    /// login script printed before it is dropped, what follows `ready` kept for the frame.
+    fn scan_start(&mut self) -> Option<Start> {
+        let ready = format!("{}:ready\n", self.nonce).into_bytes();
+        let nobase64 = format!("{}:nobase64\n", self.nonce).into_bytes();
+        if let Some(i) = find(&self.carry, &ready) {
+            self.carry.drain(..i + ready.len());
+            self.ready = true;
+            return Some(Start::Ready);
+        }
+        if find(&self.carry, &nobase64).is_some() {
+            return Some(Start::NoBase64);
+        }
+        // Only the start of a marker still to come is worth keeping.
+        let keep = self.carry.len().min(nobase64.len() - 1);
+        self.carry.drain(..self.carry.len() - keep);
+        None
+    }
+
+    /// Reads stdout up to the driver's answer to the nonce.
+    async fn confirm(&mut self) -> std::io::Result<Start> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(start) = self.scan_start() {
+                return Ok(start);
+            }
+            let n = self.stdout.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(Start::Ended);
+            }
+            self.carry.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// After its stdout ended: whether the channel closed in order (the master passed on the
+    /// remote exit status), so every byte the driver printed has come.
+    async fn ended_in_order(&mut self) -> bool {
+        match self.child.take() {
+            Some(child) => child.wait().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether an idle shell's channel still stands. A ready shell prints nothing while idle,
+    /// so a pipe that is readable now has ended (or carries stray bytes of an earlier command's
+    /// child, dropped); one not ready yet may be printing its login noise and `ready`.
+    fn check_idle(&mut self) -> Idle {
         use futures_util::FutureExt;
         let mut b = [0u8; 4096];
         for _ in 0..64 {
             match self.stdout.read(&mut b).now_or_never() {
-                None => return true,
-                Some(Ok(0) | Err(_)) => return false,
+                None => return Idle::Alive,
+                Some(Ok(0) | Err(_)) if self.ready => return Idle::Dead,
+                Some(Ok(0) | Err(_)) => return Idle::NoShell,
+                Some(Ok(n)) if !self.ready => {
+                    self.carry.extend_from_slice(&b[..n]);
+                    if matches!(self.scan_start(), Some(Start::NoBase64)) {
+                        return Idle::NoShell;
+                    }
+                }
                 Some(Ok(_)) => {}
             }
         }
-        false
+        if self.ready { Idle::Dead } else { Idle::Alive }
     }
 
     /// Reads the current command's output and status from both pipes.
     async fn answer(&mut self) -> std::io::Result<ExecOutput> {
         let seq = self.seq;
         self.seq += 1;
+        let carry = std::mem::take(&mut self.carry);
         let (out, err) = tokio::join!(
-            read_frame(&mut self.stdout, &self.nonce, seq),
-            read_frame(&mut self.stderr, &self.nonce, seq)
+            read_frame(&mut self.stdout, &self.nonce, seq, carry),
+            read_frame(&mut self.stderr, &self.nonce, seq, Vec::new())
         );
         let (stdout, status) = out?;
         let (stderr, _) = err?;
@@ -452,204 +602,5 @@ impl Shell {
             stdout,
             stderr,
         })
-    }
-}
-
-/// `SEQ BASE64(words) BASE64(stdin)|-` and a newline; the words quoted for `sh`.
-fn command_line(seq: u64, program: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut words = quote(program);
-    for a in args {
-        words.push(' ');
-        words.push_str(&quote(a));
-    }
-    let input = stdin.map_or_else(|| "-".to_string(), |d| b64.encode(d));
-    format!("{seq} {} {input}\n", b64.encode(words))
-}
-
-/// Single quotes, each `'` inside closed, escaped and reopened: nothing is expanded.
-fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
-}
-
-fn nonce() -> String {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok();
-    if !random {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        b[..8].copy_from_slice(&h.finish().to_le_bytes());
-    }
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("dh{hex}")
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut from = 0;
-    while from + needle.len() <= hay.len() {
-        let i = from + hay[from..].iter().position(|&b| b == first)?;
-        if hay.len() < i + needle.len() {
-            return None;
-        }
-        if &hay[i..i + needle.len()] == needle {
-            return Some(i);
-        }
-        from = i + 1;
-    }
-    None
-}
-
-/// One command's bytes on one pipe: after `NONCE:B:SEQ\n`, up to `\nNONCE:E:SEQ:STATUS\n`.
-/// Kept up to [`MAX_COMMAND_OUTPUT`] (then a marker), the rest read and dropped.
-async fn read_frame<R: AsyncRead + Unpin>(
-    pipe: &mut R,
-    nonce: &str,
-    seq: u64,
-) -> std::io::Result<(Vec<u8>, i32)> {
-    let begin = format!("{nonce}:B:{seq}\n").into_bytes();
-    let end = format!("\n{nonce}:E:{seq}:").into_bytes();
-    let mut window: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let eof = || {
-        std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the shell's output ended",
-        )
-    };
-    // Before the begin marker: bytes of no command (dropped).
-    loop {
-        if let Some(i) = find(&window, &begin) {
-            window.drain(..i + begin.len());
-            break;
-        }
-        let keep = window.len().min(begin.len() - 1);
-        window.drain(..window.len() - keep);
-        let n = pipe.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(eof());
-        }
-        window.extend_from_slice(&chunk[..n]);
-    }
-    let mut body = Vec::new();
-    let mut cut = false;
-    let mut commit = |bytes: &[u8], body: &mut Vec<u8>| {
-        let room = MAX_COMMAND_OUTPUT - body.len();
-        if bytes.len() > room {
-            body.extend_from_slice(&bytes[..room]);
-            cut = true;
-        } else if !cut {
-            body.extend_from_slice(bytes);
-        }
-    };
-    let status = loop {
-        if let Some(i) = find(&window, &end) {
-            let rest = &window[i + end.len()..];
-            if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-                let status = String::from_utf8_lossy(&rest[..nl])
-                    .trim()
-                    .parse()
-                    .unwrap_or(-1);
-                commit(&window[..i], &mut body);
-                break status;
-            }
-            if rest.len() > 16 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "an unreadable end marker",
-                ));
-            }
-        } else {
-            let keep = window.len().min(end.len() - 1);
-            let upto = window.len() - keep;
-            commit(&window[..upto], &mut body);
-            window.drain(..upto);
-        }
-        let n = pipe.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(eof());
-        }
-        window.extend_from_slice(&chunk[..n]);
-    };
-    if cut {
-        body.extend_from_slice(b"\n[truncated by deckhand]\n");
-    }
-    Ok((body, status))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn frame(bytes: &[u8], nonce: &str, seq: u64) -> std::io::Result<(Vec<u8>, i32)> {
-        let mut r: &[u8] = bytes;
-        read_frame(&mut r, nonce, seq).await
-    }
-
-    #[tokio::test]
-    async fn a_frame_is_cut_out_exactly_whatever_it_holds() {
-        let n = "dhabc";
-        // Stray bytes before, a fake marker with another nonce, one with the right nonce but
-        // another sequence number, NUL bytes, no newline at the end of the output.
-        let body = b"x\0y\ndhzzz:E:4:0\ndhabc:E:3:0 not quite\n\0tail";
-        let mut s = b"junk dhabc:B:3\n".to_vec();
-        s.extend_from_slice(b"dhabc:B:4\n");
-        s.extend_from_slice(body);
-        s.extend_from_slice(b"\ndhabc:E:4:7\n");
-        let (out, status) = frame(&s, n, 4).await.expect("frame");
-        assert_eq!(out, body);
-        assert_eq!(status, 7);
-        // Output that ends with a newline keeps it.
-        let (out, _) = frame(b"dhabc:B:0\nline\n\ndhabc:E:0:0\n", n, 0)
-            .await
-            .expect("frame");
-        assert_eq!(out, b"line\n");
-        // Empty output.
-        let (out, status) = frame(b"dhabc:B:0\n\ndhabc:E:0:0\n", n, 0)
-            .await
-            .expect("frame");
-        assert!(out.is_empty());
-        assert_eq!(status, 0);
-        // Cut off before the end: an error, never a made-up answer.
-        assert!(frame(b"dhabc:B:0\npartial", n, 0).await.is_err());
-        assert!(
-            frame(b"dhabc:B:0\npartial\ndhabc:E:0:", n, 0)
-                .await
-                .is_err()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_huge_frame_is_capped_and_its_end_still_found() {
-        let n = "dhabc";
-        let mut s = b"dhabc:B:1\n".to_vec();
-        s.extend(std::iter::repeat_n(b'z', MAX_COMMAND_OUTPUT + 777_777));
-        s.extend_from_slice(b"\ndhabc:E:1:0\n");
-        let (out, status) = frame(&s, n, 1).await.expect("frame");
-        assert_eq!(status, 0);
-        assert!(out.ends_with(b"\n[truncated by deckhand]\n"));
-        assert_eq!(
-            out.len(),
-            MAX_COMMAND_OUTPUT + b"\n[truncated by deckhand]\n".len()
-        );
-    }
-
-    #[test]
-    fn words_are_quoted_so_nothing_expands() {
-        assert_eq!(quote("it's $HOME `x`"), r"'it'\''s $HOME `x`'");
-        let line = command_line(5, "sh", &["-c", "echo \"$1\"", "n", "a b"], None);
-        assert!(line.starts_with("5 ") && line.ends_with(" -\n"), "{line}");
-        let line = command_line(6, "cat", &[], Some(b""));
-        assert_eq!(line.split(' ').count(), 3, "{line}");
     }
 }

@@ -153,6 +153,18 @@ impl Trip {
         self.weight += 1;
     }
 
+    /// It waited for one more answer before its own (a remote shell that said it cannot run
+    /// commands, before the command went through a plain exec).
+    pub fn waited(&mut self) {
+        self.weight += 1;
+    }
+
+    /// It waited first for something that stood at chain `depth` only then (a remote shell's
+    /// channel that the connect had begun to open): its chain starts there, if that is deeper.
+    pub fn follows(&mut self, depth: u64) {
+        self.base = self.base.max(depth);
+    }
+
     pub fn end(mut self) {
         self.finish();
     }
@@ -206,5 +218,21 @@ mod tests {
         t.begin(TripKind::Docker, false).end();
         assert_eq!(t.snapshot().since(&later).sequential, 1);
         assert_eq!(t.snapshot().operations(), 4);
+    }
+
+    #[test]
+    fn an_operation_that_waited_for_a_channel_follows_it() {
+        let t = Trips::new();
+        // A channel that began opening at chain 0 stands at 1; a command that started at 0
+        // and waited for it ends at 2, one that started deeper is not moved back.
+        let mut first = t.begin(TripKind::Command, false);
+        first.follows(1);
+        first.end();
+        assert_eq!(t.snapshot().sequential, 2);
+        let mut later = t.begin(TripKind::Command, false);
+        later.follows(1);
+        later.end();
+        assert_eq!(t.snapshot().sequential, 3);
+        assert_eq!(t.snapshot().channels, 0, "it opened no channel itself");
     }
 }

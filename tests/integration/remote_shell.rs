@@ -159,6 +159,188 @@ async fn concurrent_commands_each_get_their_own_answer() {
     host.close().await;
 }
 
+/// An sshd whose sessions find `dir/bin` first in PATH, holding these scripts (name, body).
+fn sshd_with_wrappers(dir: &std::path::Path, scripts: &[(&str, String)]) -> SshServer {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for (name, body) in scripts {
+        std::fs::write(bin.join(name), body).expect("wrapper");
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    SshServer::start_with(&format!(
+        "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin\n",
+        bin.display()
+    ))
+}
+
+/// An `sh` that starts deckhand's shell driver only once the shell's first command's line has
+/// come too (its first two lines on stdin: the nonce and that line), after `then` (shell
+/// text: `exit 0` ends it there); every other `sh` runs as it is. Sending that line only after
+/// the driver's `ready` never gets an answer from such a host.
+fn gated_sh(then: &str) -> String {
+    format!(
+        "#!/bin/sh\ncase \"$2\" in\n\"IFS= read -r n\"*)\n\
+         IFS= read -r nonce; IFS= read -r first\n{then}\n\
+         {{ printf '%s\\n%s\\n' \"$nonce\" \"$first\"; exec cat; }} | exec /bin/sh \"$@\";;\n\
+         esac\nexec /bin/sh \"$@\"\n"
+    )
+}
+
+/// A command that appends a line to `log` (so how often it ran can be counted), prints on both
+/// pipes and exits 4.
+fn counted(log: &std::path::Path) -> [String; 4] {
+    [
+        "-c".into(),
+        r#"echo ran >> "$1"; echo out; echo err >&2; exit 4"#.into(),
+        "deckhand-counted".into(),
+        log.display().to_string(),
+    ]
+}
+
+fn runs(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+async fn exec_counted(host: &Host, log: &std::path::Path) -> deckhand::transport::ExecOutput {
+    let args = counted(log);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = host
+        .exec_within(Duration::from_secs(15), "sh", &args, None)
+        .await
+        .expect("exec");
+    assert_eq!(out.stdout_text(), "out\n", "{out:?}");
+    assert_eq!(out.stderr_text(), "err", "{out:?}");
+    assert_eq!(out.status, Some(4));
+    out
+}
+
+/// The first command is sent behind the shell's nonce, without waiting for its `ready`: on a
+/// host whose driver starts only once that line is there too, it runs in the shell, once,
+/// with its output and status. Before, the command waited for a `ready` that never came and
+/// ran out of time (the shell's start waited 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_command_goes_out_before_the_shell_is_ready() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let sshd = sshd_with_wrappers(work.path(), &[("sh", gated_sh(""))]);
+    let (host, _d) = connect(&sshd).await;
+    let log = work.path().join("runs.log");
+    exec_counted(&host, &log).await;
+    assert_eq!(runs(&log), 1);
+    exec_counted(&host, &log).await;
+    assert_eq!(runs(&log), 2);
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!(
+        (stats.started, stats.commands, stats.plain),
+        (1, 2, 0),
+        "both ran in the one shell: {stats:?}"
+    );
+    host.close().await;
+    // A first command that is not there is the error a plain exec gives, and the shell goes on.
+    let (host, _d) = connect(&sshd).await;
+    let e = host
+        .exec_within(
+            Duration::from_secs(15),
+            "deckhand-no-such-program",
+            &[],
+            None,
+        )
+        .await
+        .expect_err("not found");
+    assert!(e.to_string().contains("remote command not found"), "{e}");
+    let out = host.exec("echo", &["next"], None).await.expect("echo");
+    assert_eq!(out.stdout_text(), "next\n");
+    assert_eq!(host.shell_stats().map(|s| s.started), Some(1));
+    host.close().await;
+}
+
+/// A host without a working `base64`: the driver says so and exits before it reads the first
+/// command's line, which was already sent. That command runs once, as a plain exec, as does
+/// every later one; no further shell is started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_base64_the_first_command_runs_once_as_a_plain_exec() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let sshd = sshd_with_wrappers(
+        work.path(),
+        &[
+            ("sh", gated_sh("")),
+            ("base64", "#!/bin/sh\nexit 1\n".to_string()),
+        ],
+    );
+    let (host, _d) = connect(&sshd).await;
+    let log = work.path().join("runs.log");
+    exec_counted(&host, &log).await;
+    assert_eq!(runs(&log), 1, "the command ran once");
+    exec_counted(&host, &log).await;
+    assert_eq!(runs(&log), 2);
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!(
+        (stats.started, stats.commands, stats.plain, stats.live),
+        (1, 0, 2, 0),
+        "{stats:?}"
+    );
+    host.close().await;
+}
+
+/// A driver that ends before it answers (here: after its first command's line came): every
+/// byte it printed came and the channel closed in order, so that command never ran; it runs
+/// once, as a plain exec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_that_ends_at_start_runs_its_first_command_once_as_a_plain_exec() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let sshd = sshd_with_wrappers(work.path(), &[("sh", gated_sh("exit 0"))]);
+    let (host, _d) = connect(&sshd).await;
+    let log = work.path().join("runs.log");
+    exec_counted(&host, &log).await;
+    assert_eq!(runs(&log), 1, "the command ran once");
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!((stats.commands, stats.plain), (0, 1), "{stats:?}");
+    host.close().await;
+}
+
+/// A first command that runs out of time while its shell is still starting (a slow login
+/// here) ends that shell: the next command never reads the abandoned command's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_command_past_its_time_limit_during_the_start_leaves_nothing_behind() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let slow =
+        "#!/bin/sh\ncase \"$2\" in \"IFS= read -r n\"*) sleep 3;; esac\nexec /bin/sh \"$@\"\n";
+    let sshd = sshd_with_wrappers(work.path(), &[("sh", slow.to_string())]);
+    let (host, _d) = connect(&sshd).await;
+    let e = host
+        .exec_within(
+            Duration::from_secs(1),
+            "sh",
+            &["-c", "echo first; echo first-err >&2", "deckhand-first"],
+            None,
+        )
+        .await
+        .expect_err("timed out");
+    assert!(matches!(e, TransportError::CommandTimeout { .. }), "{e}");
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!((stats.dropped, stats.live), (1, 0), "{stats:?}");
+    for word in ["second", "third"] {
+        let out = host
+            .exec_within(Duration::from_secs(20), "echo", &[word], None)
+            .await
+            .expect("echo");
+        assert_eq!(out.stdout_text(), format!("{word}\n"), "{out:?}");
+        assert!(out.stderr.is_empty(), "{out:?}");
+        assert_eq!(out.status, Some(0));
+    }
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!(
+        (stats.started, stats.commands, stats.plain),
+        (2, 2, 0),
+        "a new shell ran the later ones: {stats:?}"
+    );
+    host.close().await;
+}
+
 fn master_pid(host: &Host) -> u32 {
     let sock = host.control_socket().expect("ssh host");
     let out = std::process::Command::new("ssh")
@@ -192,6 +374,28 @@ async fn a_master_killed_mid_command_is_an_error_not_a_hang() {
     let e = host.exec("true", &[], None).await.expect_err("still gone");
     assert!(matches!(e, TransportError::Exec { .. }), "{e}");
     assert!(host.check_alive().await.is_err());
+}
+
+/// The master killed while the first command waits for its shell's start: the line was sent,
+/// so the command may have run; an error, at once, not a plain exec that could run it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_while_the_first_command_waits_for_the_start_is_an_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let slow =
+        "#!/bin/sh\ncase \"$2\" in \"IFS= read -r n\"*) sleep 5;; esac\nexec /bin/sh \"$@\"\n";
+    let sshd = sshd_with_wrappers(work.path(), &[("sh", slow.to_string())]);
+    let (host, _d) = connect(&sshd).await;
+    let pid = master_pid(&host);
+    let t = Instant::now();
+    let (r, ()) = tokio::join!(host.exec("echo", &["first"], None), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        signal(pid, "KILL");
+    });
+    let e = r.expect_err("the master is gone");
+    assert!(matches!(e, TransportError::Exec { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let stats = host.shell_stats().expect("stats");
+    assert_eq!((stats.commands, stats.plain), (0, 0), "{stats:?}");
 }
 
 /// Every session channel sshd runs a command for (one line each), through a ForceCommand that

@@ -171,6 +171,60 @@ async fn a_read_right_after_the_connect_does_not_wait_for_the_version() {
     assert_eq!(t.channels, 8, "/version and seven warm connections: {t}");
 }
 
+/// A warm `status` (a kept ssh master, `--keep-connection`): no handshake, and its one remote
+/// command goes out behind its shell's nonce as soon as the shell's channel stands, so it
+/// counts that channel's opening and its own round trip (2; it waited 3 before, for the
+/// shell's `ready` too). The chain's 4 are Docker and HTTP: an inspect on a new channel (2),
+/// then `/health` through a new forward (2).
+#[test]
+fn a_warm_status_waits_at_most_four_round_trips() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = bed("rtwarm");
+    let runtime = tempfile::Builder::new()
+        .prefix("rt")
+        .tempdir_in("/tmp")
+        .expect("runtime dir");
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    let rt = runtime.path().display().to_string();
+    let run = |args: &[&str]| deckhand_env(&b.path, args, &[("XDG_RUNTIME_DIR", rt.as_str())]);
+    let status = [
+        "status",
+        "--env",
+        "lab",
+        "--output",
+        "json",
+        "--timings",
+        "--keep-connection=1m",
+    ];
+    let cold = run(&status);
+    assert_eq!(cold.status.code(), Some(0), "{}", text(&cold));
+    // The fewest of a few warm reads, as above: load can only add to a count.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let out = run(&status);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let n: u64 = err
+            .split(" sequential round trips")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {err:?}"));
+        seen.push(n);
+        if n <= 4 {
+            break;
+        }
+    }
+    let out = run(&["disconnect"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    eprintln!("sequential round trips of each warm read: {seen:?}");
+    assert!(
+        seen.iter().any(|&n| n <= 4),
+        "a warm status waits {seen:?} round trips one after another (at most 4)"
+    );
+}
+
 /// A wrong Docker socket is still a clear "cannot reach Docker" for the host, not a row of
 /// read errors, although the reads went out before the engine answered.
 #[tokio::test(flavor = "multi_thread")]
