@@ -76,7 +76,9 @@ pub async fn exec(
             Ok(r) => return Ok(r),
             // Its container was replaced or stopped since (Docker forgets the exec): a
             // read-only command, so it is simply run again in a new exec.
-            Err(e) => tracing::debug!(host = host.name(), container, error = %e, "a spare exec could not be started"),
+            Err(e) => {
+                tracing::debug!(host = host.name(), container, error = %e, "a spare exec could not be started")
+            }
         }
     }
     let p = prepare(host, container, cmd).await?;

@@ -62,7 +62,10 @@ impl SpareExecs {
 
     /// How many are kept (for tests).
     pub fn len(&self) -> usize {
-        self.0.lock().map(|m| m.values().map(Vec::len).sum()).unwrap_or(0)
+        self.0
+            .lock()
+            .map(|m| m.values().map(Vec::len).sum())
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -279,7 +279,10 @@ fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behi
     // more when the pool had fewer idle connections than the read sends at once.
     assert!(seq("audit") <= 2, "{}", text(&out));
     let audit = &steps["audit"];
-    assert!(audit["docker"].as_u64() >= Some(3), "the read back goes with it: {audit}");
+    assert!(
+        audit["docker"].as_u64() >= Some(3),
+        "the read back goes with it: {audit}"
+    );
     assert_eq!(svc.container_state("green").as_deref(), Some("running"));
     let execs = docker_ok(&[
         "inspect",
@@ -287,5 +290,9 @@ fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behi
         "--format",
         "{{json .ExecIDs}}",
     ]);
-    assert_eq!(execs.trim(), "null", "execs never started are left in the proxy");
+    assert_eq!(
+        execs.trim(),
+        "null",
+        "execs never started are left in the proxy"
+    );
 }
