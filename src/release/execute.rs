@@ -136,6 +136,33 @@ pub(crate) fn ledger_for_plan(
     }
 }
 
+/// [`plan_from`] a status read without `/health` probes (`read_under_lock`): a plan depends on
+/// a color's health only when that color serves the target already (nothing to do, or only
+/// the other color to stop, if it is healthy), so that color alone is probed then and the
+/// plan made again.
+pub(crate) async fn plan_with_health(
+    host: &Host,
+    status: &mut ServiceStatus,
+    ledger: &Ledger,
+    service: &Service,
+    target: &Target,
+    action: Action,
+) -> Result<DeployPlan, ReleaseError> {
+    let plan = plan_from(host, status, ledger, service, target, action)?;
+    let unprobed_target = status.live_color.filter(|c| {
+        status
+            .color(*c)
+            .is_some_and(|s| s.health.is_none() && s.sha.as_deref() == Some(plan.to_sha.as_str()))
+    });
+    match unprobed_target {
+        Some(c) => {
+            crate::state::probe_color(host, service, status, c).await;
+            plan_from(host, status, ledger, service, target, action)
+        }
+        None => Ok(plan),
+    }
+}
+
 /// Plans from a service's status (a droplet's or a Swarm's) and its ledger.
 pub(crate) fn plan_from(
     host: &Host,
@@ -418,13 +445,14 @@ async fn served_now(host: &Host, service: &Service) -> String {
 }
 
 /// What a run reads once it holds the lock: the service and its ledger (an unreadable one set
-/// aside, which is why the lock must be held), together.
+/// aside, which is why the lock must be held), together. Without the colors' `/health`
+/// (`state::read_for_plan`): [`plan_with_health`] asks for it when the plan depends on it.
 pub(crate) async fn read_under_lock(
     host: &Host,
     service: &Service,
 ) -> Result<(ServiceStatus, Option<String>, Ledger), ReleaseError> {
     let (status, ledger) = tokio::join!(
-        read_service(host, service),
+        crate::state::read_for_plan(host, service),
         ledger::read_for_update(host, &service.name)
     );
     let status = status.map_err(|e| docker_err(host, "read the service", e))?;
@@ -488,7 +516,7 @@ async fn run_locked(
             None => read_under_lock(host, service).await,
         }
     };
-    let (status, set_aside, mut ledger) = match read.await {
+    let (mut status, set_aside, mut ledger) = match read.await {
         Ok(v) => v,
         Err(e) => {
             r.fail(Step::Inspect, &e);
@@ -505,7 +533,7 @@ async fn run_locked(
         r.info("the release ledger was behind what the proxy serves (a run was interrupted after its switch); reconciled".to_string());
         save_ledger(r, service, &ledger).await;
     }
-    let plan = match plan_from(host, &status, &ledger, service, target, action) {
+    let plan = match plan_with_health(host, &mut status, &ledger, service, target, action).await {
         Ok(p) => p,
         Err(e) => {
             r.fail(Step::Inspect, &e);

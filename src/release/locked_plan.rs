@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::execute::{now_rfc3339, plan_from, read_under_lock};
+use super::execute::{now_rfc3339, plan_with_health, read_under_lock};
 use super::ledger::Ledger;
 use super::lock::{self, HeldLock, LockRequest};
 use super::plan::{Action, DeployPlan, Target};
@@ -47,7 +47,13 @@ pub async fn lock_and_plan(
     req: &LockRequest<'_>,
 ) -> Option<(DeployPlan, LockedRead)> {
     let t = Instant::now();
-    let held = match lock::acquire(host, req).await {
+    // The exec of the read's traffic is created while the lock is taken (it runs nothing):
+    // the read under the lock then starts it, one round trip instead of two.
+    let (acquired, ()) = tokio::join!(
+        lock::acquire(host, req),
+        crate::state::prepare_traffic_read(host, service)
+    );
+    let held = match acquired {
         Ok(h) if h.took_over.is_none() => h,
         Ok(h) => {
             // Never happens without `take_over_stale`; the ordinary path says whose it was.
@@ -57,7 +63,7 @@ pub async fn lock_and_plan(
         Err(_) => return None,
     };
     let lock_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (status, set_aside, ledger) = match read_under_lock(host, service).await {
+    let (mut status, set_aside, ledger) = match read_under_lock(host, service).await {
         Ok(v) => v,
         Err(_) => {
             let _ = held.release(host).await;
@@ -67,7 +73,7 @@ pub async fn lock_and_plan(
     // The plan the run will make from this read (it reconciles the ledger the same way first).
     let mut reconciled = ledger.clone();
     reconciled.reconcile(&status, &now_rfc3339());
-    match plan_from(host, &status, &reconciled, service, target, action) {
+    match plan_with_health(host, &mut status, &reconciled, service, target, action).await {
         Ok(plan) => Some((
             plan,
             LockedRead {

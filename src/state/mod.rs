@@ -17,8 +17,8 @@ pub use model::{
     ProxyKind, ProxyStatus, ServiceStatus,
 };
 pub use read::{
-    ReadTimings, parse_df, parse_meminfo, read_env, read_env_timed,
-    read_file_from_container as read_file_from_container_pub, read_host, read_service,
-    read_serving, status_of_host, status_of_host_timed,
+    ReadTimings, parse_df, parse_meminfo, probe_color, read_env, read_env_timed,
+    read_file_from_container as read_file_from_container_pub, read_for_plan, read_host,
+    read_service, read_serving, status_of_host, status_of_host_timed,
 };
 pub use traffic::{ColorTraffic, ServiceTraffic, prepare_traffic_read, read_traffic};

@@ -151,7 +151,55 @@ pub async fn read_service(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
-    read_scoped(host, service, true).await
+    read_scoped(host, service, Scope::FULL).await
+}
+
+/// What a release plans from under its lock: [`read_service`] without the `/health` probes
+/// (they wait for the inspects and open a connection: one round trip more than the rest of
+/// the read). A plan needs a color's health only when that color serves the target already;
+/// [`probe_color`] asks it then.
+pub async fn read_for_plan(
+    host: &Host,
+    service: &Service,
+) -> Result<ServiceStatus, bollard::errors::Error> {
+    read_scoped(
+        host,
+        service,
+        Scope {
+            probes: false,
+            ..Scope::FULL
+        },
+    )
+    .await
+}
+
+/// Probes `/health` of `color` in `status` (read without probes) when it runs with a port.
+pub async fn probe_color(host: &Host, service: &Service, status: &mut ServiceStatus, color: Color) {
+    let Some(Some(s)) = status.colors.get_mut(&color) else {
+        return;
+    };
+    if s.state != ContainerState::Running {
+        return;
+    }
+    if let Some(port) = s.host_port {
+        s.health = Some(probe_health(host, port, &service.health_path, HEALTH_PROBE_TIMEOUT).await);
+    }
+}
+
+/// What a read asks besides the colors' and the proxy's inspects and the proxy's traffic.
+#[derive(Clone, Copy)]
+struct Scope {
+    probes: bool,
+    images: bool,
+    problems: bool,
+}
+
+impl Scope {
+    const FULL: Scope = Scope {
+        probes: true,
+        images: true,
+        problems: true,
+    };
 }
 
 /// What serves, read as [`read_service`] does but without the image list and the `/health`
@@ -162,13 +210,22 @@ pub async fn read_serving(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
-    read_scoped(host, service, false).await
+    read_scoped(
+        host,
+        service,
+        Scope {
+            probes: false,
+            images: false,
+            problems: false,
+        },
+    )
+    .await
 }
 
 async fn read_scoped(
     host: &Host,
     service: &Service,
-    full: bool,
+    scope: Scope,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
     // A Swarm manager (issue 16): the colors are Swarm services, read by `crate::swarm`; so
     // the monitor, prune and "serves now" see the Swarm as the release engine does.
@@ -186,7 +243,7 @@ async fn read_scoped(
         }
         let probes: Vec<(Color, u16)> = colors
             .iter()
-            .filter(|_| full)
+            .filter(|_| scope.probes)
             .filter_map(|(c, s)| {
                 s.as_ref()
                     .filter(|s| s.state == ContainerState::Running)
@@ -205,7 +262,7 @@ async fn read_scoped(
         Ok::<_, bollard::errors::Error>(colors)
     };
     let images = async {
-        if full {
+        if scope.images {
             list_images(host, service).await
         } else {
             Ok(Vec::new())
@@ -262,7 +319,7 @@ async fn read_scoped(
         settling: None,
     };
     status.settling = status.compute_settling();
-    if !full {
+    if !scope.problems {
         return Ok(status);
     }
     status.problems = problems(&status);

@@ -679,3 +679,40 @@ fn auto_prune_after_a_successful_deploy_keeps_what_the_rule_says() {
     // Live a000004 and previous a000003 are in use; of the unused, the newest one stays.
     assert_eq!(tags, ["a000002", "a000003", "a000004"]);
 }
+
+/// `--yes` plans from a read without `/health` probes; the plan asks for the live color's
+/// health only when it serves the target already. A live color that went unhealthy is then
+/// not "nothing to do": the deploy of the same SHA replaces it.
+#[test]
+fn deploying_what_serves_after_it_went_unhealthy_replaces_it() {
+    let svc = TestService::new("uh");
+    svc.push(&["a000001"]);
+    let sshd = SshServer::start();
+    let (_d, path) = write_config(&format!(
+        "{}\n{}",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1")
+    ));
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    let before = svc.container_id("blue");
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", svc.public_port)).expect("connect");
+    std::io::Write::write_all(
+        &mut s,
+        b"POST /admin/unhealthy HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .expect("post");
+    let mut buf = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(!t.contains("nothing to do"), "an unhealthy live color is no no-op: {t}");
+    assert_eq!(live_of(&path), ("green".into(), "a000001".into()));
+    assert_ne!(svc.container_id("green"), before);
+}
