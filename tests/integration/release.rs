@@ -712,7 +712,10 @@ fn deploying_what_serves_after_it_went_unhealthy_replaces_it() {
     let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
-    assert!(!t.contains("nothing to do"), "an unhealthy live color is no no-op: {t}");
+    assert!(
+        !t.contains("nothing to do"),
+        "an unhealthy live color is no no-op: {t}"
+    );
     assert_eq!(live_of(&path), ("green".into(), "a000001".into()));
     assert_ne!(svc.container_id("green"), before);
 }
