@@ -162,15 +162,7 @@ pub async fn read_for_plan(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
-    read_scoped(
-        host,
-        service,
-        Scope {
-            probes: false,
-            ..Scope::FULL
-        },
-    )
-    .await
+    read_scoped(host, service, Scope::FOR_PLAN).await
 }
 
 /// Probes `/health` of `color` in `status` (read without probes) when it runs with a port.
@@ -200,6 +192,15 @@ impl Scope {
         images: true,
         problems: true,
     };
+    const FOR_PLAN: Scope = Scope {
+        probes: false,
+        ..Scope::FULL
+    };
+    const SERVING: Scope = Scope {
+        probes: false,
+        images: false,
+        problems: false,
+    };
 }
 
 /// What serves, read as [`read_service`] does but without the image list and the `/health`
@@ -210,16 +211,7 @@ pub async fn read_serving(
     host: &Host,
     service: &Service,
 ) -> Result<ServiceStatus, bollard::errors::Error> {
-    read_scoped(
-        host,
-        service,
-        Scope {
-            probes: false,
-            images: false,
-            problems: false,
-        },
-    )
-    .await
+    read_scoped(host, service, Scope::SERVING).await
 }
 
 async fn read_scoped(

@@ -60,15 +60,16 @@ impl SpareExecs {
             .unwrap_or_default()
     }
 
-    /// How many are kept (for tests).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.0
             .lock()
             .map(|m| m.values().map(Vec::len).sum())
             .unwrap_or(0)
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -1255,3 +1255,32 @@ impl SshServer {
         )
     }
 }
+
+/// A POST of `path` through `port` on loopback (the demo app's `/admin/...` switches); it
+/// must answer 200.
+pub fn post_ok(port: u16, path: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("post");
+    let mut buf = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+}
+
+/// A private runtime directory (0700 under /tmp), as a login session has: kept ssh masters
+/// live there.
+pub fn private_runtime_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = tempfile::Builder::new()
+        .prefix("rt")
+        .tempdir_in("/tmp")
+        .expect("runtime dir");
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    runtime
+}

@@ -47,11 +47,7 @@ fn an_unhealthy_live_color_goes_pending_then_firing_then_resolves() {
     );
 
     // Flip the live app to unhealthy through the public port.
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", svc.public_port)).expect("connect");
-    std::io::Write::write_all(&mut s, b"POST /admin/unhealthy HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").expect("post");
-    let mut buf = String::new();
-    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
-    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+    post_ok(svc.public_port, "/admin/unhealthy");
 
     let (code, v) = alerts_json(&path, &env);
     assert_eq!(alert(&v, &key)["state"], "pending", "{v:#}");
@@ -68,7 +64,7 @@ fn an_unhealthy_live_color_goes_pending_then_firing_then_resolves() {
 
     let mut s = std::net::TcpStream::connect(("127.0.0.1", svc.public_port)).expect("connect");
     std::io::Write::write_all(&mut s, b"POST /admin/healthy HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").expect("post");
-    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+    let _ = std::io::Read::read_to_string(&mut s, &mut String::new());
     let (code, v) = alerts_json(&path, &env);
     assert_eq!(alert(&v, &key)["state"], "resolved", "{v:#}");
     assert_eq!(code, Some(0));

@@ -26,13 +26,7 @@ fn bed(prefix: &str) -> Bed {
         ("blue", "a000002"),
         Some(("green", "a000001")),
     );
-    // A private runtime directory, as a login session has: the kept masters live there.
-    let runtime = tempfile::Builder::new()
-        .prefix("rt")
-        .tempdir_in("/tmp")
-        .expect("runtime dir");
-    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
-        .expect("chmod");
+    let runtime = private_runtime_dir();
     Bed {
         _svc: svc,
         sshd,

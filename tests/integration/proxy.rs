@@ -321,21 +321,6 @@ fn a_failed_proxy_update_puts_the_previous_proxy_back_and_says_what_serves() {
     assert_ne!(svc.container_state("green").as_deref(), Some("running"));
 }
 
-fn post(port: u16, path: &str) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    std::io::Write::write_all(
-        &mut s,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .expect("post");
-    let mut buf = String::new();
-    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
-    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
-}
-
 #[test]
 fn the_live_colors_5xx_share_fires_the_error_alert() {
     let svc = TestService::new("er");
@@ -366,7 +351,7 @@ fn the_live_colors_5xx_share_fires_the_error_alert() {
     assert_eq!(a["rule"], format!("{} live color 5xx > 20%", svc.name));
 
     // The live app starts failing: its /health answers 503 through the proxy.
-    post(svc.public_port, "/admin/unhealthy");
+    post_ok(svc.public_port, "/admin/unhealthy");
     for _ in 0..30 {
         assert_eq!(
             public_get(svc.public_port, "/health").expect("public").0,

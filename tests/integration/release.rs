@@ -699,15 +699,7 @@ fn deploying_what_serves_after_it_went_unhealthy_replaces_it() {
     assert!(text(&out).contains("nothing to do"), "{}", text(&out));
     let before = svc.container_id("blue");
 
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", svc.public_port)).expect("connect");
-    std::io::Write::write_all(
-        &mut s,
-        b"POST /admin/unhealthy HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    )
-    .expect("post");
-    let mut buf = String::new();
-    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
-    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+    post_ok(svc.public_port, "/admin/unhealthy");
 
     let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
     let t = text(&out);

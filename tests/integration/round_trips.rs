@@ -178,14 +178,8 @@ async fn a_read_right_after_the_connect_does_not_wait_for_the_version() {
 /// then `/health` through a new forward (2).
 #[test]
 fn a_warm_status_waits_at_most_four_round_trips() {
-    use std::os::unix::fs::PermissionsExt;
     let b = bed("rtwarm");
-    let runtime = tempfile::Builder::new()
-        .prefix("rt")
-        .tempdir_in("/tmp")
-        .expect("runtime dir");
-    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
-        .expect("chmod");
+    let runtime = private_runtime_dir();
     let rt = runtime.path().display().to_string();
     let run = |args: &[&str]| deckhand_env(&b.path, args, &[("XDG_RUNTIME_DIR", rt.as_str())]);
     let status = [
