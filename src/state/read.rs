@@ -13,8 +13,9 @@ use super::contract::{
 };
 use super::model::{DiskUse, HostFacts};
 use super::{
-    Color, ColorStatus, ContainerState, EnvStatus, HostStatus, ImageInfo, ProxyKind, ProxyStatus,
-    ServiceStatus, ServiceTraffic, image_tag, is_protected_tag, probe_health, proxy_conf,
+    Color, ColorStatus, ContainerState, EnvStatus, HealthReport, HostStatus, ImageInfo, ProxyKind,
+    ProxyStatus, ServiceStatus, ServiceTraffic, image_tag, is_protected_tag, probe_health,
+    proxy_conf,
 };
 use crate::config::{Environment, HostSpec, Service};
 use crate::transport::{Host, TripCount};
@@ -227,21 +228,44 @@ async fn read_scoped(
             .map_err(crate::swarm::SwarmError::into_docker);
     }
     let colors_and_health = async {
-        let inspected =
-            join_all(Color::BOTH.iter().map(|c| inspect_color(host, service, *c))).await;
+        // A probe of the port a color was last seen on goes out beside the inspects; it
+        // counts only if the inspect names that port for the running color (issue 14: the
+        // probe no longer waits two round trips for the inspect).
+        let guessed: Vec<(Color, u16)> = Color::BOTH
+            .iter()
+            .filter(|_| scope.probes)
+            .filter_map(|c| host.ports.get(&app_container(service, *c)).map(|p| (*c, p)))
+            .collect();
+        let (inspected, early) = tokio::join!(
+            join_all(Color::BOTH.iter().map(|c| inspect_color(host, service, *c))),
+            join_all(guessed.iter().map(|(_, port)| {
+                probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)
+            })),
+        );
+        let mut early: BTreeMap<Color, (u16, HealthReport)> = guessed
+            .into_iter()
+            .zip(early)
+            .map(|((c, port), r)| (c, (port, r)))
+            .collect();
         let mut colors: BTreeMap<Color, Option<ColorStatus>> = BTreeMap::new();
         for (c, ins) in Color::BOTH.iter().zip(inspected) {
             colors.insert(*c, ins?.map(|i| color_status(&i, service)));
         }
-        let probes: Vec<(Color, u16)> = colors
-            .iter()
-            .filter(|_| scope.probes)
-            .filter_map(|(c, s)| {
-                s.as_ref()
-                    .filter(|s| s.state == ContainerState::Running)
-                    .and_then(|s| s.host_port.map(|p| (*c, p)))
-            })
-            .collect();
+        let mut probes: Vec<(Color, u16)> = Vec::new();
+        for (c, s) in &mut colors {
+            let port = s
+                .as_ref()
+                .filter(|s| s.state == ContainerState::Running)
+                .and_then(|s| s.host_port);
+            host.ports.set(&app_container(service, *c), port);
+            let (Some(port), Some(s), true) = (port, s.as_mut(), scope.probes) else {
+                continue;
+            };
+            match early.remove(c) {
+                Some((guess, report)) if guess == port => s.health = Some(report),
+                _ => probes.push((*c, port)),
+            }
+        }
         let reports = join_all(probes.iter().map(|(_, port)| {
             probe_health(host, *port, &service.health_path, HEALTH_PROBE_TIMEOUT)
         }))

@@ -61,6 +61,8 @@ pub struct Host {
     engine: Engine,
     /// Docker execs created ahead of the read that starts them (`spare_execs`).
     pub spare_execs: super::SpareExecs,
+    /// The ports its containers were last seen on (`port_memory`).
+    pub ports: super::PortMemory,
 }
 
 /// The engine's `/version`: read once per connection (host facts show it).
@@ -271,6 +273,7 @@ impl Host {
             trips,
             engine,
             spare_execs: Default::default(),
+            ports: super::PortMemory::load(spec),
         })
     }
 
@@ -571,6 +574,7 @@ impl Host {
             );
             let _ = tokio::time::timeout(Duration::from_secs(5), start_all).await;
         }
+        self.ports.save();
         // The shells' channels end before the master does.
         drop(self.shells);
         if let Link::Ssh(link) = self.link {

@@ -80,8 +80,9 @@ fn check_private(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The subdirectory of one host spec: what ssh would connect to, and as whom.
-pub(crate) fn host_dir(base: &Path, spec: &HostSpec) -> Result<PathBuf, String> {
+/// The name that stands for one ssh host spec (what ssh would connect to, and as whom):
+/// `k` and a stable hash, the same for the same spec in every call.
+pub(crate) fn spec_key(spec: &HostSpec) -> Option<String> {
     use std::hash::{Hash, Hasher};
     let HostTarget::Ssh {
         destination,
@@ -91,13 +92,18 @@ pub(crate) fn host_dir(base: &Path, spec: &HostSpec) -> Result<PathBuf, String> 
         known_hosts,
     } = &spec.target
     else {
-        return Err("not an ssh host".into());
+        return None;
     };
-    // A stable hash (FNV-1a over the fields' debug form): the same spec, the same directory.
+    // FNV-1a over the fields' debug form: std's hasher is seeded per process.
     let key = format!("{destination:?}|{user:?}|{port:?}|{identity_file:?}|{known_hosts:?}");
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     key.hash(&mut h);
-    let dir = base.join(format!("k{:016x}", h.finish()));
+    Some(format!("k{:016x}", h.finish()))
+}
+
+/// The subdirectory of one host spec.
+pub(crate) fn host_dir(base: &Path, spec: &HostSpec) -> Result<PathBuf, String> {
+    let dir = base.join(spec_key(spec).ok_or("not an ssh host")?);
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

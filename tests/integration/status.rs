@@ -288,3 +288,67 @@ async fn a_color_replaced_while_status_reads_is_not_an_error() {
     assert!(replaced > 5 && seen > 0, "the race was exercised");
     host.close().await;
 }
+
+/// A read probes the ports it remembers beside its inspects (issue 14), but a remembered port
+/// is only a guess: an answer from it counts only for the running color the inspect finds on
+/// that port. A memory that names a stopped color, or a port the color no longer has, costs a
+/// wasted probe and never a wrong health.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_port_that_is_wrong_never_gives_a_color_a_health() {
+    let (svc, _sshd, _dir, _path, cfg) = setup("pm");
+    svc.tag_local(&["a000002", "a000003"]);
+    let service = cfg.services[0].clone();
+    svc.lay_out_by_hand(&service, ("blue", "a000003"), Some(("green", "a000002")));
+    let spec = cfg.env("lab").expect("lab").hosts[0].clone();
+    let host = deckhand::transport::Host::connect(&spec)
+        .await
+        .expect("connect");
+    let first = deckhand::state::read_service(&host, &service)
+        .await
+        .expect("read");
+    let blue_port = first
+        .color(Color::Blue)
+        .and_then(|b| b.host_port)
+        .expect("blue's port");
+    let (blue, green) = (format!("{}-blue", svc.name), format!("{}-green", svc.name));
+    assert_eq!(
+        host.ports.get(&blue),
+        Some(blue_port),
+        "the read remembers it"
+    );
+    assert_eq!(host.ports.get(&green), None, "a stopped color has no port");
+
+    // The stopped color "was" on the live color's port (a healthy answer comes from there),
+    // and the live color "was" on a port nothing listens on (its probe fails).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    host.ports.set(&green, Some(blue_port));
+    host.ports.set(&blue, Some(closed));
+    let before = host.trips();
+    let s = deckhand::state::read_service(&host, &service)
+        .await
+        .expect("read");
+    let spent = host.trips().since(&before);
+    let green_status = s.color(Color::Green).expect("green");
+    assert_eq!(green_status.state, ContainerState::Exited);
+    assert!(
+        green_status.health.is_none(),
+        "a stopped color got the answer of the port it was remembered on: {green_status:?}"
+    );
+    let blue_status = s.color(Color::Blue).expect("blue");
+    assert!(
+        blue_status.health.as_ref().is_some_and(|h| h.is_healthy()),
+        "the live color's health came from a port it does not have: {blue_status:?}"
+    );
+    assert_eq!(
+        spent.http, 3,
+        "two wasted guesses and the real probe: {spent}"
+    );
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!(host.ports.get(&blue), Some(blue_port), "corrected");
+    assert_eq!(host.ports.get(&green), None, "corrected");
+    host.close().await;
+}
