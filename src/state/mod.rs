@@ -2,6 +2,7 @@
 //! host's deckhand files. Nothing here changes a host.
 
 pub mod contract;
+pub(crate) mod facts;
 pub mod health;
 mod images;
 mod model;
@@ -10,6 +11,7 @@ pub mod proxy_conf;
 pub(crate) mod read;
 pub mod traffic;
 
+pub use facts::{parse_df, parse_meminfo};
 pub use health::{HealthBody, HealthReport, probe_health};
 pub use images::{image_tag, is_protected_tag, normalize_repository};
 pub use model::{
@@ -17,7 +19,7 @@ pub use model::{
     ProxyKind, ProxyStatus, ServiceStatus,
 };
 pub use read::{
-    ReadTimings, parse_df, parse_meminfo, probe_color, read_env, read_env_timed,
+    ReadTimings, probe_color, read_env, read_env_timed,
     read_file_from_container as read_file_from_container_pub, read_for_plan, read_host,
     read_service, read_serving, status_of_host, status_of_host_timed,
 };

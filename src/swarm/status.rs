@@ -404,7 +404,7 @@ pub fn problems(sw: &SwarmService, st: &ServiceStatus) -> Vec<String> {
 /// A Swarm manager as a status row: the manager's facts, every service, and the Swarm.
 pub async fn read_host(host: &Host, services: &[Service]) -> HostStatus {
     let started = std::time::Instant::now();
-    let facts = crate::state::read::read_facts(host).await;
+    let facts = crate::state::facts::read_facts(host).await;
     let mut error = None;
     let mut out = Vec::new();
     let swarm = match read_swarm(host, services).await {
