@@ -278,7 +278,8 @@ async fn a_status_through_a_wrong_docker_socket_says_so() {
 /// the audit record, and no exec is left behind in the proxy (an exec created and never
 /// started stays in Docker's memory as long as the proxy lives).
 #[test]
-fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behind() {
+fn a_rollback_switches_and_confirms_in_one_round_trip_each_drains_beside_the_confirm_and_leaves_no_exec_behind()
+ {
     let Bed { svc, path, .. } = &bed("rtrb");
     // The fewest of up to three rollbacks (each goes back to the other release): the lock's
     // heartbeat runs beside the steps, and on a loaded machine one that starts after a
@@ -297,7 +298,7 @@ fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behi
                 .filter(|e| e["event"] == "step_finished")
                 .filter_map(|e| Some((e["step"].as_str()?.to_string(), e["trips"].clone())))
                 .collect();
-        for step in ["switch", "drain", "audit"] {
+        for step in ["switch", "confirm", "drain", "stop_old", "audit"] {
             let n = steps
                 .get(step)
                 .and_then(|t| t["sequential"].as_u64())
@@ -326,11 +327,22 @@ fn a_rollback_switches_and_drains_in_one_round_trip_each_and_leaves_no_exec_behi
             "execs never started are left in the proxy"
         );
         // A channel more for the read when the pool had fewer idle connections than it sends.
-        if fewest["switch"] == 1 && fewest["drain"] == 1 && fewest["audit"] <= 2 {
+        if fewest["switch"] == 1
+            && fewest["confirm"] == 1
+            && fewest["drain"] == 0
+            && fewest["stop_old"] == 1
+            && fewest["audit"] <= 2
+        {
             break;
         }
     }
+    eprintln!("fewest round trips per step: {fewest:?}");
     assert_eq!(fewest["switch"], 1, "{fewest:?}");
-    assert_eq!(fewest["drain"], 1, "{fewest:?}");
+    // The drain's first poll and the lock check before the stop go out beside the confirm's
+    // request: with nothing in flight the drain waits no round trip of its own.
+    assert_eq!(fewest["confirm"], 1, "{fewest:?}");
+    assert_eq!(fewest["drain"], 0, "{fewest:?}");
+    // The ledger is written beside the stop.
+    assert_eq!(fewest["stop_old"], 1, "{fewest:?}");
     assert!(fewest["audit"] <= 2, "{fewest:?}");
 }

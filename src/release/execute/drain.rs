@@ -1,25 +1,57 @@
 //! After the switch: the old color drains its in-flight requests and is stopped (kept for a
 //! rollback).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::super::ledger::Ledger;
 use super::super::lock::HeldLock;
 use super::super::plan::DeployPlan;
+use super::super::proxy::Drained;
 use super::super::steps::StepRecorder;
 use super::super::{Step, container, proxy};
 use super::save_ledger;
 use crate::config::Service;
+use crate::state::Color;
 use crate::state::contract::app_container;
+use crate::transport::Host;
 use crate::util::format_duration;
 
-/// `ledger`, when given, is written beside the drain.
+/// The drain and the lock check before the stop, started beside the confirm (its one request
+/// through the public port): both only read, and what they find is used only once the confirm
+/// has passed (a failed confirm drops them and puts the old route back). Over a slow link the
+/// drain then costs no round trip of its own when nothing is in flight.
+pub(super) struct EarlyDrain {
+    drained: Drained,
+    held: Result<(), String>,
+    checked: Instant,
+}
+
+pub(super) async fn early(
+    host: &Host,
+    held: &HeldLock,
+    service: &Service,
+    old: Color,
+) -> EarlyDrain {
+    let (drained, (held, checked)) =
+        tokio::join!(proxy::drain(host, service, old, service.drain), async {
+            (held.ensure_held(host).await, Instant::now())
+        });
+    EarlyDrain {
+        drained,
+        held,
+        checked,
+    }
+}
+
+/// `ledger`, when given, is written beside the drain (beside the stop when the drain began
+/// with the confirm: `early`).
 pub(super) async fn drain_and_stop_old(
     r: &mut StepRecorder<'_>,
     held: &HeldLock,
     service: &Service,
     plan: &DeployPlan,
     ledger: Option<&Ledger>,
+    early: Option<EarlyDrain>,
 ) {
     let Some(old) = plan.from_color else {
         if let Some(l) = ledger {
@@ -38,27 +70,39 @@ pub(super) async fn drain_and_stop_old(
         ),
     );
     // The lock check before the stop goes out with the first drain poll, in one remote
-    // command with the ledger write when there is one; a drain that took longer than a second
-    // is checked for again when it ends.
-    let (d, held_then) = {
-        let rr: &StepRecorder<'_> = r;
-        tokio::join!(proxy::drain(host, service, old, service.drain), async {
-            let Some(l) = ledger else {
-                return held.ensure_held(host).await;
-            };
-            let (written, lock) =
-                super::super::batch::ledger_and_check(host, &service.name, l, held).await;
-            if let Err(e) = written {
-                rr.info(format!(
+    // command with the ledger write when there is one; a check older than a second (a long
+    // drain or confirm) is made again when the drain ends.
+    let early_ledger = early.is_some().then_some(ledger).flatten();
+    let (d, held_then, checked) = match early {
+        Some(e) => (e.drained, e.held, e.checked),
+        None => {
+            let rr: &StepRecorder<'_> = r;
+            let (d, held_then) = tokio::join!(
+                proxy::drain(host, service, old, service.drain),
+                async {
+                    let Some(l) = ledger else {
+                        return held.ensure_held(host).await;
+                    };
+                    let (written, lock) =
+                        super::super::batch::ledger_and_check(host, &service.name, l, held).await;
+                    if let Err(e) = written {
+                        rr.info(format!(
                         "WARNING: the release ledger could not be written ({e}); the next run reconciles it from what the proxy serves"
                     ));
-            }
-            match lock.as_deref() {
-                Some("ok") if !held.lost_flag().load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
-                // Lost, or the command did not run: the check on its own says who holds it.
-                _ => held.ensure_held(host).await,
-            }
-        })
+                    }
+                    match lock.as_deref() {
+                        Some("ok")
+                            if !held.lost_flag().load(std::sync::atomic::Ordering::SeqCst) =>
+                        {
+                            Ok(())
+                        }
+                        // Lost, or the command did not run: the check on its own says who holds it.
+                        _ => held.ensure_held(host).await,
+                    }
+                }
+            );
+            (d, held_then, Instant::now())
+        }
     };
     let detail = match (d.measured, d.left) {
         (false, _) => format!(
@@ -73,7 +117,7 @@ pub(super) async fn drain_and_stop_old(
     };
     r.finish(Step::Drain, t, detail);
     let old_name = app_container(service, old);
-    let held_now = if d.waited < Duration::from_secs(1) {
+    let held_now = if checked.elapsed() < Duration::from_secs(1) {
         held_then
     } else {
         held.ensure_held(host).await
@@ -83,13 +127,22 @@ pub(super) async fn drain_and_stop_old(
         r.info(format!(
             "WARNING: the lock is no longer ours ({now}); {old_name} was left running for its holder to decide"
         ));
+        if let Some(l) = early_ledger {
+            save_ledger(r, service, l).await;
+        }
         return;
     }
     let t = r.start(Step::StopOld, old_name.clone());
     // The read of what serves after the run (beside its audit record) starts this exec.
-    let (stopped, ()) = tokio::join!(
+    let rr: &StepRecorder<'_> = r;
+    let (stopped, (), ()) = tokio::join!(
         container::stop(host, &old_name, service),
-        crate::state::prepare_traffic_read(host, service)
+        crate::state::prepare_traffic_read(host, service),
+        async {
+            if let Some(l) = early_ledger {
+                save_ledger(rr, service, l).await;
+            }
+        }
     );
     match stopped {
         Ok(()) => r.finish(Step::StopOld, t, "kept stopped for rollback"),

@@ -290,7 +290,7 @@ async fn run_locked(
     if plan.finish_only {
         r.info(plan.summary());
         switch::reassert_route(r, held, service, &plan, &status).await?;
-        drain_and_stop_old(r, held, service, &plan, None).await;
+        drain_and_stop_old(r, held, service, &plan, None, None).await;
         return Ok((plan, false));
     }
     let live_note = match (&plan.from_color, &plan.from_sha) {
@@ -348,16 +348,49 @@ async fn run_locked(
         &mut pre,
     )
     .await?;
-    let release = switch::confirm(
-        r,
-        service,
-        &plan,
-        previous.as_ref(),
-        &live_note,
-        &mut ledger,
-        release,
-    )
-    .await?;
+    let window = opts.watch.unwrap_or(match action {
+        Action::Rollback => Duration::ZERO,
+        _ => service.watch.window,
+    });
+    let watching = plan.from_color.is_some()
+        && previous.is_some()
+        && (!window.is_zero() || opts.canary.is_some());
+    // Without a watch or a canary the old color drains from now on, beside the confirm: the
+    // drain and the lock check only read, and count only once the confirm has passed.
+    let host = r.host;
+    let (from, drain_now) = (plan.from_color, !watching && opts.canary.is_none());
+    let early = async move {
+        match from {
+            Some(old) if drain_now => Some(drain::early(host, held, service, old).await),
+            _ => None,
+        }
+    };
+    tokio::pin!(early);
+    let mut drained_early = None;
+    let confirmed = {
+        let confirm = switch::confirm(
+            r,
+            service,
+            &plan,
+            previous.as_ref(),
+            &live_note,
+            &mut ledger,
+            release,
+        );
+        tokio::pin!(confirm);
+        loop {
+            tokio::select! {
+                confirmed = &mut confirm => break confirmed,
+                e = &mut early, if drained_early.is_none() => drained_early = Some(e),
+            }
+        }
+    };
+    // A failed confirm put the old route back: the drain that began beside it is dropped.
+    let release = confirmed?;
+    let drained_early = match drained_early {
+        Some(e) => e,
+        None => early.await,
+    };
     let pulled = pre.pulled;
     // Written with the switch's outcome: what serves now, and how the one before ended. A
     // canary is not live in the ledger: the stable color stays the route until `promote`.
@@ -375,13 +408,6 @@ async fn run_locked(
         None
     };
 
-    let window = opts.watch.unwrap_or(match action {
-        Action::Rollback => Duration::ZERO,
-        _ => service.watch.window,
-    });
-    let watching = plan.from_color.is_some()
-        && previous.is_some()
-        && (!window.is_zero() || opts.canary.is_some());
     // Without a watch the ledger is written while the old color drains (it is independent of
     // the drain and the stop); before a watch it must be on the host first.
     if watching && canary_release.is_none() {
@@ -411,7 +437,7 @@ async fn run_locked(
         }
     }
     let write_now = (!watching && opts.canary.is_none()).then_some(&ledger);
-    drain_and_stop_old(r, held, service, &plan, write_now).await;
+    drain_and_stop_old(r, held, service, &plan, write_now, drained_early).await;
 
     if service.auto_prune && action != Action::Rollback {
         let t = r.start(Step::Prune, format!("keep {}", service.keep_images));
