@@ -272,11 +272,14 @@ async fn a_status_through_a_wrong_docker_socket_says_so() {
     assert!(e.contains("/nonexistent/docker.sock"), "{e}");
 }
 
-/// A rollback over the slow link, step by step: the switch and the drain's first read are one
-/// round trip each (their execs were created beside the lock check after the health wait;
-/// before, each was a create and then a start), the read of what serves now goes out beside
-/// the audit record, and no exec is left behind in the proxy (an exec created and never
-/// started stays in Docker's memory as long as the proxy lives).
+/// A rollback over the slow link, step by step: the switch is one round trip (its exec and
+/// the drain's first read were created beside the lock check after the health wait; before,
+/// each was a create and then a start); the drain's first read and the lock check before the
+/// stop go out beside the confirm's request, so with nothing in flight the drain waits no
+/// round trip of its own (it waited 1 before); the ledger is written beside the stop; the
+/// read of what serves now goes out beside the audit record; and no exec is left behind in
+/// the proxy (an exec created and never started stays in Docker's memory as long as the proxy
+/// lives).
 #[test]
 fn a_rollback_switches_and_confirms_in_one_round_trip_each_drains_beside_the_confirm_and_leaves_no_exec_behind()
  {
