@@ -149,3 +149,93 @@ async fn an_idle_cycle_neither_reads_the_alert_book_again_nor_writes_it_back() {
     assert_eq!(on_host.health_counted_at.len(), OLD_ENTRIES);
     host.close().await;
 }
+
+/// A watcher of an idle host asks it nothing between monitoring cycles but `/health`: Docker
+/// execs on the service's containers (deckhand's own traffic read in the proxy, a HEALTHCHECK,
+/// an operator's `docker exec`) are no events it follows, so they trigger no re-read that would
+/// exec again. A container stopped by hand is still shown at once, and re-read.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_watcher_reads_nothing_on_execs_and_shows_a_stop_at_once() {
+    use deckhand::state::ContainerState;
+    use deckhand::tui::tasks::{Bg, poll_host};
+    use tokio::sync::{Notify, mpsc};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::console_conn::{blue_state, host_update};
+
+    let svc = TestService::new("idlewatch");
+    svc.tag_local(&["a000001"]);
+    let sshd = SshServer::start();
+    let (_dir, path) = write_config(&format!(
+        "{}\n{}",
+        svc.service_toml(""),
+        sshd.host_toml("lab", "lab-1")
+    ));
+    let out = deckhand(&path, &["deploy", "a000001", "--env", "lab", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cfg = config::load(&path).expect("config");
+    let spec = cfg.env("lab").expect("lab").hosts[0].clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    // No monitoring cycle in the window (the first comes at an offset within the hour).
+    let thresholds = AlertThresholds {
+        interval: Duration::from_secs(3600),
+        ..AlertThresholds::default()
+    };
+    tokio::spawn(poll_host(
+        spec,
+        cfg.services.clone(),
+        thresholds,
+        0,
+        tx,
+        cancel.clone(),
+        std::sync::Arc::new(Notify::new()),
+    ));
+    let host = loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(Bg::Connected { host, .. })) => break host,
+            Ok(Some(_)) => {}
+            other => panic!("no connection: {:?}", other.is_ok()),
+        }
+    };
+    host_update(&mut rx, Duration::from_secs(30), "blue running", |u| {
+        blue_state(u) == Some(ContainerState::Running)
+    })
+    .await;
+    // The deploy's last events (replayed from a second before the subscription) are re-read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = host.trips();
+    let proxy = format!("{}-proxy", svc.name);
+    let blue = format!("{}-blue", svc.name);
+    // The demo's HEALTHCHECK execs in blue every 2 s on its own.
+    for _ in 0..3 {
+        docker_ok(&["exec", &proxy, "sh", "-c", ":"]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let idle = host.trips().since(&before);
+    eprintln!("6 s idle with 3 execs by hand in the proxy: {idle}");
+    assert_eq!(
+        (idle.docker, idle.commands),
+        (0, 0),
+        "nothing but /health between cycles: {idle}"
+    );
+    assert!(idle.http >= 1, "the /health probes go on: {idle}");
+
+    docker_ok(&["stop", "-t", "1", &blue]);
+    let stopped = std::time::Instant::now();
+    host_update(&mut rx, Duration::from_secs(2), "blue exited", |u| {
+        blue_state(u) == Some(ContainerState::Exited)
+    })
+    .await;
+    eprintln!(
+        "the stop shown {:?} after docker stop returned",
+        stopped.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reread = host.trips().since(&before);
+    assert!(
+        reread.docker > 0,
+        "the stopped service is re-read: {reread}"
+    );
+    cancel.cancel();
+}
