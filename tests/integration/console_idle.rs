@@ -239,3 +239,57 @@ async fn an_idle_watcher_reads_nothing_on_execs_and_shows_a_stop_at_once() {
     );
     cancel.cancel();
 }
+
+/// A remote shell holds the `sh -c` scripts it ran: the console's cycle runs the same few
+/// scripts every interval (the metrics read, the lock read, the book's commit), and each went
+/// over the wire again with every command (base64, a third larger). Now only the first run of
+/// a script in a shell carries it; the output, status and arguments are the same every time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_crosses_the_wire_once_per_remote_shell() {
+    let sshd = SshServer::start();
+    let relay = LatencyRelay::start(sshd.port, Duration::ZERO);
+    let (_dir, path) = write_config(&format!(
+        "[[service]]\nname = \"idlesh\"\nimage = \"r/x\"\napp_port = 3000\npublic_port = 3999\n\n{}",
+        sshd.host_toml_via("lab", "lab-1", relay.port)
+    ));
+    let cfg = config::load(&path).expect("config");
+    let host = Host::connect(&cfg.env("lab").expect("lab").hosts[0])
+        .await
+        .expect("connect");
+    // 4 KB of script, as large as the biggest deckhand sends.
+    let script = format!(
+        "{}\nprintf '%s|%s\\n' \"$0\" \"$1\"; echo oops >&2; exit 3",
+        ": padding line that the shell skips\n".repeat(110)
+    );
+    let mut carried = Vec::new();
+    for i in 0..4 {
+        let arg = format!("arg {i}");
+        let bytes = relay.bytes();
+        let out = host
+            .exec("sh", &["-c", &script, "deckhand-test", &arg], None)
+            .await
+            .expect("exec");
+        carried.push(relay.bytes() - bytes);
+        assert_eq!(out.status, Some(3));
+        assert_eq!(out.stdout_text(), format!("deckhand-test|{arg}\n"));
+        assert_eq!(out.stderr_text(), "oops");
+    }
+    let stats = host.shell_stats().expect("shells");
+    eprintln!(
+        "bytes per run of a {} byte script: {carried:?}; {stats:?}",
+        script.len()
+    );
+    assert_eq!(stats.plain, 0, "every run in a shell: {stats:?}");
+    assert_eq!(stats.started, 1, "{stats:?}");
+    assert!(
+        carried[0] > script.len() as u64,
+        "the first run carries the script: {carried:?}"
+    );
+    for (i, b) in carried.iter().enumerate().skip(1) {
+        assert!(
+            *b < script.len() as u64 / 4,
+            "run {i} carried {b} bytes: the script went again ({carried:?})"
+        );
+    }
+    host.close().await;
+}
