@@ -50,10 +50,7 @@ pub(super) fn command_lines(
         let script = n == 1 && program == "sh" && args[0] == "-c" && a.len() >= MIN_KEPT_SCRIPT;
         if script {
             let key = script_key(a);
-            let known = match kept.0.get(&key) {
-                Some(text) => Some(text == a),
-                None => None,
-            };
+            let known = kept.0.get(&key).map(|text| text == a);
             match known {
                 Some(true) => {}
                 // Another script with this name (a hash collision): sent in full.
