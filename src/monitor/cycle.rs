@@ -41,6 +41,12 @@ pub struct HostMonitor {
     /// The audit tail as last read, with the log's size then: an unchanged log is not sent
     /// again (a console runs a cycle every interval; the tail is most of its bytes).
     audit: Option<(String, Vec<audit::AuditRecord>)>,
+    /// The alert book as it stands on the host (read or written last): an unchanged book is
+    /// not sent again.
+    book: Option<AlertBook>,
+    /// This monitor's last CPU counters: the book's are written only now and then
+    /// ([`store::REFRESH_EVERY`]), and the newer of the two makes the delta.
+    cpu: Option<(metrics::CpuCounters, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,8 +66,10 @@ impl MonitorSnapshot {
 }
 
 /// The host's part of a cycle in one command. Only the two meminfo lines the rules use; the
-/// audit tail only when the log's size differs from the one read last time (`$4`).
-const READ: &str = r#"head -n 1 /proc/stat; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; cat /proc/loadavg; echo "--- df"; df -P -k / "$3"; echo "--- book"; cat "$1" 2>/dev/null; echo; s=$(stat -c %s "$2" 2>/dev/null || echo none); echo "--- audit $s"; [ "$s" = "$4" ] || tail -n 200 "$2" 2>/dev/null; true"#;
+/// alert book only when its generation differs from the one this monitor holds (`$5`; `= N`
+/// otherwise), the audit tail only when the log's size differs from the one read last time
+/// (`$4`): a console runs a cycle every interval, and those two were most of its bytes.
+const READ: &str = r#"head -n 1 /proc/stat; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; cat /proc/loadavg; echo "--- df"; df -P -k / "$3"; echo "--- book"; g=$(sed -n '1s/^{"generation":\([0-9]*\).*/\1/p' "$1" 2>/dev/null); if [ -n "$g" ] && [ "$g" = "$5" ]; then echo "= $g"; else cat "$1" 2>/dev/null; echo; fi; s=$(stat -c %s "$2" 2>/dev/null || echo none); echo "--- audit $s"; [ "$s" = "$4" ] || tail -n 200 "$2" 2>/dev/null; true"#;
 
 /// Runs one cycle. Reading the host's metrics, alert book and audit tail is one remote command;
 /// persisting the book is a second; Docker and `/health` go through the existing tunnels.
@@ -102,6 +110,10 @@ pub async fn run_cycle_with(
         .audit
         .as_ref()
         .map_or_else(|| "unread".to_string(), |(size, _)| size.clone());
+    let known_book = monitor
+        .book
+        .as_ref()
+        .map_or_else(|| "none".to_string(), |b| b.generation.to_string());
     let args = [
         "-c",
         READ,
@@ -110,6 +122,7 @@ pub async fn run_cycle_with(
         &audit_path,
         &docker_root,
         &known_audit,
+        &known_book,
     ];
     let read_services = async {
         match known {
@@ -133,12 +146,18 @@ pub async fn run_cycle_with(
     let (audit_size, audit_text) = audit_part.split_once('\n').unwrap_or((audit_part, ""));
     let audit_size = audit_size.trim().to_string();
     let mut m = metrics::parse_sample(sample_text);
-    let mut book = AlertBook::parse(book_text.trim());
+    let book = match monitor.book.take() {
+        Some(known) if read_ok && book_text.trim() == format!("= {}", known.generation) => known,
+        _ => AlertBook::parse(book_text.trim()),
+    };
 
-    // CPU is a delta: against the last sample on record, or a fresh one a second later.
-    let previous = book
-        .cpu
-        .filter(|(_, at)| (now - *at).num_seconds().abs() < 600);
+    // CPU is a delta: against the last sample on record (the book's or this monitor's, the
+    // newer), or a fresh one a second later.
+    let previous = [book.cpu, monitor.cpu]
+        .into_iter()
+        .flatten()
+        .filter(|(_, at)| (now - *at).num_seconds().abs() < 600)
+        .max_by_key(|(_, at)| *at);
     match (m.cpu, previous) {
         (Some(cur), Some((prev, _))) if cur.percent_since(&prev).is_some() => {
             m.cpu_percent = cur.percent_since(&prev);
@@ -155,7 +174,7 @@ pub async fn run_cycle_with(
         _ => {}
     }
     if let Some(c) = m.cpu {
-        book.cpu = Some((c, now));
+        monitor.cpu = Some((c, now));
     }
 
     let mut statuses_ok = Vec::new();
@@ -203,8 +222,20 @@ pub async fn run_cycle_with(
         attempts += 1;
         let (book, transitions) =
             evaluate_book(base.clone(), &m, &statuses_ok, &log, thresholds, now);
+        if read_ok && !store::worth_committing(&book, &base, now) {
+            // Only this evaluation's figures changed: the book on the host stands.
+            monitor.book = Some(base);
+            break (book, transitions);
+        }
         match store::commit(host, &book, base.generation).await {
-            Ok(store::Commit::Written) => break (book, transitions),
+            Ok(store::Commit::Written) => {
+                // As a full read would bring it back (parsed, so sanitized alike).
+                let written = store::as_written(&book, base.generation);
+                monitor.book = serde_json::to_string(&written)
+                    .ok()
+                    .map(|t| AlertBook::parse(&t));
+                break (book, transitions);
+            }
             Ok(store::Commit::Conflict(current)) if attempts < 5 => base = current,
             Ok(store::Commit::Conflict(_)) => {
                 error.get_or_insert(format!(

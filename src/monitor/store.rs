@@ -17,7 +17,7 @@ use super::metrics::CpuCounters;
 use super::rules::Alert;
 use crate::transport::{Host, TransportError};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertBook {
     /// Bumped by every commit. First field on purpose: the commit script reads it with `sed`
     /// from the start of the file.
@@ -46,6 +46,47 @@ impl AlertBook {
             .map(crate::sanitize::strings_in)
             .unwrap_or_default()
     }
+}
+
+/// How long a book may keep the figures of an earlier evaluation (each alert's value and
+/// message, the CPU counters) while nothing else in it changes. A console committed every
+/// interval otherwise, and the book's read and commit were a third of its idle bytes; the CPU
+/// counters stay young enough (under the 600 s a monitor accepts) for the next monitor's delta.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether `new`, evaluated on top of `base` at `now`, must be written: a state, a time, a
+/// count or a rule changed, or `base`'s figures are older than [`REFRESH_EVERY`].
+pub fn worth_committing(new: &AlertBook, base: &AlertBook, now: DateTime<Utc>) -> bool {
+    let fresh = base.cpu.as_ref().is_some_and(|(_, at)| {
+        chrono::Duration::from_std(REFRESH_EVERY).is_ok_and(|r| now - *at < r)
+    });
+    if !fresh {
+        return true;
+    }
+    // The figures of one evaluation, set aside.
+    let lasting = |b: &AlertBook| {
+        let mut b = b.clone();
+        b.generation = 0;
+        b.cpu = None;
+        for a in b.alerts.values_mut() {
+            a.value = None;
+            a.message.clear();
+        }
+        b
+    };
+    lasting(new) != lasting(base)
+}
+
+/// The book as [`commit`] writes it on top of generation `base` (and a monitor reads it back).
+pub fn as_written(book: &AlertBook, base: u64) -> AlertBook {
+    let mut next = book.clone();
+    next.generation = base + 1;
+    // Alert messages carry host strings (health errors, audit errors): masked before they are
+    // stored where every monitor reads them.
+    for a in next.alerts.values_mut() {
+        a.message = crate::redact::redact_text(&a.message);
+    }
+    next
 }
 
 /// What committing a book found.
@@ -77,13 +118,7 @@ pub async fn commit(host: &Host, book: &AlertBook, base: u64) -> Result<Commit, 
         host: host.name().to_string(),
         detail,
     };
-    let mut next = book.clone();
-    next.generation = base + 1;
-    // Alert messages carry host strings (health errors, audit errors): masked before they are
-    // stored where every monitor reads them.
-    for a in next.alerts.values_mut() {
-        a.message = crate::redact::redact_text(&a.message);
-    }
+    let next = as_written(book, base);
     let body = serde_json::to_vec(&next).map_err(|e| other(e.to_string()))?;
     let base_s = base.to_string();
     let out = host
@@ -113,5 +148,45 @@ pub async fn commit(host: &Host, book: &AlertBook, base: u64) -> Result<Commit, 
             "unexpected answer committing the alert book: {}",
             crate::sanitize::for_terminal_line(v)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::rules::{Alert, AlertState};
+
+    #[test]
+    fn a_book_is_written_when_a_state_changes_or_its_figures_grow_old() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let cpu = CpuCounters { total: 2, idle: 1 };
+        let mut base = AlertBook {
+            generation: 4,
+            cpu: Some((cpu, now - chrono::Duration::seconds(30))),
+            ..Default::default()
+        };
+        let mut a = Alert::new("cpu", "CPU > 80% for 5m");
+        a.value = Some(3.0);
+        a.message = "CPU at 3.0%".into();
+        base.alerts.insert("cpu".into(), a);
+        let mut new = base.clone();
+        new.cpu = Some((CpuCounters { total: 14, idle: 9 }, now));
+        let n = new.alerts.get_mut("cpu").expect("cpu");
+        n.value = Some(4.5);
+        n.message = "CPU at 4.5%".into();
+        assert!(!worth_committing(&new, &base, now), "only figures changed");
+        let mut pending = new.clone();
+        pending.alerts.get_mut("cpu").expect("cpu").state = AlertState::Pending;
+        assert!(worth_committing(&pending, &base, now), "a state changed");
+        let mut counted = new.clone();
+        counted.health_failures.insert("api".into(), 1);
+        assert!(worth_committing(&counted, &base, now), "a count changed");
+        let later = now + chrono::Duration::from_std(REFRESH_EVERY).expect("d");
+        assert!(worth_committing(&new, &base, later), "figures grew old");
+        base.cpu = None;
+        assert!(
+            worth_committing(&new, &base, now),
+            "no CPU counters on record"
+        );
     }
 }

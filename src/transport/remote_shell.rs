@@ -5,7 +5,9 @@
 //! round trips before its output) and, where the login shell is bash, a run of the user's
 //! `~/.bashrc` on the host (Debian's bash sources it for ssh commands; a `pyenv init` there
 //! costs a noticeable time per command). A shell here is started once, checks that `base64`
-//! works, and then reads one line per command: `SEQ BASE64(command line) BASE64(stdin)|-`.
+//! works, and then reads one line per command: `SEQ BASE64(command line) BASE64(stdin)|-`; an `sh -c`
+//! script is sent once per shell on a line of its own (`D NAME BASE64(script)`, kept in a driver
+//! variable) and named by the commands after it (`frame::command_lines`).
 //! Each command runs in its own subshell (an `exit`, `cd` or `set` in it cannot reach the
 //! driver; it never sees the driver's stdin), between begin and end markers on stdout and
 //! stderr that carry a random per-shell nonce, the sequence number and the exit status. The
@@ -47,7 +49,7 @@ use super::host::ExecOutput;
 use super::trips::{Trip, Trips};
 
 mod frame;
-use frame::{command_line, find, nonce, read_frame};
+use frame::{Scripts, command_lines, find, nonce, read_frame};
 
 /// Shells kept per host: a release has at most this many remote commands in flight at once
 /// (a step's check beside the ledger write, the lock heartbeat).
@@ -65,6 +67,7 @@ const DRIVER: &str = r#"IFS= read -r n || exit 0
 if [ "$(printf 'b2s=' | base64 -d 2>/dev/null)" != ok ]; then echo "$n:nobase64"; exit 0; fi
 echo "$n:ready"
 while IFS=' ' read -r q c i; do
+if [ "$q" = D ]; then eval "s_$c=\$(printf '%s' \"\$i\" | base64 -d; echo x); s_$c=\${s_$c%x}"; continue; fi
 printf '%s:B:%s\n' "$n" "$q"; printf '%s:B:%s\n' "$n" "$q" >&2
 if [ "$i" = - ]; then (eval "$(printf '%s' "$c" | base64 -d)") </dev/null
 else printf '%s' "$i" | base64 -d | (eval "$(printf '%s' "$c" | base64 -d)"); fi
@@ -122,6 +125,8 @@ struct Shell {
     ready: bool,
     /// Bytes read from stdout that belong to the next command's frame (read with `ready`).
     carry: Vec<u8>,
+    /// The scripts its driver holds (`frame::command_lines`).
+    scripts: Scripts,
     /// When its channel stood open, and the round-trip chain by then (see `trips`).
     opened_at: Instant,
     open_depth: u64,
@@ -400,7 +405,7 @@ impl ShellPool {
             // It waited for the channel the connect began to open.
             trip.follows(shell.open_depth);
         }
-        let line = command_line(shell.seq, program, args, stdin);
+        let line = command_lines(shell.seq, program, args, stdin, &mut shell.scripts);
         if shell.stdin.write_all(line.as_bytes()).await.is_err()
             || shell.stdin.flush().await.is_err()
         {
@@ -515,6 +520,7 @@ impl Shell {
             seq: 0,
             ready: false,
             carry: Vec::new(),
+            scripts: Scripts::default(),
             opened_at: Instant::now(),
             open_depth: depth + 1,
         })

@@ -1147,9 +1147,11 @@ pub mod swarm;
 /// A TCP relay on loopback that delays every byte by `delay` each way (RTT = 2 × delay), as
 /// scripts/bench_lib.py's `LatencyRelay` does for the benchmarks: for tests in which the
 /// link's round trips, not local work, must decide the order of events (round-trip counts).
+/// It counts the bytes it carried (both directions, ssh framing included): the wire cost.
 pub struct LatencyRelay {
     pub port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    carried: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LatencyRelay {
@@ -1160,6 +1162,8 @@ impl LatencyRelay {
         let port = listener.local_addr().expect("relay addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let halt = stop.clone();
+        let carried = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = carried.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if halt.load(Ordering::SeqCst) {
@@ -1176,18 +1180,32 @@ impl LatencyRelay {
                     (server.try_clone(), client.try_clone()),
                 ] {
                     if let (Ok(from), Ok(to)) = (from, to) {
-                        relay_one_way(from, to, delay);
+                        relay_one_way(from, to, delay, count.clone());
                     }
                 }
             }
         });
-        LatencyRelay { port, stop }
+        LatencyRelay {
+            port,
+            stop,
+            carried,
+        }
+    }
+
+    /// Bytes carried so far, both directions.
+    pub fn bytes(&self) -> u64 {
+        self.carried.load(Ordering::SeqCst)
     }
 }
 
 /// Reads as bytes come and writes each chunk `delay` after it was read (the delays of
 /// consecutive chunks overlap, as on a link: the relay adds latency, not a bandwidth limit).
-fn relay_one_way(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+fn relay_one_way(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    delay: Duration,
+    carried: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     use std::io::Read;
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
@@ -1222,6 +1240,7 @@ fn relay_one_way(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
             if to.write_all(&bytes).is_err() {
                 break;
             }
+            carried.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         }
     });
 }

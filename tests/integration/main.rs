@@ -6,6 +6,7 @@ use deckhand_test_support as harness;
 mod alerts;
 mod audit_log;
 mod console_conn;
+mod console_idle;
 mod credentials;
 mod doctor;
 mod engine_restart;

@@ -6,16 +6,71 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::transport::host::MAX_COMMAND_OUTPUT;
 
 /// `SEQ BASE64(words) BASE64(stdin)|-` and a newline; the words quoted for `sh`.
+#[cfg(test)]
 pub(super) fn command_line(seq: u64, program: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    command_lines(seq, program, args, stdin, &mut Scripts::default())
+}
+
+/// Scripts shorter than this are sent with each command (a name costs about as much).
+const MIN_KEPT_SCRIPT: usize = 64;
+
+/// The `sh -c` scripts a shell's driver holds, by name: a console runs the same few scripts
+/// every interval, and each went over the wire again (base64, a third larger) with every
+/// command; now it goes once per shell, and each command names it.
+#[derive(Default)]
+pub(super) struct Scripts(std::collections::HashMap<String, String>);
+
+/// A script's name in the driver: `s_` and 16 hex digits of a fixed hash of its text.
+fn script_key(script: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same text has the same name in every process.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    script.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// [`command_line`] for a shell that keeps scripts: the `sh -c` script of a command is sent
+/// once, on a definition line (`D NAME BASE64(script)`, which the driver stores and answers
+/// nothing to) right before its first command, and named by every command after it (`sh -c
+/// "$s_NAME"`: the same words reach `sh` as before).
+pub(super) fn command_lines(
+    seq: u64,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    kept: &mut Scripts,
+) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = String::new();
     let mut words = quote(program);
-    for a in args {
+    for (n, a) in args.iter().enumerate() {
         words.push(' ');
-        words.push_str(&quote(a));
+        let script = n == 1 && program == "sh" && args[0] == "-c" && a.len() >= MIN_KEPT_SCRIPT;
+        if script {
+            let key = script_key(a);
+            let known = kept.0.get(&key).map(|text| text == a);
+            match known {
+                Some(true) => {}
+                // Another script with this name (a hash collision): sent in full.
+                Some(false) => {
+                    words.push_str(&quote(a));
+                    continue;
+                }
+                None => {
+                    out.push_str(&format!("D {key} {}\n", b64.encode(a)));
+                    kept.0.insert(key.clone(), (*a).to_string());
+                }
+            }
+            words.push_str(&format!("\"$s_{key}\""));
+        } else {
+            words.push_str(&quote(a));
+        }
     }
     let input = stdin.map_or_else(|| "-".to_string(), |d| b64.encode(d));
-    format!("{seq} {} {input}\n", b64.encode(words))
+    out.push_str(&format!("{seq} {} {input}\n", b64.encode(words)));
+    out
 }
 
 /// Single quotes, each `'` inside closed, escaped and reopened: nothing is expanded.
@@ -203,5 +258,38 @@ mod tests {
         assert!(line.starts_with("5 ") && line.ends_with(" -\n"), "{line}");
         let line = command_line(6, "cat", &[], Some(b""));
         assert_eq!(line.split(' ').count(), 3, "{line}");
+    }
+
+    #[test]
+    fn a_long_script_goes_once_per_shell_and_is_named_after() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let script = format!("echo \"$1\" # {}", "x".repeat(100));
+        let mut kept = Scripts::default();
+        let first = command_lines(0, "sh", &["-c", &script, "name", "a b"], None, &mut kept);
+        let lines: Vec<&str> = first.lines().collect();
+        assert_eq!(lines.len(), 2, "{first}");
+        let def: Vec<&str> = lines[0].split(' ').collect();
+        assert_eq!(def[0], "D");
+        assert!(def[1].len() == 16 && def[1].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(b64.decode(def[2]).expect("b64"), script.as_bytes());
+        let words = |line: &str| {
+            String::from_utf8(
+                b64.decode(line.split(' ').nth(1).expect("words"))
+                    .expect("b64"),
+            )
+            .expect("utf8")
+        };
+        let named = format!("'sh' '-c' \"$s_{}\" 'name' 'a b'", def[1]);
+        assert_eq!(words(lines[1]), named);
+        let second = command_lines(1, "sh", &["-c", &script, "name", "a b"], None, &mut kept);
+        assert_eq!(second.lines().count(), 1, "not sent again: {second}");
+        assert_eq!(words(&second), named);
+        assert!(second.len() < script.len(), "{second}");
+        // Short scripts, and words that are no `sh -c` script, go as they are.
+        let short = command_lines(2, "sh", &["-c", "echo hi"], None, &mut kept);
+        assert_eq!(words(&short), "'sh' '-c' 'echo hi'");
+        let other = command_lines(3, "cat", &[&script], None, &mut kept);
+        assert_eq!(other.lines().count(), 1);
     }
 }
