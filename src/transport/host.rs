@@ -574,7 +574,6 @@ impl Host {
             );
             let _ = tokio::time::timeout(Duration::from_secs(5), start_all).await;
         }
-        self.ports.save();
         // The shells' channels end before the master does.
         drop(self.shells);
         if let Link::Ssh(link) = self.link {

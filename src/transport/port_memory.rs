@@ -9,7 +9,7 @@
 //!
 //! A console keeps its hosts and so its memory; a CLI call starts with what the last call of
 //! this user left for the same host spec (`$XDG_STATE_HOME/deckhand/ports/k<hash>`, mode
-//! 0600) and writes it back at [`Host::close`](super::Host::close) when it changed.
+//! 0600) and writes it back when its host is closed or dropped, if it changed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -98,6 +98,14 @@ impl PortMemory {
         } else {
             tracing::debug!(file = %file.display(), "the remembered ports could not be written");
         }
+    }
+}
+
+impl Drop for PortMemory {
+    // A release run drops its hosts without `close`: what its read back found (a restarted
+    // color has a new port) is kept for the next call all the same.
+    fn drop(&mut self) {
+        self.save();
     }
 }
 

@@ -349,3 +349,50 @@ fn a_rollback_switches_and_confirms_in_one_round_trip_each_drains_beside_the_con
     assert_eq!(fewest["stop_old"], 1, "{fewest:?}");
     assert!(fewest["audit"] <= 2, "{fewest:?}");
 }
+
+/// A rollback restarts the kept color, and a restarted container gets a new host port: the
+/// port the run's read back found is what the next call remembers, so its `status` probes
+/// beside the inspects (a release run drops its hosts without closing them).
+#[test]
+fn a_rollback_leaves_the_restarted_colors_new_port_for_the_next_call() {
+    let b = bed("rtpm");
+    let state = tempfile::tempdir().expect("state dir");
+    let st = state.path().display().to_string();
+    let run = |args: &[&str]| deckhand_env(&b.path, args, &[("XDG_STATE_HOME", st.as_str())]);
+    let remembered = |color: &str| -> Option<u16> {
+        let dir = state.path().join("deckhand/ports");
+        let name = format!("{}-{color}", b.svc.name);
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .flat_map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
+            .find_map(|l| {
+                let (n, p) = l.split_once(' ')?;
+                (n == name).then(|| p.parse().ok()).flatten()
+            })
+    };
+    let out = run(&["status", "--env", "lab", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let blue_before = remembered("blue").expect("status remembers blue's port");
+    assert_eq!(remembered("green"), None, "green is stopped");
+    let out = run(&["rollback", "--env", "lab", "--yes", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let port = docker_ok(&["port", &format!("{}-green", b.svc.name)]);
+    let green_now: u16 = port
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("green's port: {port:?}"));
+    assert_eq!(
+        remembered("green"),
+        Some(green_now),
+        "the rollback's read back is remembered"
+    );
+    assert_eq!(
+        remembered("blue"),
+        None,
+        "blue was stopped (was on {blue_before})"
+    );
+}
