@@ -81,7 +81,7 @@ pub(super) async fn drain_and_stop_old(
                 proxy::drain(host, service, old, service.drain),
                 async {
                     let Some(l) = ledger else {
-                        return held.ensure_held(host).await;
+                        return (held.ensure_held(host).await, Instant::now());
                     };
                     let (written, lock) =
                         super::super::batch::ledger_and_check(host, &service.name, l, held).await;
@@ -90,7 +90,7 @@ pub(super) async fn drain_and_stop_old(
                         "WARNING: the release ledger could not be written ({e}); the next run reconciles it from what the proxy serves"
                     ));
                     }
-                    match lock.as_deref() {
+                    let held_then = match lock.as_deref() {
                         Some("ok")
                             if !held.lost_flag().load(std::sync::atomic::Ordering::SeqCst) =>
                         {
@@ -98,10 +98,12 @@ pub(super) async fn drain_and_stop_old(
                         }
                         // Lost, or the command did not run: the check on its own says who holds it.
                         _ => held.ensure_held(host).await,
-                    }
+                    };
+                    (held_then, Instant::now())
                 }
             );
-            (d, held_then, Instant::now())
+            let (held_then, checked) = held_then;
+            (d, held_then, checked)
         }
     };
     let detail = match (d.measured, d.left) {
