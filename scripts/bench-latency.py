@@ -159,6 +159,14 @@ def main():
     def dh(binary, *args, must=True):
         return timed([binary, "--config", cfg, *args], env=env, must=must)
 
+    def status_once(bn, r, times, seen):
+        extra = ["--timings"] if counts[bn] else []
+        dt, p = dh(bn, "status", "--env", f"rtt{r}", "--output", "json", *extra, must=False)
+        add(times[r], dt)
+        m = re.search(r"(\d+) sequential round trips", p.stderr)
+        if dt is not None and m:
+            seen.append(int(m.group(1)))
+
     def table():
         return {k: {r: [] for r in rtts}
                 for k in ("status", "again", "warm", "rollback", "warm_rollback")}
@@ -181,23 +189,12 @@ def main():
                 add(ref["docker"][r], timed(["docker", "-H", f"ssh://root@127.0.0.1:{port}", "ps",
                                              "-a"], env=env, must=False)[0])
                 for bn in binaries:
-                    extra = ["--timings"] if counts[bn] else []
-                    dt, p = dh(bn, "status", "--env", f"rtt{r}", "--output", "json", *extra,
-                               must=False)
-                    add(res[bn]["status"][r], dt)
-                    m = re.search(r"(\d+) sequential round trips", p.stderr)
-                    if dt is not None and m:
-                        counted[bn][r].append(int(m.group(1)))
-                    # The same again: the call before left the colors' ports (every rollback
-                    # below and the deploy through rtt0 restart a color on a new port, so the
-                    # first status of a round finds its memory stale, as after a colleague's
-                    # deploy).
-                    dt, p = dh(bn, "status", "--env", f"rtt{r}", "--output", "json", *extra,
-                               must=False)
-                    add(res[bn]["again"][r], dt)
-                    m = re.search(r"(\d+) sequential round trips", p.stderr)
-                    if dt is not None and m:
-                        again[bn][r].append(int(m.group(1)))
+                    # The second call finds the ports the first left (every rollback below
+                    # and the deploy through rtt0 restart a color on a new port, so the
+                    # first status of a round finds its memory stale, as after a
+                    # colleague's deploy).
+                    for key, seen in (("status", counted), ("again", again)):
+                        status_once(bn, r, res[bn][key], seen[bn][r])
                     if warm[bn]:
                         dh(bn, "status", "--env", f"rtt{r}", "--keep-connection=2m", "--output",
                            "json", must=False)

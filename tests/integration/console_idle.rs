@@ -65,19 +65,24 @@ async fn an_idle_cycle_neither_reads_the_alert_book_again_nor_writes_it_back() {
     };
     let notifier = Notifier::to(None);
     let mut monitor = HostMonitor::default();
+    let cycle = async |monitor: &mut HostMonitor| {
+        run_cycle(
+            &host,
+            &cfg.services,
+            &thresholds,
+            monitor,
+            &notifier,
+            Utc::now(),
+        )
+        .await
+    };
+    let book_on_host = || -> AlertBook {
+        serde_json::from_slice(&std::fs::read(&book_file).expect("book")).expect("book json")
+    };
     // The first cycle reads the book and, its figures being new, writes it.
-    let first = run_cycle(
-        &host,
-        &cfg.services,
-        &thresholds,
-        &mut monitor,
-        &notifier,
-        Utc::now(),
-    )
-    .await;
+    let first = cycle(&mut monitor).await;
     assert_eq!(first.error, None);
-    let written: AlertBook =
-        serde_json::from_slice(&std::fs::read(&book_file).expect("book")).expect("book json");
+    let written: AlertBook = book_on_host();
     assert_eq!(written.generation, 8, "the first cycle commits");
     assert_eq!(written.health_counted_at.len(), OLD_ENTRIES);
 
@@ -85,15 +90,7 @@ async fn an_idle_cycle_neither_reads_the_alert_book_again_nor_writes_it_back() {
     for n in 2..=3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (bytes, trips) = (relay.bytes(), host.trips());
-        let idle = run_cycle(
-            &host,
-            &cfg.services,
-            &thresholds,
-            &mut monitor,
-            &notifier,
-            Utc::now(),
-        )
-        .await;
+        let idle = cycle(&mut monitor).await;
         let (bytes, trips) = (relay.bytes() - bytes, host.trips().since(&trips));
         eprintln!("idle cycle {n}: {bytes} bytes on the wire (book {book_size}); {trips}");
         assert_eq!(idle.error, None);
@@ -113,8 +110,7 @@ async fn an_idle_cycle_neither_reads_the_alert_book_again_nor_writes_it_back() {
             bytes < book_size / 2,
             "cycle {n} carried {bytes} bytes: the book ({book_size}) went over the wire again"
         );
-        let on_host: AlertBook =
-            serde_json::from_slice(&std::fs::read(&book_file).expect("book")).expect("json");
+        let on_host: AlertBook = book_on_host();
         assert_eq!(on_host.generation, 8, "not written again");
     }
 
@@ -128,22 +124,13 @@ async fn an_idle_cycle_neither_reads_the_alert_book_again_nor_writes_it_back() {
     cpu.firing_since = Some(Utc::now() - chrono::Duration::minutes(5));
     std::fs::write(&book_file, serde_json::to_string(&other).expect("json")).expect("write");
     let bytes = relay.bytes();
-    let after = run_cycle(
-        &host,
-        &cfg.services,
-        &thresholds,
-        &mut monitor,
-        &notifier,
-        Utc::now(),
-    )
-    .await;
+    let after = cycle(&mut monitor).await;
     let bytes = relay.bytes() - bytes;
     eprintln!("cycle after another monitor's commit: {bytes} bytes");
     assert_eq!(after.error, None);
     let cpu = after.alerts.iter().find(|a| a.key == "cpu").expect("cpu");
     assert_eq!(cpu.state, AlertState::Resolved, "{cpu:?}");
-    let on_host: AlertBook =
-        serde_json::from_slice(&std::fs::read(&book_file).expect("book")).expect("json");
+    let on_host: AlertBook = book_on_host();
     assert_eq!(on_host.generation, 10, "the resolution is committed");
     assert_eq!(on_host.alerts["cpu"].state, AlertState::Resolved);
     assert_eq!(on_host.health_counted_at.len(), OLD_ENTRIES);
